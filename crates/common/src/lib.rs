@@ -1,0 +1,29 @@
+//! What every Qilu service shares, written once: configuration, telemetry, database access and
+//! migrations, errors, authentication and the per-RPC role table, the hash-chained audit log,
+//! idempotency, pagination, filters, the server bootstrap and service-to-service clients.
+//!
+//! Nothing here knows a service's domain: dependencies point one way, services → common → proto.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod filter;
+pub mod idempotency;
+pub mod migration;
+pub mod pagination;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod time;
+pub mod write;
+
+pub use context::CallContext;
+pub use error::{ApiError, FieldViolation};

@@ -1,0 +1,417 @@
+//! Server bootstrap shared by every binary: one function, [`serve`], takes a bound listener, the
+//! services to mount, the configuration and a shutdown future — so tests, the per-service
+//! binaries and `qilu dev` start servers the same way (mini-redis style).
+//!
+//! Every server gets gRPC health (per service name), reflection (v1 and v1alpha), message size
+//! limits, and one middleware that assigns a request id, continues or starts a W3C trace,
+//! authenticates the bearer token, checks the service's role table, records Prometheus metrics
+//! and logs the call. On shutdown: health turns NOT_SERVING, no new connections are accepted,
+//! in-flight calls drain until `server.drain_seconds`, then the server returns regardless.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::service::RoutesBuilder;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::auth::{Authenticator, Caller, Role, RoleTable, authorize};
+use crate::config::Config;
+use crate::context::RequestMeta;
+use crate::error::ApiError;
+
+/// A gRPC service ready to mount: its full name, its role table, and how to add it to routes.
+pub struct ServiceDef {
+    /// Fully qualified service name, e.g. `qilu.registry.v1.EnterpriseRegistryService`.
+    pub name: &'static str,
+    /// Who may call each RPC.
+    pub roles: RoleTable,
+    register: Box<dyn FnOnce(&mut RoutesBuilder) + Send>,
+}
+
+impl std::fmt::Debug for ServiceDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceDef")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl ServiceDef {
+    /// `register` adds the generated tonic server (with its size limits set) to the routes.
+    pub fn new(
+        name: &'static str,
+        roles: RoleTable,
+        register: impl FnOnce(&mut RoutesBuilder) + Send + 'static,
+    ) -> Self {
+        ServiceDef {
+            name,
+            roles,
+            register: Box::new(register),
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad auth or TLS settings.
+    #[error("{0}")]
+    Config(String),
+    /// The transport failed.
+    #[error("server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not load the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Health handle: lets the owner mark services NOT_SERVING (e.g. when a dependency is lost).
+pub type Health = tonic_health::server::HealthReporter;
+
+/// Serves `services` on `listener` until `shutdown` completes, then drains with a deadline.
+pub async fn serve(
+    listener: TcpListener,
+    services: Vec<ServiceDef>,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let authenticator = Authenticator::from_config(&config.auth).map_err(ServeError::Config)?;
+    install_metrics(config);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(qilu_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(qilu_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(health_service);
+    routes.add_service(reflection_v1);
+    routes.add_service(reflection_v1alpha);
+    let mut tables = HashMap::new();
+    let mut names = Vec::new();
+    for service in services {
+        tables.insert(service.name.to_string(), service.roles);
+        names.push(service.name);
+        (service.register)(&mut routes);
+    }
+    for name in &names {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert_path, &config.server.tls_key_path) {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", p.display())))
+        };
+        let identity = Identity::from_pem(read(cert)?, read(key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let layer = MiddlewareLayer {
+        shared: Arc::new(Shared {
+            authenticator,
+            tables,
+        }),
+    };
+
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, services = ?names, "serving gRPC");
+
+    let drain = Duration::from_secs(config.server.drain_seconds);
+    let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal_health = health.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: refusing new calls, draining in-flight calls");
+        for name in names {
+            signal_health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        signal_health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = drain_started_tx.send(());
+    };
+    let server = builder
+        .layer(layer)
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    tokio::pin!(server);
+    let deadline = async move {
+        if drain_started_rx.await.is_ok() {
+            tokio::time::sleep(drain).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = &mut server => {
+            tracing::info!(addr = ?local, "server stopped");
+            result?;
+        }
+        () = deadline => {
+            tracing::warn!(addr = ?local, seconds = drain.as_secs(), "drain deadline passed; exiting with calls still in flight");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn install_metrics(config: &Config) {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    let Some(addr) = config.metrics.addr else {
+        return;
+    };
+    INSTALLED.get_or_init(|| {
+        match metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+        {
+            Ok(()) => tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics"),
+            Err(e) => tracing::warn!(%addr, error = %e, "metrics endpoint not started"),
+        }
+    });
+}
+
+struct Shared {
+    authenticator: Authenticator,
+    /// Service name → role table.
+    tables: HashMap<String, RoleTable>,
+}
+
+/// The middleware as a tower layer.
+#[derive(Clone)]
+struct MiddlewareLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> Layer<S> for MiddlewareLayer {
+    type Service = Middleware<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Middleware {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Request id, trace context, authentication, authorization, metrics and the call's log span.
+#[derive(Clone)]
+struct Middleware<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Paths that need no token: probes and tooling must work without credentials.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+impl<S> Service<Request<Body>> for Middleware<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let started = Instant::now();
+        let path = request.uri().path().to_string();
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let traceparent = continue_trace(
+            request
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let trace_id = traceparent.get(3..35).unwrap_or("").to_string();
+        let span = tracing::info_span!(
+            "grpc",
+            method = %path,
+            request_id = %request_id,
+            trace_id = %trace_id,
+            caller = tracing::field::Empty,
+        );
+
+        let mut denied: Option<ApiError> = None;
+        if !is_public(&path) {
+            let header = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match shared.authenticator.authenticate(header) {
+                Ok(caller) => {
+                    span.record("caller", caller.subject.as_str());
+                    if let Err(e) = check_roles(&shared.tables, &path, &caller) {
+                        denied = Some(e);
+                    }
+                    request.extensions_mut().insert(caller);
+                }
+                Err(e) => denied = Some(e),
+            }
+        }
+        request.extensions_mut().insert(RequestMeta {
+            method: path.clone(),
+            request_id: request_id.clone(),
+            traceparent,
+        });
+
+        Box::pin(
+            async move {
+                let mut response = match denied {
+                    Some(err) => {
+                        tracing::info!(error = %err, "call refused");
+                        tonic::Status::from(err).into_http::<Body>()
+                    }
+                    None => inner.call(request).await?,
+                };
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-request-id", v);
+                }
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_string();
+                let elapsed = started.elapsed();
+                metrics::counter!("qilu_grpc_server_requests_total", "method" => path.clone(), "code" => code.clone()).increment(1);
+                metrics::histogram!("qilu_grpc_server_request_duration_seconds", "method" => path.clone()).record(elapsed.as_secs_f64());
+                tracing::debug!(code = %code, elapsed_ms = elapsed.as_millis() as u64, "call finished");
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Looks up the method in its service's role table. Methods of services this server does not
+/// mount pass through (the router answers UNIMPLEMENTED).
+fn check_roles(
+    tables: &HashMap<String, RoleTable>,
+    path: &str,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+        return Ok(());
+    };
+    match tables.get(service) {
+        Some(table) => authorize(table, method, caller),
+        None => Ok(()),
+    }
+}
+
+/// A W3C `traceparent` for this call: the caller's trace with a new span id, or a new trace.
+fn continue_trace(incoming: Option<&str>) -> String {
+    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    if let Some(tp) = incoming {
+        let parts: Vec<&str> = tp.split('-').collect();
+        if parts.len() == 4
+            && parts[0] == "00"
+            && parts[1].len() == 32
+            && parts[1].bytes().all(|b| b.is_ascii_hexdigit())
+            && parts[1] != "00000000000000000000000000000000"
+            && parts[3].len() == 2
+        {
+            return format!("00-{}-{span_id}-{}", parts[1].to_lowercase(), parts[3]);
+        }
+    }
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    format!("00-{trace_id}-{span_id}-01")
+}
+
+/// Roles listed for a method, for documentation and tests.
+pub fn roles_of(table: RoleTable, method: &str) -> Option<&'static [Role]> {
+    table.iter().find(|m| m.method == method).map(|m| m.roles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traces_continue_or_start() {
+        let tp = continue_trace(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(!tp.contains("00f067aa0ba902b7"));
+        let fresh = continue_trace(Some("garbage"));
+        assert_eq!(fresh.len(), 55);
+        assert!(fresh.ends_with("-01"));
+    }
+
+    #[test]
+    fn health_and_reflection_are_public_and_nothing_else() {
+        assert!(is_public("/grpc.health.v1.Health/Check"));
+        assert!(is_public(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_public(
+            "/qilu.registry.v1.EnterpriseRegistryService/GetEnterprise"
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+//! The one way a Qilu handler changes data: a short write transaction that takes the audit
+//! chain's lock first, replays an earlier result for a repeated `request_id`, and at commit
+//! writes the audit events, the new chain head and the idempotency record together with the
+//! change. A mutation that records no audit event is refused at commit: every change is audited.
+//!
+//! ```text
+//! match WriteTx::begin::<Enterprise>(&db, &ctx, &req.request_id, &req).await? {
+//!     Begun::Replay(previous) => return Ok(previous),
+//!     Begun::Fresh(mut tx) => {
+//!         store::insert(tx.conn(), &enterprise).await?;
+//!         tx.record(&name, &enterprise)?;
+//!         tx.commit(&response).await?;
+//!     }
+//! }
+//! ```
+
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, EntityTrait, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use serde::Serialize;
+
+use crate::audit::{self, EventBody, Head};
+use crate::context::CallContext;
+use crate::error::ApiError;
+use crate::idempotency::{self, RequestId};
+use crate::time::now_micros;
+
+/// Either the first result of a repeated request, or an open write transaction.
+#[derive(Debug)]
+pub enum Begun<R> {
+    /// The request id was seen before with the same request: return this, do nothing.
+    Replay(R),
+    /// A fresh mutation.
+    Fresh(WriteTx),
+}
+
+/// An open write transaction holding the audit lock.
+#[derive(Debug)]
+pub struct WriteTx {
+    txn: DatabaseTransaction,
+    actor: String,
+    actor_roles: String,
+    method: String,
+    request_id: Option<RequestId>,
+    audit_request_id: String,
+    fingerprint: String,
+    head: Head,
+    commit_time_us: i64,
+    events: Vec<audit::entity::ActiveModel>,
+}
+
+impl WriteTx {
+    /// Opens the transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: locks the audit head row),
+    /// validates `request_id`, and replays an earlier result if there is one.
+    pub async fn begin<R: prost::Message + Default>(
+        db: &DatabaseConnection,
+        ctx: &CallContext,
+        request_id: &str,
+        request: &impl prost::Message,
+    ) -> Result<Begun<R>, ApiError> {
+        let request_id = RequestId::parse(request_id)?;
+        let fingerprint = idempotency::fingerprint(request);
+        let txn = db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        let head = audit::read_head(&txn, true).await?;
+        if let Some(id) = &request_id
+            && let Some(bytes) =
+                idempotency::replay(&txn, id, &ctx.meta.method, &fingerprint).await?
+        {
+            txn.rollback().await?;
+            let previous = R::decode(bytes.as_slice()).map_err(ApiError::internal)?;
+            return Ok(Begun::Replay(previous));
+        }
+        let mut roles: Vec<&str> = ctx.caller.roles.iter().map(|r| r.as_str()).collect();
+        roles.sort_unstable();
+        Ok(Begun::Fresh(WriteTx {
+            txn,
+            actor: ctx.caller.subject.clone(),
+            actor_roles: roles.join(","),
+            method: ctx.meta.method.clone(),
+            audit_request_id: request_id
+                .as_ref()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_else(|| ctx.meta.request_id.clone()),
+            request_id,
+            fingerprint,
+            head,
+            commit_time_us: now_micros(),
+            events: Vec::new(),
+        }))
+    }
+
+    /// The transaction, for the handler's own reads and writes.
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// The commit time every row written in this transaction should carry (µs).
+    pub fn now_us(&self) -> i64 {
+        self.commit_time_us
+    }
+
+    /// Appends an audit event for `resource` with its new state.
+    pub fn record(&mut self, resource: &str, state: &impl Serialize) -> Result<(), ApiError> {
+        let state_json = serde_json::to_string(state).map_err(ApiError::internal)?;
+        let sequence = self.head.sequence + 1;
+        let body = EventBody {
+            sequence,
+            commit_time_us: self.commit_time_us,
+            actor: &self.actor,
+            actor_roles: &self.actor_roles,
+            method: &self.method,
+            resource,
+            request_id: &self.audit_request_id,
+            state_json: &state_json,
+        };
+        let hash = body.hash(&self.head.hash);
+        self.events.push(audit::entity::ActiveModel {
+            sequence: Set(sequence),
+            commit_time_us: Set(self.commit_time_us),
+            actor: Set(self.actor.clone()),
+            actor_roles: Set(self.actor_roles.clone()),
+            method: Set(self.method.clone()),
+            resource: Set(resource.to_string()),
+            request_id: Set(self.audit_request_id.clone()),
+            state_json: Set(state_json),
+            previous_hash: Set(self.head.hash.clone()),
+            hash: Set(hash.clone()),
+        });
+        self.head = Head { sequence, hash };
+        Ok(())
+    }
+
+    /// Writes the audit events, the head and the idempotency record, then commits.
+    pub async fn commit<R: prost::Message>(self, response: &R) -> Result<(), ApiError> {
+        if self.events.is_empty() {
+            return Err(ApiError::internal(format!(
+                "{} tried to commit a change without an audit event",
+                self.method
+            )));
+        }
+        // Insert in chunks: SQLite limits bound parameters per statement.
+        let mut events = self.events.into_iter().peekable();
+        while events.peek().is_some() {
+            let chunk: Vec<_> = events.by_ref().take(500).collect();
+            audit::entity::Entity::insert_many(chunk)
+                .exec(&self.txn)
+                .await?;
+        }
+        audit::write_head(&self.txn, &self.head).await?;
+        if let Some(id) = &self.request_id {
+            idempotency::store(
+                &self.txn,
+                id,
+                &self.method,
+                self.fingerprint,
+                response.encode_to_vec(),
+                self.commit_time_us,
+            )
+            .await?;
+        }
+        self.txn.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! Compiles `proto/` into Rust types, tonic clients and servers, and a file descriptor set for
+//! server reflection. protoc comes from `protoc-bin-vendored`, so a fresh machine needs none.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest.join("../../proto");
+    let third_party = proto_root.join("third_party");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+
+    // tonic-prost-build emits no rerun-if-changed of its own; a directory is scanned recursively.
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let mut protos = Vec::new();
+    collect_protos(&proto_root.join("qilu"), &mut protos)?;
+    protos.sort();
+
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("qilu_descriptor.bin"))
+        // RPCs not implemented yet answer UNIMPLEMENTED instead of failing to compile; each
+        // service issue replaces every default with a real handler.
+        .generate_default_stubs(true)
+        .compile_with_config(
+            config,
+            &protos,
+            &[
+                proto_root.clone(),
+                third_party,
+                protoc_bin_vendored::include_path()?,
+            ],
+        )?;
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

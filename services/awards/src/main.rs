@@ -1,0 +1,7 @@
+//! `qilu-awards` as its own process (containers). All logic is in the library and
+//! `qilu_common::app`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    qilu_common::app::main::<qilu_awards::Awards>().await
+}

@@ -1,0 +1,59 @@
+//! The enterprise registry (`qilu.registry.v1.EnterpriseRegistryService`): the province's source
+//! of truth on which high-tech enterprises exist in green and low-carbon fields.
+//!
+//! Code map: `api.rs` (tonic handlers, thin) → `convert.rs` (proto ⇄ domain, all input
+//! validation) → `domain/` (types and rules, no I/O) and `store/` (sea-orm entities, queries,
+//! migrations). `roles.rs` is the RPC → roles table.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod convert;
+pub mod domain;
+pub mod roles;
+pub mod store;
+
+use qilu_common::app::ServiceApp;
+use qilu_common::config::Config;
+use qilu_common::server::ServiceDef;
+use qilu_proto::registry::enterprise_registry_service_server::EnterpriseRegistryServiceServer;
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::domain::uscc::KnownExceptions;
+
+/// The registry as a startable service.
+#[derive(Debug)]
+pub struct Registry;
+
+impl ServiceApp for Registry {
+    const NAME: &'static str = "registry";
+    const GRPC_NAME: &'static str = qilu_proto::service_names::REGISTRY;
+
+    async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+        qilu_common::db::migrate::<store::Migrator>(db, Self::NAME).await
+    }
+
+    async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
+        Ok(service(config, db))
+    }
+}
+
+/// Builds the registry's mountable service from configuration and a migrated database.
+pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
+    let api = api::RegistryApi::new(
+        db,
+        KnownExceptions::new(&config.registry.known_exception_usccs),
+        config.time_zone(),
+    );
+    let limit = config.server.max_message_bytes;
+    let server = EnterpriseRegistryServiceServer::new(api)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    ServiceDef::new(
+        qilu_proto::service_names::REGISTRY,
+        roles::ROLE_TABLE,
+        move |routes| {
+            routes.add_service(server);
+        },
+    )
+}

@@ -1,0 +1,7 @@
+//! `qilu-review` as its own process (containers). All logic is in the library and
+//! `qilu_common::app`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    qilu_common::app::main::<qilu_review::Review>().await
+}
