@@ -1,1 +1,199 @@
+//! Cross-service end-to-end tests: the suite as a caller sees it, all three services mounted
+//! together (as `qilu dev` does) over real databases, on SQLite and PostgreSQL.
+//!
+//! DESIGN.md §9 (the programme year) grows here as the service issues land.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use qilu_common::app::{ServiceApp, open_database};
+use qilu_common::auth::{Role, TokenRequest, mint_hs256};
+use qilu_common::config::Config;
+use qilu_common::server::{ServiceDef, serve};
+use qilu_common::testing::{Backend, TestDb, test_config};
+use qilu_proto::awards::award_allocation_service_client::AwardAllocationServiceClient;
+use qilu_proto::common::{ListAuditEventsRequest, VerifyAuditChainRequest};
+use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
+use qilu_proto::registry::{CreateEnterpriseRequest, Enterprise};
+use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
+use tonic::transport::Channel;
+
+/// The three services on one port, each over its own fresh database.
+struct Suite {
+    channel: Channel,
+    config: Config,
+    _dbs: Vec<TestDb>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn build<A: ServiceApp>(
+    backend: Backend,
+    dbs: &mut Vec<TestDb>,
+) -> Option<(ServiceDef, Config)> {
+    let db = TestDb::new(backend).await?;
+    let config = test_config(&[("QILU__DATABASE__URL", db.url.clone())]);
+    let conn = open_database::<A>(&config, true).await.unwrap();
+    let service = A::build(&config, conn).await.unwrap();
+    dbs.push(db);
+    Some((service, config))
+}
+
+impl Suite {
+    async fn start(backend: Backend) -> Option<Suite> {
+        let mut dbs = Vec::new();
+        let (registry, config) = build::<qilu_registry::Registry>(backend, &mut dbs).await?;
+        let (review, _) = build::<qilu_review::Review>(backend, &mut dbs).await?;
+        let (awards, _) = build::<qilu_awards::Awards>(backend, &mut dbs).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server_config = config.clone();
+        let task = tokio::spawn(async move {
+            serve(
+                listener,
+                vec![registry, review, awards],
+                &server_config,
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await
+            .unwrap();
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Some(Suite {
+            channel,
+            config,
+            _dbs: dbs,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    fn request<T>(&self, role: Role, message: T) -> tonic::Request<T> {
+        let token = mint_hs256(
+            &self.config.auth,
+            &TokenRequest {
+                subject: format!("e2e-{role}"),
+                roles: vec![role],
+                enterprise: None,
+                expert: None,
+                ttl_seconds: 600,
+            },
+        )
+        .unwrap();
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+async fn each_service_keeps_its_own_audit_chain(backend: Backend) {
+    let Some(suite) = Suite::start(backend).await else {
+        return;
+    };
+    let mut registry = EnterpriseRegistryServiceClient::new(suite.channel.clone());
+    let mut review = AchievementReviewServiceClient::new(suite.channel.clone());
+    let mut awards = AwardAllocationServiceClient::new(suite.channel.clone());
+
+    registry
+        .create_enterprise(suite.request(
+            Role::Officer,
+            CreateEnterpriseRequest {
+                enterprise: Some(Enterprise {
+                    uscc: "91350100M000100Y43".into(),
+                    display_name: "山东绿氢科技有限公司".into(),
+                    established_date: "2015-06-01".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+
+    let registry_events = registry
+        .list_audit_events(suite.request(Role::Auditor, ListAuditEventsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    assert_eq!(registry_events.len(), 1);
+    assert_eq!(
+        registry_events[0].resource,
+        "enterprises/91350100M000100Y43"
+    );
+
+    // The registry's change is in the registry's log only: each service owns its database.
+    let review_events = review
+        .list_audit_events(suite.request(Role::Auditor, ListAuditEventsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    assert!(review_events.is_empty());
+    let awards_events = awards
+        .list_audit_events(suite.request(Role::Auditor, ListAuditEventsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    assert!(awards_events.is_empty());
+
+    // Every service's chain verifies.
+    let r = registry
+        .verify_audit_chain(suite.request(Role::Auditor, VerifyAuditChainRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.intact && r.events_checked == 1, "{r:?}");
+    let r = review
+        .verify_audit_chain(suite.request(Role::Auditor, VerifyAuditChainRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.intact && r.events_checked == 0, "{r:?}");
+    let r = awards
+        .verify_audit_chain(suite.request(Role::Admin, VerifyAuditChainRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.intact, "{r:?}");
+
+    // Roles are per service: an officer may not read any audit log.
+    let denied = review
+        .list_audit_events(suite.request(Role::Officer, ListAuditEventsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    suite.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(each_service_keeps_its_own_audit_chain);
