@@ -32,7 +32,7 @@ pub enum Begun<R> {
     /// The request id was seen before with the same request: return this, do nothing.
     Replay(R),
     /// A fresh mutation.
-    Fresh(WriteTx),
+    Fresh(Box<WriteTx>),
 }
 
 /// An open write transaction holding the audit lock.
@@ -78,7 +78,7 @@ impl WriteTx {
         }
         let mut roles: Vec<&str> = ctx.caller.roles.iter().map(|r| r.as_str()).collect();
         roles.sort_unstable();
-        Ok(Begun::Fresh(WriteTx {
+        Ok(Begun::Fresh(Box::new(WriteTx {
             txn,
             actor: ctx.caller.subject.clone(),
             actor_roles: roles.join(","),
@@ -92,7 +92,7 @@ impl WriteTx {
             head,
             commit_time_us: now_micros(),
             events: Vec::new(),
-        }))
+        })))
     }
 
     /// The transaction, for the handler's own reads and writes.

@@ -1,4 +1,5 @@
 //! The registry's domain: types that are valid by construction and the rules about them. No I/O.
 
 pub mod enterprise;
+pub mod figures;
 pub mod uscc;

@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = qilu_common::migration::common_migrations();
         all.push(Box::new(CreateEnterprise));
+        all.extend(super::figures::migrations());
         all
     }
 }

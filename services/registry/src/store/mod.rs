@@ -2,6 +2,7 @@
 //! PostgreSQL alike. Never called with unvalidated input: handlers pass domain types.
 
 pub mod enterprise;
+pub mod figures;
 pub mod migration;
 
 pub use migration::Migrator;

@@ -1,0 +1,394 @@
+//! Enterprises: create, get, list, update, batch get, and USCC validation.
+
+use std::collections::HashMap;
+
+use qilu_common::filter::{Filter, Op};
+use qilu_common::pagination::PageRequest;
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext, db::is_unique_violation};
+use qilu_proto::common as cpb;
+use qilu_proto::registry as pb;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{self, ENTERPRISE_TYPE, enterprise_to_proto, parse_enterprise_name};
+use crate::domain::enterprise::{Enterprise, EnterpriseState};
+use crate::domain::uscc;
+use crate::store::enterprise::{self as store, Cursor, ListFilter, Order};
+
+use super::RegistryApi;
+pub(super) fn not_found(uscc: &str) -> ApiError {
+    ApiError::NotFound {
+        resource_type: ENTERPRISE_TYPE,
+        name: format!("enterprises/{uscc}"),
+    }
+}
+
+/// An enterprise-scoped caller may touch only its own enterprise.
+pub(super) fn check_own(ctx: &CallContext, uscc: &str) -> Result<(), ApiError> {
+    match ctx.enterprise_scope() {
+        Some(own) if own != uscc => Err(ApiError::PermissionDenied(
+            "an enterprise token may access only its own enterprise".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
+    let filter = Filter::parse(raw)?;
+    filter.only(&[
+        "display_name",
+        "city",
+        "zone",
+        "technology_fields",
+        "green_category",
+        "state",
+        "high_tech_certified",
+        "leading",
+    ])?;
+    let mut out = ListFilter::default();
+    let bad = |c: &qilu_common::filter::Condition, why: String| {
+        ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
+    };
+    for c in filter.conditions() {
+        let expect = |op: Op| {
+            if c.op == op {
+                Ok(())
+            } else {
+                Err(bad(
+                    c,
+                    format!("supports only {}", if op == Op::Has { ":" } else { "=" }),
+                ))
+            }
+        };
+        let boolean = || match c.value.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(bad(c, "expects true or false".into())),
+        };
+        match c.field.as_str() {
+            "display_name" => {
+                expect(Op::Has)?;
+                out.name_contains = Some(c.value.clone());
+            }
+            "city" => {
+                expect(Op::Eq)?;
+                out.city = Some(c.value.clone());
+            }
+            "zone" => {
+                expect(Op::Eq)?;
+                out.zone = Some(c.value.clone());
+            }
+            "technology_fields" => {
+                if c.op != Op::Eq && c.op != Op::Has {
+                    return Err(bad(c, "supports = or :".into()));
+                }
+                let v = cpb::HighTechField::from_str_name(&c.value)
+                    .filter(|f| *f != cpb::HighTechField::Unspecified)
+                    .ok_or_else(|| bad(c, format!("{:?} is not a HighTechField", c.value)))?;
+                out.technology_field = Some(v as i32);
+            }
+            "green_category" => {
+                expect(Op::Eq)?;
+                let v = cpb::GreenCategory::from_str_name(&c.value)
+                    .ok_or_else(|| bad(c, format!("{:?} is not a GreenCategory", c.value)))?;
+                out.green_category = Some(v as i32);
+            }
+            "state" => {
+                expect(Op::Eq)?;
+                let v = pb::EnterpriseState::from_str_name(&c.value)
+                    .filter(|s| *s != pb::EnterpriseState::Unspecified)
+                    .ok_or_else(|| bad(c, format!("{:?} is not an EnterpriseState", c.value)))?;
+                out.state = Some(v as i32);
+            }
+            "high_tech_certified" => {
+                expect(Op::Eq)?;
+                out.high_tech_certified = Some(boolean()?);
+            }
+            "leading" => {
+                expect(Op::Eq)?;
+                out.leading = Some(boolean()?);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn parse_order(raw: &str) -> Result<Order, ApiError> {
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    let desc = match words.get(1).copied() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "order_by",
+                "INVALID_ORDER_BY",
+                format!("expected asc or desc, got {other:?}"),
+            ));
+        }
+    };
+    match (words.first().copied(), words.len() <= 2) {
+        (None, _) => Ok(Order::Uscc { desc: false }),
+        (Some("uscc"), true) => Ok(Order::Uscc { desc }),
+        (Some("display_name"), true) => Ok(Order::DisplayName { desc }),
+        _ => Err(ApiError::invalid(
+            "order_by",
+            "INVALID_ORDER_BY",
+            format!("cannot order by {raw:?}; use uscc or display_name, optionally with desc"),
+        )),
+    }
+}
+
+pub(super) async fn create_enterprise(
+    api: &RegistryApi,
+    request: Request<pb::CreateEnterpriseRequest>,
+) -> Result<Response<pb::Enterprise>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let Some(input) = req.enterprise.as_ref() else {
+        return Err(ApiError::invalid("enterprise", "REQUIRED", "enterprise is required").into());
+    };
+    let mut violations = Vec::new();
+    let uscc = convert::parse_uscc(&input.uscc, "enterprise.uscc", &api.known_exceptions)
+        .map_err(|v| violations.push(v))
+        .ok();
+    let fields = convert::parse_fields(input, "enterprise", api.today())
+        .map_err(|v| violations.extend(v))
+        .ok();
+    let (Some(uscc), Some(fields)) = (uscc, fields) else {
+        return Err(ApiError::InvalidArgument(violations).into());
+    };
+
+    let mut tx =
+        match WriteTx::begin::<pb::Enterprise>(&api.db, &ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Fresh(tx) => tx,
+        };
+    let now = tx.now_us();
+    let enterprise = Enterprise {
+        uscc,
+        fields,
+        state: EnterpriseState::Active,
+        high_tech_certified: false,
+        leading: false,
+        create_time_us: now,
+        update_time_us: now,
+        version: 1,
+    };
+    if let Err(e) = store::insert(tx.conn(), &enterprise).await {
+        return Err(if is_unique_violation(&e) {
+            ApiError::AlreadyExists {
+                resource_type: ENTERPRISE_TYPE,
+                name: enterprise.name(),
+            }
+        } else {
+            e.into()
+        }
+        .into());
+    }
+    let response = enterprise_to_proto(&enterprise);
+    tx.record(&enterprise.name(), &enterprise)?;
+    tx.commit(&response).await?;
+    tracing::info!(enterprise = %enterprise.name(), "enterprise registered");
+    Ok(Response::new(response))
+}
+
+pub(super) async fn get_enterprise(
+    api: &RegistryApi,
+    request: Request<pb::GetEnterpriseRequest>,
+) -> Result<Response<pb::Enterprise>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let uscc = parse_enterprise_name(&request.get_ref().name, "name", &api.known_exceptions)?;
+    check_own(&ctx, uscc.as_str())?;
+    let enterprise = api.load(&uscc).await?;
+    Ok(Response::new(enterprise_to_proto(&enterprise)))
+}
+
+pub(super) async fn list_enterprises(
+    api: &RegistryApi,
+    request: Request<pb::ListEnterprisesRequest>,
+) -> Result<Response<pb::ListEnterprisesResponse>, Status> {
+    let req = request.into_inner();
+    let filter = parse_list_filter(&req.filter)?;
+    let order = parse_order(&req.order_by)?;
+    let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
+    let after: Option<Cursor> = page.after()?;
+    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1)
+        .await
+        .map_err(ApiError::from)?;
+    let more = rows.len() as u64 > page.size;
+    rows.truncate(page.size as usize);
+    let next_page_token = match (more, rows.last()) {
+        (true, Some(last)) => page.next_token(&Cursor {
+            name: matches!(order, Order::DisplayName { .. }).then(|| last.display_name.clone()),
+            uscc: last.uscc.clone(),
+        })?,
+        _ => String::new(),
+    };
+    let enterprises = rows
+        .into_iter()
+        .map(|m| m.into_domain().map(|e| enterprise_to_proto(&e)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Response::new(pb::ListEnterprisesResponse {
+        enterprises,
+        next_page_token,
+    }))
+}
+
+pub(super) async fn update_enterprise(
+    api: &RegistryApi,
+    request: Request<pb::UpdateEnterpriseRequest>,
+) -> Result<Response<pb::Enterprise>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let Some(input) = req.enterprise.as_ref() else {
+        return Err(ApiError::invalid("enterprise", "REQUIRED", "enterprise is required").into());
+    };
+    let uscc = parse_enterprise_name(&input.name, "enterprise.name", &api.known_exceptions)?;
+    check_own(&ctx, uscc.as_str())?;
+    let paths: Vec<String> = req
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.clone())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return Err(ApiError::invalid(
+            "update_mask",
+            "REQUIRED",
+            format!(
+                "name the fields to update: {}",
+                convert::MUTABLE_FIELDS.join(", ")
+            ),
+        )
+        .into());
+    }
+    let today = api.today();
+
+    let mut tx =
+        match WriteTx::begin::<pb::Enterprise>(&api.db, &ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Fresh(tx) => tx,
+        };
+    let current = store::get(tx.conn(), uscc.as_str())
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| not_found(uscc.as_str()))?
+        .into_domain()
+        .map_err(ApiError::internal)?;
+    if !input.etag.is_empty() && input.etag != current.etag() {
+        return Err(ApiError::Aborted(format!(
+            "{} changed since etag {} was read; read it again and retry",
+            current.name(),
+            input.etag
+        ))
+        .into());
+    }
+    let mut updated = current.clone();
+    let mut violations = Vec::new();
+    for path in &paths {
+        if let Err(v) = convert::apply_field(&mut updated.fields, input, path, "enterprise", today)
+        {
+            violations.push(v);
+        }
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations).into());
+    }
+    updated.version = current.version + 1;
+    updated.update_time_us = tx.now_us();
+    if !store::update_if_version(tx.conn(), &updated, current.version)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(
+            ApiError::Aborted(format!("{} changed concurrently; retry", current.name())).into(),
+        );
+    }
+    let response = enterprise_to_proto(&updated);
+    tx.record(&updated.name(), &updated)?;
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}
+
+pub(super) async fn batch_get_enterprises(
+    api: &RegistryApi,
+    request: Request<pb::BatchGetEnterprisesRequest>,
+) -> Result<Response<pb::BatchGetEnterprisesResponse>, Status> {
+    let req = request.into_inner();
+    if req.names.len() > 1000 {
+        return Err(ApiError::invalid("names", "TOO_MANY", "at most 1000 names per call").into());
+    }
+    let mut codes = Vec::with_capacity(req.names.len());
+    let mut violations = Vec::new();
+    for (i, name) in req.names.iter().enumerate() {
+        match parse_enterprise_name(name, &format!("names[{i}]"), &api.known_exceptions) {
+            Ok(u) => codes.push(u.as_str().to_string()),
+            Err(ApiError::InvalidArgument(v)) => violations.extend(v),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations).into());
+    }
+    let rows = store::get_many(&api.db, &codes)
+        .await
+        .map_err(ApiError::from)?;
+    let mut by_code: HashMap<String, store::Model> =
+        rows.into_iter().map(|m| (m.uscc.clone(), m)).collect();
+    let mut enterprises = Vec::with_capacity(codes.len());
+    for code in &codes {
+        // The same name twice is answered twice (AIP-231 keeps request order).
+        let model = by_code.get(code).cloned().ok_or_else(|| not_found(code))?;
+        enterprises.push(enterprise_to_proto(
+            &model.into_domain().map_err(ApiError::internal)?,
+        ));
+    }
+    by_code.clear();
+    Ok(Response::new(pb::BatchGetEnterprisesResponse {
+        enterprises,
+    }))
+}
+
+pub(super) async fn validate_uscc(
+    api: &RegistryApi,
+    request: Request<pb::ValidateUsccRequest>,
+) -> Result<Response<pb::ValidateUsccResponse>, Status> {
+    let raw = &request.get_ref().uscc;
+    if raw.trim().is_empty() {
+        return Err(ApiError::invalid("uscc", "REQUIRED", "uscc is required").into());
+    }
+    if raw.chars().count() > 256 {
+        return Err(ApiError::invalid("uscc", "TOO_LONG", "at most 256 characters").into());
+    }
+    let report = uscc::check(raw, &api.known_exceptions);
+    Ok(Response::new(convert::report_to_proto(report)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_parse_or_name_the_problem() {
+        assert_eq!(parse_order("").ok(), Some(Order::Uscc { desc: false }));
+        assert_eq!(
+            parse_order("display_name desc").ok(),
+            Some(Order::DisplayName { desc: true })
+        );
+        assert!(parse_order("revenue").is_err());
+        assert!(parse_order("uscc sideways").is_err());
+    }
+
+    #[test]
+    fn list_filters_parse_enum_names() {
+        let f = parse_list_filter(
+            r#"display_name:"氢" AND technology_fields = HIGH_TECH_FIELD_NEW_MATERIALS AND leading = true"#,
+        );
+        let f = f.ok();
+        assert_eq!(f.as_ref().and_then(|f| f.technology_field), Some(4));
+        assert_eq!(f.as_ref().and_then(|f| f.leading), Some(true));
+        assert!(parse_list_filter("state = OPEN").is_err());
+        assert!(parse_list_filter("leading = maybe").is_err());
+    }
+}

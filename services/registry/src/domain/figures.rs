@@ -1,0 +1,172 @@
+//! Annual figures: what an enterprise reported (or an officer recorded) for one year, one figure
+//! at a time, each with its source and time — so every decision that uses a figure can say where
+//! it came from. A figure that was never reported is absent, never zero.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Every figure the registry keeps per enterprise and year. The names are the proto field names
+/// of `qilu.registry.v1.AnnualFigures` (and the update-mask paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FigureKind {
+    /// Total revenue, fen.
+    RevenueFen,
+    /// R&D expense, fen.
+    RdExpenseFen,
+    /// R&D expense spent in China, fen.
+    RdDomesticExpenseFen,
+    /// Revenue from high-tech products and services, fen.
+    HighTechProductRevenueFen,
+    /// Employees (headcount).
+    Employees,
+    /// Science and technology staff (headcount).
+    StStaff,
+    /// Invention patents held.
+    InventionPatents,
+    /// Owns the IP of its core technology (flag).
+    CoreIpOwned,
+    /// Innovation evaluation: intellectual property points (0-30).
+    InnovationIpPoints,
+    /// Innovation evaluation: conversion of achievements points (0-30).
+    InnovationConversionPoints,
+    /// Innovation evaluation: R&D management points (0-20).
+    InnovationRdManagementPoints,
+    /// Innovation evaluation: growth points (0-20).
+    InnovationGrowthPoints,
+    /// A major safety or quality accident or serious environmental violation in the year (flag).
+    MajorIncident,
+}
+
+impl FigureKind {
+    /// All kinds, in proto field order.
+    pub const ALL: [FigureKind; 13] = [
+        FigureKind::RevenueFen,
+        FigureKind::RdExpenseFen,
+        FigureKind::RdDomesticExpenseFen,
+        FigureKind::HighTechProductRevenueFen,
+        FigureKind::Employees,
+        FigureKind::StStaff,
+        FigureKind::InventionPatents,
+        FigureKind::CoreIpOwned,
+        FigureKind::InnovationIpPoints,
+        FigureKind::InnovationConversionPoints,
+        FigureKind::InnovationRdManagementPoints,
+        FigureKind::InnovationGrowthPoints,
+        FigureKind::MajorIncident,
+    ];
+
+    /// The proto field name / stored code, e.g. `revenue_fen`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FigureKind::RevenueFen => "revenue_fen",
+            FigureKind::RdExpenseFen => "rd_expense_fen",
+            FigureKind::RdDomesticExpenseFen => "rd_domestic_expense_fen",
+            FigureKind::HighTechProductRevenueFen => "high_tech_product_revenue_fen",
+            FigureKind::Employees => "employees",
+            FigureKind::StStaff => "st_staff",
+            FigureKind::InventionPatents => "invention_patents",
+            FigureKind::CoreIpOwned => "core_ip_owned",
+            FigureKind::InnovationIpPoints => "innovation_ip_points",
+            FigureKind::InnovationConversionPoints => "innovation_conversion_points",
+            FigureKind::InnovationRdManagementPoints => "innovation_rd_management_points",
+            FigureKind::InnovationGrowthPoints => "innovation_growth_points",
+            FigureKind::MajorIncident => "major_incident",
+        }
+    }
+
+    /// From the stored code / mask path.
+    pub fn parse(s: &str) -> Option<FigureKind> {
+        FigureKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// True for yes/no figures (stored as 0/1).
+    pub fn is_flag(self) -> bool {
+        matches!(self, FigureKind::CoreIpOwned | FigureKind::MajorIncident)
+    }
+
+    /// The largest value that makes sense (inclusive); values are never negative.
+    pub fn max_value(self) -> i64 {
+        match self {
+            FigureKind::CoreIpOwned | FigureKind::MajorIncident => 1,
+            FigureKind::InnovationIpPoints | FigureKind::InnovationConversionPoints => 30,
+            FigureKind::InnovationRdManagementPoints | FigureKind::InnovationGrowthPoints => 20,
+            // Counts: no enterprise has ten million staff or patents.
+            FigureKind::Employees | FigureKind::StStaff | FigureKind::InventionPatents => {
+                10_000_000
+            }
+            // Money: 10^18 fen is 10^16 yuan, far above any enterprise.
+            _ => 1_000_000_000_000_000_000,
+        }
+    }
+
+    /// Unit for explanations.
+    pub fn unit(self) -> &'static str {
+        match self {
+            FigureKind::RevenueFen
+            | FigureKind::RdExpenseFen
+            | FigureKind::RdDomesticExpenseFen
+            | FigureKind::HighTechProductRevenueFen => "fen",
+            FigureKind::Employees | FigureKind::StStaff => "people",
+            FigureKind::InventionPatents => "patents",
+            FigureKind::CoreIpOwned | FigureKind::MajorIncident => "flag",
+            _ => "points",
+        }
+    }
+}
+
+/// One reported figure with its provenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reported {
+    /// The value (fen, headcount, points; flags 0 or 1).
+    pub value: i64,
+    /// `qilu.registry.v1.FigureSource` number.
+    pub source: i32,
+    /// Free-text reference (document number, report id).
+    pub reference: String,
+    /// When this figure was last set, µs.
+    pub update_time_us: i64,
+}
+
+/// All figures of one enterprise for one year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnnualFigures {
+    /// Enterprise USCC.
+    pub uscc: String,
+    /// Calendar year the figures describe.
+    pub year: i32,
+    /// Reported figures; an absent kind was never reported.
+    pub figures: BTreeMap<FigureKind, Reported>,
+    /// First recorded, µs.
+    pub create_time_us: i64,
+    /// Last changed, µs.
+    pub update_time_us: i64,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl AnnualFigures {
+    /// Resource name `enterprises/{uscc}/annualFigures/{year}`.
+    pub fn name(&self) -> String {
+        format!("enterprises/{}/annualFigures/{}", self.uscc, self.year)
+    }
+
+    /// A figure's value, if reported.
+    pub fn value(&self, kind: FigureKind) -> Option<i64> {
+        self.figures.get(&kind).map(|r| r.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for k in FigureKind::ALL {
+            assert_eq!(FigureKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(FigureKind::parse("profit"), None);
+    }
+}
