@@ -17,7 +17,7 @@ pub mod entity {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "idempotency")]
     pub struct Model {
-        /// The caller's request id (a UUID, normalised to lower case).
+        /// The caller's request id (a UUID, as sent).
         #[sea_orm(primary_key, auto_increment = false)]
         pub request_id: String,
         /// Full gRPC method path.
@@ -37,19 +37,20 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// A validated request id (lower-case hyphenated UUID).
+/// A validated request id (a UUID, kept as the caller sent it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(String);
 
 impl RequestId {
     /// Parses the `request_id` field: empty means "no idempotency", anything else must be a UUID.
+    /// The id is kept as sent (only trimmed): a retry resends the same request, byte for byte.
     pub fn parse(raw: &str) -> Result<Option<RequestId>, ApiError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Ok(None);
         }
         uuid::Uuid::parse_str(raw)
-            .map(|u| Some(RequestId(u.hyphenated().to_string())))
+            .map(|_| Some(RequestId(raw.to_string())))
             .map_err(|_| {
                 ApiError::invalid(
                     "request_id",
@@ -123,12 +124,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_ids_must_be_uuids_and_are_normalised() {
+    fn request_ids_must_be_uuids_and_are_kept_as_sent() {
         assert_eq!(RequestId::parse("").ok(), Some(None));
         let id = RequestId::parse(" 6F9619FF-8B86-D011-B42D-00C04FC964FF ");
         assert_eq!(
             id.ok().flatten().map(|r| r.0),
-            Some("6f9619ff-8b86-d011-b42d-00c04fc964ff".to_string())
+            Some("6F9619FF-8B86-D011-B42D-00C04FC964FF".to_string())
         );
         assert!(RequestId::parse("retry-1").is_err());
     }

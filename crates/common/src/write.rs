@@ -68,9 +68,10 @@ impl WriteTx {
             })
             .await?;
         let head = audit::read_head(&txn, true).await?;
+        // Stored as `package.Service/Method`, without the path's leading slash.
+        let method = ctx.meta.method.trim_start_matches('/').to_string();
         if let Some(id) = &request_id
-            && let Some(bytes) =
-                idempotency::replay(&txn, id, &ctx.meta.method, &fingerprint).await?
+            && let Some(bytes) = idempotency::replay(&txn, id, &method, &fingerprint).await?
         {
             txn.rollback().await?;
             let previous = R::decode(bytes.as_slice()).map_err(ApiError::internal)?;
@@ -82,7 +83,7 @@ impl WriteTx {
             txn,
             actor: ctx.caller.subject.clone(),
             actor_roles: roles.join(","),
-            method: ctx.meta.method.clone(),
+            method,
             audit_request_id: request_id
                 .as_ref()
                 .map(|r| r.as_str().to_string())

@@ -1,7 +1,7 @@
 //! Enterprise rows: the entity, conversion to the domain type, and the queries handlers use.
 
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
 
 use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState};
@@ -253,7 +253,12 @@ pub async fn list(
 ) -> Result<Vec<Model>, DbErr> {
     let mut cond = Condition::all();
     if let Some(n) = &filter.name_contains {
-        cond = cond.add(Expr::col(Column::DisplayName).like(contains_pattern(n)));
+        // Case-insensitive on both backends (SQLite's LIKE already ignores ASCII case;
+        // PostgreSQL's does not): compare lower-cased. Chinese characters have no case.
+        cond = cond.add(
+            Expr::expr(Func::lower(Expr::col(Column::DisplayName)))
+                .like(contains_pattern(&n.to_lowercase())),
+        );
     }
     if let Some(v) = &filter.city {
         cond = cond.add(Column::City.eq(v.clone()));

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         let mut all = qilu_common::migration::common_migrations();
         all.push(Box::new(CreateEnterprise));
         all.extend(super::figures::migrations());
+        all.extend(super::policy::migrations());
         all
     }
 }

@@ -4,5 +4,6 @@
 pub mod enterprise;
 pub mod figures;
 pub mod migration;
+pub mod policy;
 
 pub use migration::Migrator;
