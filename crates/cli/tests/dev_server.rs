@@ -30,6 +30,16 @@ impl Drop for DevServer {
     }
 }
 
+/// A plain HTTP/1.0 GET, enough for the metrics endpoint.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -69,12 +79,14 @@ async fn connect(addr: &str, deadline: Duration) -> Channel {
 async fn qilu_dev_serves_all_three_services_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
     let child = Command::new(QILU)
         .args(["dev", "--addr", &addr, "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--config-dir")
         .arg(dir.path().join("no-config"))
         .env("QILU__TELEMETRY__FILTER", "warn")
+        .env("QILU__METRICS__ADDR", &metrics_addr)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -147,6 +159,15 @@ async fn qilu_dev_serves_all_three_services_and_stops_cleanly_on_sigterm() {
     assert_eq!(
         verdict.verdict,
         qilu_proto::registry::UsccVerdict::Valid as i32
+    );
+
+    // Prometheus metrics count the calls per method and status code.
+    let metrics = http_get(&metrics_addr, "/metrics");
+    assert!(
+        metrics.contains("qilu_grpc_server_requests_total")
+            && metrics.contains("ValidateUscc")
+            && metrics.contains("qilu_grpc_server_request_duration_seconds"),
+        "{metrics}"
     );
 
     // The SQLite files are where the README says.

@@ -201,3 +201,154 @@ impl From<PeerError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+    use crate::auth::{Authenticator, Caller};
+    use crate::config::{AuthConfig, PeersConfig};
+    use crate::context::RequestMeta;
+
+    fn auth() -> AuthConfig {
+        AuthConfig {
+            hs256_secret: Some("peer-test-secret".into()),
+            public_key_paths: vec![],
+            issuer: "qilu".into(),
+            audience: "qilu".into(),
+            leeway_seconds: 0,
+        }
+    }
+
+    fn peers(retries: u32) -> PeersConfig {
+        PeersConfig {
+            registry: String::new(),
+            review: String::new(),
+            awards: String::new(),
+            timeout_ms: 2000,
+            retries,
+            service_token: None,
+        }
+    }
+
+    fn ctx() -> CallContext {
+        CallContext {
+            caller: Caller {
+                subject: "officer-7".into(),
+                roles: vec![Role::Officer],
+                enterprise: None,
+                expert: None,
+            },
+            meta: RequestMeta {
+                method: "/qilu.review.v1.AchievementReviewService/SubmitAchievement".into(),
+                request_id: "req-123".into(),
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_carry_a_service_token_the_request_id_the_trace_and_a_deadline() {
+        let peer = Peer::new(
+            "registry",
+            "http://127.0.0.1:1",
+            &peers(0),
+            &auth(),
+            "review",
+        )
+        .unwrap();
+        let request = peer.request(&ctx(), ()).unwrap();
+        let md = request.metadata();
+        assert_eq!(md.get("x-request-id").unwrap(), "req-123");
+        assert_eq!(
+            md.get("traceparent").unwrap(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(md.get("grpc-timeout").unwrap(), "2000000u");
+        let bearer = md.get("authorization").unwrap().to_str().unwrap();
+        let caller = Authenticator::from_config(&auth())
+            .unwrap()
+            .authenticate(Some(bearer))
+            .unwrap();
+        assert_eq!(caller.roles, vec![Role::Service]);
+        assert_eq!(caller.subject, "service:review");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_peer_is_retried_then_unavailable_naming_it() {
+        // Port 1 on loopback refuses connections: every attempt is UNAVAILABLE.
+        let peer = Peer::new(
+            "registry",
+            "http://127.0.0.1:1",
+            &peers(2),
+            &auth(),
+            "review",
+        )
+        .unwrap();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counter = attempts.clone();
+        let result = peer
+            .call(
+                &ctx(),
+                HealthCheckRequest::default(),
+                move |channel, request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { HealthClient::new(channel).check(request).await }
+                },
+            )
+            .await;
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            3,
+            "one try and two retries"
+        );
+        let err = ApiError::from(result.unwrap_err());
+        match err {
+            ApiError::Unavailable { dependency, .. } => assert_eq!(dependency, "registry"),
+            other => panic!("expected UNAVAILABLE, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn other_statuses_are_returned_at_once_without_retry() {
+        // A real health server that does not know the asked-for service answers NOT_FOUND.
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let peer = Peer::new(
+            "review",
+            &format!("http://{addr}"),
+            &peers(5),
+            &auth(),
+            "awards",
+        )
+        .unwrap();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counter = attempts.clone();
+        let result = peer
+            .call(
+                &ctx(),
+                HealthCheckRequest {
+                    service: "no.such.Service".into(),
+                },
+                move |channel, request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { HealthClient::new(channel).check(request).await }
+                },
+            )
+            .await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        assert_eq!(result.unwrap_err().code(), Some(Code::NotFound));
+    }
+}
