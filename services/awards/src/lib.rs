@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod domain;
 pub mod roles;
 pub mod store;
 
