@@ -155,7 +155,12 @@ fn parse_draft(p: &pb::PolicyTarget, today: NaiveDate) -> Result<Draft, ApiError
         .ok();
     let source_date = match p.source_date.trim() {
         "" => Some(String::new()),
-        raw => match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        // Strict ISO: chrono alone would also take "2021-9-1".
+        raw => match NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .ok()
+            .filter(|d| d.format("%Y-%m-%d").to_string() == raw)
+            .ok_or(())
+        {
             Ok(d) if d > today => {
                 violations.push(FieldViolation::new(
                     "policy_target.source_date",

@@ -255,13 +255,17 @@ fn apply_zone_field(
             fields.approval_date = if raw.is_empty() {
                 None
             } else {
-                let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
-                    FieldViolation::new(
-                        &at,
-                        "INVALID_DATE",
-                        format!("{raw:?} is not a date YYYY-MM-DD"),
-                    )
-                })?;
+                // Strict ISO: chrono alone would also take "1991-3-6".
+                let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .ok()
+                    .filter(|d| d.format("%Y-%m-%d").to_string() == raw)
+                    .ok_or_else(|| {
+                        FieldViolation::new(
+                            &at,
+                            "INVALID_DATE",
+                            format!("{raw:?} is not a date YYYY-MM-DD"),
+                        )
+                    })?;
                 let (y, m, dd) = EARLIEST_APPROVAL;
                 let earliest = NaiveDate::from_ymd_opt(y, m, dd).unwrap_or(NaiveDate::MIN);
                 if d > today {
