@@ -2325,11 +2325,6 @@ async fn rpcs_not_implemented_yet_are_unimplemented(backend: Backend) {
     };
     let mut c = client(&server);
     let s = c
-        .create_zone(server.request(Role::Admin, pb::CreateZoneRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
-    let s = c
         .revoke_enterprise(server.request(Role::Officer, pb::RevokeEnterpriseRequest::default()))
         .await
         .unwrap_err();

@@ -5,5 +5,6 @@ pub mod enterprise;
 pub mod figures;
 pub mod migration;
 pub mod policy;
+pub mod zones;
 
 pub use migration::Migrator;

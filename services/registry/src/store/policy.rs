@@ -127,6 +127,107 @@ pub async fn supersede(
     Ok(result.rows_affected == 1)
 }
 
+/// Order of a policy-target listing; the id breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// By first effective year, then id.
+    EffectiveFromYear {
+        /// Descending.
+        desc: bool,
+    },
+    /// By creation time, then id.
+    CreateTime {
+        /// Descending.
+        desc: bool,
+    },
+}
+
+/// The key of the last row of a page: the ordering value and the id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// `effective_from_year` or `create_time_us` of the last row.
+    pub key: i64,
+    /// Id of the last row.
+    pub id: String,
+}
+
+/// Policy-target listing conditions, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Kind equals.
+    pub kind: Option<i32>,
+    /// `Some(true)`: in force (not superseded); `Some(false)`: superseded.
+    pub in_force: Option<bool>,
+    /// The year range covers this year.
+    pub year: Option<i32>,
+}
+
+/// One page of targets (`limit` rows) after `after` in `order`, superseded ones included
+/// unless filtered out.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &ListFilter,
+    order: Order,
+    after: Option<Cursor>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    use sea_orm::QuerySelect;
+    let mut cond = Condition::all();
+    if let Some(k) = filter.kind {
+        cond = cond.add(Column::Kind.eq(k));
+    }
+    match filter.in_force {
+        Some(true) => cond = cond.add(Column::SupersededBy.eq("")),
+        Some(false) => cond = cond.add(Column::SupersededBy.ne("")),
+        None => {}
+    }
+    if let Some(year) = filter.year {
+        cond = cond.add(Column::EffectiveFromYear.lte(year)).add(
+            Condition::any()
+                .add(Column::EffectiveToYear.eq(0))
+                .add(Column::EffectiveToYear.gte(year)),
+        );
+    }
+    let (column, desc) = match order {
+        Order::EffectiveFromYear { desc } => (Column::EffectiveFromYear, desc),
+        Order::CreateTime { desc } => (Column::CreateTimeUs, desc),
+    };
+    if let Some(c) = after {
+        let key = sea_orm::Value::BigInt(Some(c.key));
+        cond = cond.add(if desc {
+            Condition::any().add(column.lt(key.clone())).add(
+                Condition::all()
+                    .add(column.eq(key))
+                    .add(Column::Id.lt(c.id)),
+            )
+        } else {
+            Condition::any().add(column.gt(key.clone())).add(
+                Condition::all()
+                    .add(column.eq(key))
+                    .add(Column::Id.gt(c.id)),
+            )
+        });
+    }
+    let query = Entity::find().filter(cond);
+    let query = if desc {
+        query.order_by_desc(column).order_by_desc(Column::Id)
+    } else {
+        query.order_by_asc(column).order_by_asc(Column::Id)
+    };
+    query.limit(limit).all(conn).await
+}
+
+/// Targets of `kind` not superseded (any years), oldest range first.
+pub async fn not_superseded(conn: &impl ConnectionTrait, kind: i32) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Kind.eq(kind))
+        .filter(Column::SupersededBy.eq(""))
+        .order_by_asc(Column::EffectiveFromYear)
+        .order_by_asc(Column::Id)
+        .all(conn)
+        .await
+}
+
 /// The policy-target migrations.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreatePolicyTargets)]
