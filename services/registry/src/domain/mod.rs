@@ -1,5 +1,7 @@
 //! The registry's domain: types that are valid by construction and the rules about them. No I/O.
 
+pub mod certification;
+pub mod eligibility;
 pub mod enterprise;
 pub mod figures;
 pub mod uscc;
