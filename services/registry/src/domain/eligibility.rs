@@ -292,7 +292,7 @@ pub fn yuan(fen: i64) -> String {
     let whole = (fen / FEN_PER_YUAN).to_string();
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -377,6 +377,7 @@ fn registered_one_year(subject: Subject<'_>, application_date: NaiveDate) -> Cri
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn flag_criterion(
     data: &Data<'_>,
     criterion: Criterion,
