@@ -651,8 +651,7 @@ pub(super) async fn file_annual_report(
         )
         .into());
     }
-    let status = cert::status(&current, today);
-    if status.state == CertificateState::Revoked {
+    if current.revocation.is_some() {
         return Err(ApiError::precondition(
             "CERTIFICATE_REVOKED",
             current.name(),
@@ -698,6 +697,20 @@ pub(super) async fn file_annual_report(
         filed_by: ctx.caller.subject.clone(),
     });
     updated.filings.sort_by_key(|f| f.year);
+    // A certificate revoked for two missed reports stays revoked: a late filing does not undo a
+    // miss. Only an officer's record of a filing that was in fact on time (a paper filing the
+    // registry did not know of) shows it was never revoked, and that one is accepted.
+    if cert::status(&updated, today).state == CertificateState::Revoked {
+        return Err(ApiError::precondition(
+            "CERTIFICATE_REVOKED",
+            current.name(),
+            format!(
+                "{} is revoked for two missed annual reports; no annual report can be filed",
+                current.name()
+            ),
+        )
+        .into());
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version)
