@@ -116,6 +116,52 @@ impl FigureKind {
     }
 }
 
+/// `qilu.registry.v1.FigureSource.FIGURE_SOURCE_ENTERPRISE_DECLARATION`: the only source an
+/// enterprise token may write.
+pub const SOURCE_ENTERPRISE_DECLARATION: i32 = 1;
+
+/// The name of a `qilu.registry.v1.FigureSource` number without its prefix (e.g.
+/// `AUDITED_STATEMENT`), or `None` for UNSPECIFIED and unknown numbers (both refused on write).
+pub fn source_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        1 => "ENTERPRISE_DECLARATION",
+        2 => "AUDITED_STATEMENT",
+        3 => "TAX_RECORD",
+        4 => "STATISTICS_BUREAU",
+        5 => "HIGH_TECH_ANNUAL_REPORT",
+        6 => "RECOGNITION_REVIEW",
+        7 => "BULK_IMPORT",
+        8 => "OFFICER_ENTRY",
+        _ => return None,
+    })
+}
+
+/// Longest `reference` of a figure (characters), per the contract.
+pub const MAX_REFERENCE_CHARS: usize = 500;
+
+/// Pairs `(part, whole)` where the part is never above the whole (the contract's "never above"
+/// rules on `AnnualFigures`).
+pub const PART_OF: [(FigureKind, FigureKind); 3] = [
+    (FigureKind::RdDomesticExpenseFen, FigureKind::RdExpenseFen),
+    (
+        FigureKind::HighTechProductRevenueFen,
+        FigureKind::RevenueFen,
+    ),
+    (FigureKind::StStaff, FigureKind::Employees),
+];
+
+impl FigureKind {
+    /// The unit as the contract's `FigureUsed.unit` names it: `fen`, `persons`, `points`,
+    /// `count` or `flag`.
+    pub fn contract_unit(self) -> &'static str {
+        match self.unit() {
+            "people" => "persons",
+            "patents" => "count",
+            other => other,
+        }
+    }
+}
+
 /// One reported figure with its provenance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reported {
@@ -168,5 +214,25 @@ mod tests {
             assert_eq!(FigureKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(FigureKind::parse("profit"), None);
+    }
+
+    #[test]
+    fn sources_are_named_and_unknown_ones_refused() {
+        assert_eq!(
+            source_name(SOURCE_ENTERPRISE_DECLARATION),
+            Some("ENTERPRISE_DECLARATION")
+        );
+        assert_eq!(source_name(8), Some("OFFICER_ENTRY"));
+        assert_eq!(source_name(0), None);
+        assert_eq!(source_name(9), None);
+    }
+
+    #[test]
+    fn contract_units_use_the_contract_words() {
+        assert_eq!(FigureKind::StStaff.contract_unit(), "persons");
+        assert_eq!(FigureKind::InventionPatents.contract_unit(), "count");
+        assert_eq!(FigureKind::RevenueFen.contract_unit(), "fen");
+        assert_eq!(FigureKind::MajorIncident.contract_unit(), "flag");
+        assert_eq!(FigureKind::InnovationIpPoints.contract_unit(), "points");
     }
 }

@@ -1,6 +1,8 @@
 //! The registry's domain: types that are valid by construction and the rules about them. No I/O.
 
+pub mod certification;
 pub mod cluster;
+pub mod eligibility;
 pub mod enterprise;
 pub mod figures;
 pub mod policy;

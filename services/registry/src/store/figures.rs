@@ -357,3 +357,99 @@ pub async fn write(
     }
     Ok(())
 }
+
+/// The key of the last record of a `list_page` page.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct YearCursor {
+    /// Year of the last record.
+    pub year: i32,
+    /// Its enterprise.
+    pub uscc: String,
+}
+
+/// One page of year records (`limit` of them) ordered by year (then USCC, in the same
+/// direction), optionally for one enterprise and within `min_year..=max_year`, after `after`.
+pub async fn list_page(
+    conn: &impl ConnectionTrait,
+    uscc: Option<&str>,
+    min_year: Option<i32>,
+    max_year: Option<i32>,
+    desc: bool,
+    after: Option<&YearCursor>,
+    limit: u64,
+) -> Result<Vec<AnnualFigures>, DbErr> {
+    use sea_orm::{Condition, QuerySelect};
+    let mut cond = Condition::all();
+    if let Some(u) = uscc {
+        cond = cond.add(year_entity::Column::Uscc.eq(u));
+    }
+    if let Some(y) = min_year {
+        cond = cond.add(year_entity::Column::Year.gte(y));
+    }
+    if let Some(y) = max_year {
+        cond = cond.add(year_entity::Column::Year.lte(y));
+    }
+    if let Some(c) = after {
+        let (year, code) = (c.year, c.uscc.clone());
+        cond = cond.add(if desc {
+            Condition::any()
+                .add(year_entity::Column::Year.lt(year))
+                .add(
+                    Condition::all()
+                        .add(year_entity::Column::Year.eq(year))
+                        .add(year_entity::Column::Uscc.lt(code)),
+                )
+        } else {
+            Condition::any()
+                .add(year_entity::Column::Year.gt(year))
+                .add(
+                    Condition::all()
+                        .add(year_entity::Column::Year.eq(year))
+                        .add(year_entity::Column::Uscc.gt(code)),
+                )
+        });
+    }
+    let query = year_entity::Entity::find().filter(cond);
+    let query = if desc {
+        query
+            .order_by_desc(year_entity::Column::Year)
+            .order_by_desc(year_entity::Column::Uscc)
+    } else {
+        query
+            .order_by_asc(year_entity::Column::Year)
+            .order_by_asc(year_entity::Column::Uscc)
+    };
+    let headers = query.limit(limit).all(conn).await?;
+    if headers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut usccs: Vec<String> = headers.iter().map(|h| h.uscc.clone()).collect();
+    usccs.sort_unstable();
+    usccs.dedup();
+    let mut years: Vec<i32> = headers.iter().map(|h| h.year).collect();
+    years.sort_unstable();
+    years.dedup();
+    let mut by_key: HashMap<(String, i32), Vec<figure_entity::Model>> = HashMap::new();
+    // Pages hold at most 1001 records: few enough distinct codes and years for one IN list
+    // each, chunked for SQLite's bound-parameter limit.
+    for chunk in usccs.chunks(400) {
+        let rows = figure_entity::Entity::find()
+            .filter(figure_entity::Column::Uscc.is_in(chunk.iter().cloned()))
+            .filter(figure_entity::Column::Year.is_in(years.iter().copied()))
+            .all(conn)
+            .await?;
+        for row in rows {
+            by_key
+                .entry((row.uscc.clone(), row.year))
+                .or_default()
+                .push(row);
+        }
+    }
+    Ok(headers
+        .into_iter()
+        .map(|h| {
+            let rows = by_key.remove(&(h.uscc.clone(), h.year)).unwrap_or_default();
+            assemble(h, rows)
+        })
+        .collect())
+}

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         all.extend(super::figures::migrations());
         all.extend(super::policy::migrations());
         all.extend(super::zones::migrations());
+        all.extend(super::certificate::migrations());
         all
     }
 }
