@@ -2,4 +2,6 @@
 
 pub mod enterprise;
 pub mod figures;
+pub mod leading;
+pub mod support_policy;
 pub mod uscc;

@@ -3,6 +3,7 @@
 
 pub mod enterprise;
 pub mod figures;
+pub mod leading;
 pub mod migration;
 pub mod policy;
 
