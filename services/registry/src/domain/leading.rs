@@ -467,6 +467,26 @@ pub fn score(facts: &CandidateFacts, year: i32) -> Candidate {
         )
     });
 
+    let reasons = ineligibility_reasons(facts);
+    Candidate {
+        uscc: facts.uscc.clone(),
+        display_name: facts.display_name.clone(),
+        rank: 0,
+        score_milli: components.iter().map(|c| c.contribution_milli).sum(),
+        components,
+        eligible: reasons.is_empty(),
+        ineligibility_reasons: reasons,
+        selected: facts.selected,
+        green_category: facts.green_category,
+        city: facts.city.clone(),
+        zone: facts.zone.clone(),
+        figures_year: year,
+    }
+}
+
+/// Why `facts` cannot be selected (empty when eligible): the contract's three conditions,
+/// ACTIVE, a valid high-tech certificate, a green category.
+pub fn ineligibility_reasons(facts: &CandidateFacts) -> Vec<String> {
     let mut reasons = Vec::new();
     if facts.state != EnterpriseState::Active {
         let state = match facts.state {
@@ -482,20 +502,7 @@ pub fn score(facts: &CandidateFacts, year: i32) -> Candidate {
     if facts.green_category == 0 {
         reasons.push("no green category".to_string());
     }
-    Candidate {
-        uscc: facts.uscc.clone(),
-        display_name: facts.display_name.clone(),
-        rank: 0,
-        score_milli: components.iter().map(|c| c.contribution_milli).sum(),
-        components,
-        eligible: reasons.is_empty(),
-        ineligibility_reasons: reasons,
-        selected: facts.selected,
-        green_category: facts.green_category,
-        city: facts.city.clone(),
-        zone: facts.zone.clone(),
-        figures_year: year,
-    }
+    reasons
 }
 
 /// The ranking order: score descending, then USCC ascending (a total order: USCCs are unique).
