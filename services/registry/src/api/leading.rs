@@ -1397,7 +1397,29 @@ pub(super) async fn create_support_policy(
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
-    let member = load_member(tx.conn(), year, &uscc).await?;
+    load_cohort(tx.conn(), year).await?;
+    if enterprise_store::get(tx.conn(), &uscc)
+        .await
+        .map_err(ApiError::from)?
+        .is_none()
+    {
+        return Err(enterprise_not_found(&uscc).into());
+    }
+    let member_key = member_name(year, &uscc);
+    // Never selected is "not SELECTED" too: the caller's mistake is the state, not the name.
+    let Some(member) = store::get_member(tx.conn(), year, &uscc)
+        .await
+        .map_err(ApiError::from)?
+        .transpose()
+        .map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::precondition(
+            "MEMBER_NOT_SELECTED",
+            member_key.clone(),
+            format!("enterprises/{uscc} was never selected into cohort {year}; only a selected enterprise gets a support policy"),
+        )
+        .into());
+    };
     let name = policy_name(&uscc, year);
     let one_policy = |existing: &str| {
         ApiError::precondition(
