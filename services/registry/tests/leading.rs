@@ -56,6 +56,7 @@ on_both_backends!(
     create_support_policy_reports_every_bad_field_with_its_path,
     enterprise_tokens_see_only_their_own_policy_and_membership,
     repeated_request_ids_change_nothing_twice,
+    the_status_methods_can_end_an_enterprises_active_policies,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1728,5 +1729,31 @@ async fn repeated_request_ids_change_nothing_twice(backend: Backend) {
     assert_eq!(audit_events(&server, &member(2024, &code)).await.len(), 3);
     assert_eq!(audit_events(&server, &policy(&code, 2024)).await.len(), 4);
     assert_chain_intact(&server).await;
+    server.stop().await;
+}
+
+/// `store::leading::end_active_policies` is what revocation and deregistration call.
+async fn the_status_methods_can_end_an_enterprises_active_policies(backend: Backend) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let code = shandong("3713", 1);
+    eligible(&server, &code, "临沂企业", 2023, 70).await;
+    create_cohort(&server, 2024).await;
+    select(&server, 2024, &code).await.unwrap();
+    let before = create_policy(&server, 2024, &code).await.unwrap();
+    let ended = qilu_registry::store::leading::end_active_policies(&server.db, &code, 42)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].name(), before.name);
+    let after = get_policy(&server, &code, 2024).await;
+    assert_eq!(after.state, pb::SupportPolicyState::Ended as i32);
+    assert_ne!(after.etag, before.etag);
+    assert_eq!(after.milestones, before.milestones);
+    let again = qilu_registry::store::leading::end_active_policies(&server.db, &code, 43)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
     server.stop().await;
 }

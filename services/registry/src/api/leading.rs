@@ -1405,7 +1405,6 @@ pub(super) async fn create_support_policy(
     {
         return Err(enterprise_not_found(&uscc).into());
     }
-    let member_key = member_name(year, &uscc);
     // Never selected is "not SELECTED" too: the caller's mistake is the state, not the name.
     let Some(member) = store::get_member(tx.conn(), year, &uscc)
         .await
@@ -1415,7 +1414,7 @@ pub(super) async fn create_support_policy(
     else {
         return Err(ApiError::precondition(
             "MEMBER_NOT_SELECTED",
-            member_key.clone(),
+            member_name(year, &uscc),
             format!("enterprises/{uscc} was never selected into cohort {year}; only a selected enterprise gets a support policy"),
         )
         .into());

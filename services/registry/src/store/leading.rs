@@ -710,6 +710,36 @@ pub async fn get_policy(
     Ok(Some(assemble(p, ms, rs)))
 }
 
+/// Ends every ACTIVE support policy of an enterprise at `now_us` (version + 1) and returns
+/// them as ended, for the caller to audit in its transaction. For the status methods: a revoked
+/// or deregistered enterprise's policies end (leading.proto, `SUPPORT_POLICY_STATE_ENDED`).
+pub async fn end_active_policies(
+    conn: &impl ConnectionTrait,
+    uscc: &str,
+    now_us: i64,
+) -> Result<Vec<SupportPolicy>, DbErr> {
+    let filter = PolicyFilter {
+        uscc: Some(uscc.to_string()),
+        state: Some(PolicyState::Active),
+        ..Default::default()
+    };
+    let mut ended = Vec::new();
+    // One policy per cohort year: an enterprise has a handful, never a million.
+    for p in list_policies(conn, &filter, None, 1_000_000).await? {
+        let p = p.map_err(|e| DbErr::Custom(e.to_string()))?;
+        let next = SupportPolicy {
+            state: PolicyState::Ended,
+            update_time_us: now_us,
+            version: p.version + 1,
+            ..p.clone()
+        };
+        if update_policy_if_version(conn, &next, p.version, false).await? {
+            ended.push(next);
+        }
+    }
+    Ok(ended)
+}
+
 /// Listing conditions for policies.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyFilter {
