@@ -5,6 +5,8 @@ pub mod cluster;
 pub mod eligibility;
 pub mod enterprise;
 pub mod figures;
+pub mod leading;
 pub mod policy;
+pub mod support_policy;
 pub mod uscc;
 pub mod zone;

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
         all.extend(super::policy::migrations());
         all.extend(super::zones::migrations());
         all.extend(super::certificate::migrations());
+        all.extend(super::leading::migrations());
         all
     }
 }

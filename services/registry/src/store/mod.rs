@@ -4,6 +4,7 @@
 pub mod certificate;
 pub mod enterprise;
 pub mod figures;
+pub mod leading;
 pub mod migration;
 pub mod policy;
 pub mod zones;
