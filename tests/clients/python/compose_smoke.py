@@ -67,6 +67,13 @@ def dockerfile_runtime_env(path: str) -> dict[str, str]:
     return env
 
 
+def seconds(duration: str) -> float:
+    """A compose duration (`30s`, `1m30s`, `500ms`) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(duration))
+    return sum(float(n) * units[u] for n, u in parts) or 10.0
+
+
 def masked(key: str, value: str) -> str:
     if any(s in key for s in SECRET_KEYS):
         return "<secret>"
@@ -226,8 +233,8 @@ class Smoke:
         for name, p in self.procs.items():
             t = time.monotonic()
             try:
-                code = p.wait(timeout=float(str(
-                    self.all_services[name].get("stop_grace_period", "30s")).rstrip("s")))
+                code = p.wait(timeout=seconds(
+                    self.all_services[name].get("stop_grace_period", "10s")))
             except subprocess.TimeoutExpired:
                 p.kill()
                 code = p.wait()
