@@ -139,6 +139,41 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
     }
 }
 
+/// Sets `high_tech_certified` as of today. Certificates lapse by the passage of time (expiry,
+/// two missed annual reports) without any write, so the stored column can be stale; every read
+/// derives the flag from the certificates instead.
+async fn certified_today(
+    api: &RegistryApi,
+    mut enterprises: Vec<Enterprise>,
+) -> Result<Vec<Enterprise>, ApiError> {
+    let usccs: Vec<String> = enterprises
+        .iter()
+        .map(|e| e.uscc.as_str().to_string())
+        .collect();
+    let holders = crate::store::certificate::valid_holders(&api.db, &usccs, api.today()).await?;
+    for e in &mut enterprises {
+        e.high_tech_certified = holders.contains(e.uscc.as_str());
+    }
+    Ok(enterprises)
+}
+
+/// A zone named on an enterprise must be registered.
+async fn check_zone(
+    conn: &impl sea_orm::ConnectionTrait,
+    zone: Option<&String>,
+) -> Result<(), ApiError> {
+    if let Some(zone) = zone
+        && !crate::store::zones::zone_exists(conn, zone).await?
+    {
+        return Err(ApiError::invalid(
+            "enterprise.zone",
+            "UNKNOWN_ZONE",
+            format!("{zone} is not a registered high-tech zone"),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn create_enterprise(
     api: &RegistryApi,
     request: Request<pb::CreateEnterpriseRequest>,
@@ -164,6 +199,7 @@ pub(super) async fn create_enterprise(
             Begun::Replay(previous) => return Ok(Response::new(previous)),
             Begun::Fresh(tx) => tx,
         };
+    check_zone(tx.conn(), fields.zone.as_ref()).await?;
     let now = tx.now_us();
     let enterprise = Enterprise {
         uscc,
@@ -201,6 +237,11 @@ pub(super) async fn get_enterprise(
     let uscc = parse_enterprise_name(&request.get_ref().name, "name", &api.known_exceptions)?;
     check_own(&ctx, uscc.as_str())?;
     let enterprise = api.load(&uscc).await?;
+    let enterprise = certified_today(api, vec![enterprise])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(uscc.as_str()))?;
     Ok(Response::new(enterprise_to_proto(&enterprise)))
 }
 
@@ -227,9 +268,14 @@ pub(super) async fn list_enterprises(
     };
     let enterprises = rows
         .into_iter()
-        .map(|m| m.into_domain().map(|e| enterprise_to_proto(&e)))
+        .map(|m| m.into_domain())
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
+    let enterprises = certified_today(api, enterprises)
+        .await?
+        .iter()
+        .map(enterprise_to_proto)
+        .collect();
     Ok(Response::new(pb::ListEnterprisesResponse {
         enterprises,
         next_page_token,
@@ -295,6 +341,9 @@ pub(super) async fn update_enterprise(
     if !violations.is_empty() {
         return Err(ApiError::InvalidArgument(violations).into());
     }
+    if paths.iter().any(|p| p == "zone") {
+        check_zone(tx.conn(), updated.fields.zone.as_ref()).await?;
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version)
@@ -336,15 +385,18 @@ pub(super) async fn batch_get_enterprises(
         .map_err(ApiError::from)?;
     let mut by_code: HashMap<String, store::Model> =
         rows.into_iter().map(|m| (m.uscc.clone(), m)).collect();
-    let mut enterprises = Vec::with_capacity(codes.len());
+    let mut found = Vec::with_capacity(codes.len());
     for code in &codes {
         // The same name twice is answered twice (AIP-231 keeps request order).
         let model = by_code.get(code).cloned().ok_or_else(|| not_found(code))?;
-        enterprises.push(enterprise_to_proto(
-            &model.into_domain().map_err(ApiError::internal)?,
-        ));
+        found.push(model.into_domain().map_err(ApiError::internal)?);
     }
     by_code.clear();
+    let enterprises = certified_today(api, found)
+        .await?
+        .iter()
+        .map(enterprise_to_proto)
+        .collect();
     Ok(Response::new(pb::BatchGetEnterprisesResponse {
         enterprises,
     }))
