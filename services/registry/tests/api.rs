@@ -72,6 +72,7 @@ on_both_backends!(
     the_name_filter_ignores_ascii_case_on_every_backend,
     update_with_mask_and_current_etag_changes_fields_and_etag,
     update_refuses_stale_etags_bad_masks_and_missing_enterprises,
+    an_unregistered_zone_is_refused_on_create_and_update,
     get_of_a_missing_or_malformed_name_is_not_found_or_invalid,
     batch_get_returns_enterprises_in_request_order,
     rpcs_not_implemented_yet_are_unimplemented,
@@ -2031,6 +2032,23 @@ async fn update_with_mask_and_current_etag_changes_fields_and_etag(backend: Back
     };
     let uscc = shandong("3701", 31);
     let created = create_named(&server, &uscc, "山东旧名公司").await;
+    // An enterprise may only name a registered zone.
+    client(&server)
+        .create_zone(server.request(
+            Role::Officer,
+            pb::CreateZoneRequest {
+                zone_id: "jinan-hightech".into(),
+                zone: Some(pb::Zone {
+                    display_name: "济南高新技术产业开发区".into(),
+                    level: pb::ZoneLevel::National as i32,
+                    division_code: "370100".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let updated = update(
         &server,
@@ -2087,6 +2105,53 @@ async fn update_with_mask_and_current_etag_changes_fields_and_etag(backend: Back
     assert_eq!(again.zone, "");
     assert!(again.technology_fields.is_empty());
     assert_ne!(again.etag, updated.etag);
+    server.stop().await;
+}
+
+async fn an_unregistered_zone_is_refused_on_create_and_update(backend: Backend) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let status = client(&server)
+        .create_enterprise(server.request(
+            Role::Officer,
+            pb::CreateEnterpriseRequest {
+                enterprise: Some(pb::Enterprise {
+                    uscc: VALID_FUJIAN.into(),
+                    display_name: "福建公司".into(),
+                    established_date: "2015-01-01".into(),
+                    zone: "zones/nowhere".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        [("enterprise.zone".to_string(), "UNKNOWN_ZONE".to_string())]
+    );
+    let created = create_named(&server, VALID_FUJIAN, "福建公司").await;
+    let status = update(
+        &server,
+        Role::Officer,
+        pb::Enterprise {
+            name: name_of(VALID_FUJIAN),
+            etag: created.etag,
+            zone: "zones/nowhere".into(),
+            ..Default::default()
+        },
+        &["zone"],
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        violations(&status),
+        [("enterprise.zone".to_string(), "UNKNOWN_ZONE".to_string())]
+    );
     server.stop().await;
 }
 

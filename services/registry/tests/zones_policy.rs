@@ -691,9 +691,9 @@ async fn zones_are_created_read_listed_and_updated_with_their_city_and_enterpris
     assert_eq!(created.approval_date, "");
     assert!(created.create_time.is_some() && !created.etag.is_empty());
 
-    for (n, state) in [(1, "active"), (2, "active"), (3, "other zone")] {
-        let z = if state == "other zone" {
-            "zones/other"
+    for (n, state) in [(1, "active"), (2, "active"), (3, "outside every zone")] {
+        let z = if state == "outside every zone" {
+            ""
         } else {
             "zones/weifang"
         };
