@@ -2,4 +2,5 @@
 
 pub mod enterprise;
 pub mod figures;
+pub mod import;
 pub mod uscc;

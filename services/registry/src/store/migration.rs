@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateEnterprise));
         all.extend(super::figures::migrations());
         all.extend(super::policy::migrations());
+        all.extend(super::changes::migrations());
         all
     }
 }
