@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use qilu_common::audit::{self, entity as audit_entity};
 use sea_orm::entity::prelude::*;
-use sea_orm::{QueryOrder, QuerySelect};
+use sea_orm::{DbBackend, QueryOrder, QuerySelect, Statement, TryIntoModel};
 use sea_orm_migration::prelude::{
     Alias, ColumnDef, DeriveIden, MigrationName, MigrationTrait, SchemaManager, Table,
 };
@@ -98,17 +98,105 @@ impl MigrationTrait for AddEnterpriseStateChange {
     }
 }
 
-/// Inserts new enterprises with multi-row inserts (one statement per `INSERT_CHUNK` rows).
+/// The `enterprise` columns, in table order, with their PostgreSQL types for
+/// `json_to_recordset`. Quoted: `leading` is a reserved word in PostgreSQL.
+const ENTERPRISE_COLUMNS: &[(&str, &str)] = &[
+    ("uscc", "text"),
+    ("display_name", "text"),
+    ("legal_representative", "text"),
+    ("established_date", "text"),
+    ("address", "text"),
+    ("division_code", "text"),
+    ("city", "text"),
+    ("zone", "text"),
+    ("technology_fields", "text"),
+    ("green_category", "integer"),
+    ("state", "integer"),
+    ("high_tech_certified", "boolean"),
+    ("leading", "boolean"),
+    ("uscc_known_exception", "boolean"),
+    ("create_time_us", "bigint"),
+    ("update_time_us", "bigint"),
+    ("version", "bigint"),
+    ("state_reason", "text"),
+    ("state_change_time_us", "bigint"),
+    ("state_effective_date", "text"),
+];
+
+/// Inserts new enterprises in as few statements as the backend allows: on PostgreSQL one
+/// statement per call, the rows travelling as one JSON parameter (`json_to_recordset`; binding
+/// thousands of parameters costs more than the insert itself); elsewhere multi-row inserts of
+/// `INSERT_CHUNK` rows.
 pub async fn insert_enterprises(
     conn: &impl ConnectionTrait,
     enterprises: &[Enterprise],
 ) -> Result<(), DbErr> {
+    if enterprises.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let rows = enterprises
+            .iter()
+            .map(|e| {
+                Ok(enterprise_json(
+                    enterprise_store::to_active(e).try_into_model()?,
+                ))
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        let names: Vec<String> = ENTERPRISE_COLUMNS
+            .iter()
+            .map(|(c, _)| format!("\"{c}\""))
+            .collect();
+        let typed: Vec<String> = ENTERPRISE_COLUMNS
+            .iter()
+            .map(|(c, t)| format!("\"{c}\" {t}"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO enterprise ({names}) SELECT {names} FROM json_to_recordset($1::json) AS t({typed})",
+            names = names.join(", "),
+            typed = typed.join(", "),
+        );
+        let json = serde_json::Value::Array(rows).to_string();
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [json.into()],
+        ))
+        .await?;
+        return Ok(());
+    }
     for chunk in enterprises.chunks(INSERT_CHUNK) {
         enterprise_store::Entity::insert_many(chunk.iter().map(enterprise_store::to_active))
             .exec(conn)
             .await?;
     }
     Ok(())
+}
+
+/// A row as `json_to_recordset` reads it (keys = column names).
+fn enterprise_json(m: enterprise_store::Model) -> serde_json::Value {
+    serde_json::json!({
+        "uscc": m.uscc,
+        "display_name": m.display_name,
+        "legal_representative": m.legal_representative,
+        "established_date": m.established_date,
+        "address": m.address,
+        "division_code": m.division_code,
+        "city": m.city,
+        "zone": m.zone,
+        "technology_fields": m.technology_fields,
+        "green_category": m.green_category,
+        "state": m.state,
+        "high_tech_certified": m.high_tech_certified,
+        "leading": m.leading,
+        "uscc_known_exception": m.uscc_known_exception,
+        "create_time_us": m.create_time_us,
+        "update_time_us": m.update_time_us,
+        "version": m.version,
+        "state_reason": m.state_reason,
+        "state_change_time_us": m.state_change_time_us,
+        "state_effective_date": m.state_effective_date,
+    })
 }
 
 /// The newest committed sequence of the audit log (0 when empty). Events up to it are all
