@@ -44,9 +44,20 @@ pub fn enterprise_to_proto(e: &Enterprise) -> pb::Enterprise {
         create_time: Some(to_timestamp(e.create_time_us)),
         update_time: Some(to_timestamp(e.update_time_us)),
         etag: e.etag(),
-        // Revocation and deregistration (their reason and dates) arrive with the status-change
-        // methods; until then every enterprise is ACTIVE and these stay empty.
-        ..Default::default()
+        state_reason: e
+            .state_change
+            .as_ref()
+            .map(|c| c.reason.clone())
+            .unwrap_or_default(),
+        state_change_time: e
+            .state_change
+            .as_ref()
+            .map(|c| to_timestamp(c.change_time_us)),
+        state_effective_date: e
+            .state_change
+            .as_ref()
+            .map(|c| c.effective_date.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
     }
 }
 

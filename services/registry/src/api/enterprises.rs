@@ -210,6 +210,7 @@ pub(super) async fn create_enterprise(
         create_time_us: now,
         update_time_us: now,
         version: 1,
+        state_change: None,
     };
     if let Err(e) = store::insert(tx.conn(), &enterprise).await {
         return Err(if is_unique_violation(&e) {

@@ -1,19 +1,423 @@
-//! Bulk import (client streaming).
+//! Bulk import (`ImportEnterprises`, client streaming).
 //!
-//! Not implemented yet: every RPC here answers UNIMPLEMENTED until its part of the registry
-//! issue lands.
+//! Each row is parsed exactly as `CreateEnterprise` parses its enterprise (`convert::parse_uscc`,
+//! `convert::parse_fields`), so a row is rejected for the same reasons with the same field
+//! paths (prefixed `enterprise.`). Valid rows are committed in batches of
+//! `domain::import::BATCH_ROWS`, one write transaction each: one query loads the batch's
+//! existing enterprises, new ones go in with multi-row inserts, changed ones are updated one by
+//! one (version + 1), and every created or updated enterprise gets its audit event. Identical
+//! rows write nothing. A malformed row is reported and the stream goes on.
+//!
+//! Failure semantics:
+//! - a batch that fails to commit rejects its rows with that reason; the run goes on;
+//! - a stream that breaks (client gone, bad message) ends the call: batches already committed
+//!   stay, rows received since the last commit are dropped (importing the file again reports the
+//!   committed rows UNCHANGED);
+//! - `request_id` (first message): once a run completes its response is stored under the id, and
+//!   a retried run with the same id and options gets that response without its rows being read.
+//!   The record is written after the last batch (a run spans several transactions); a crash in
+//!   between leaves no record, and the retry then re-imports, finding committed rows UNCHANGED.
+//!   With `validate_only` nothing is stored.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
+use prost::Message;
+use qilu_common::idempotency::{self, RequestId};
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::registry as pb;
+use sea_orm::ConnectionTrait;
 use tonic::Streaming;
 use tonic::{Request, Response, Status};
 
+use crate::convert;
+use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState};
+use crate::domain::import::{
+    BATCH_ROWS, Effect, Ledger, MAX_ROWS_PER_IMPORT, MAX_ROWS_PER_MESSAGE, Problem, effect,
+};
+use crate::domain::uscc::Uscc;
+use crate::store::changes as changes_store;
+use crate::store::enterprise as store;
+
 use super::RegistryApi;
+use super::changes::encode_cursor;
+
+/// A valid row waiting for its batch.
+struct Pending {
+    /// Index of the row's result.
+    index: usize,
+    uscc: Uscc,
+    fields: EnterpriseFields,
+}
+
+/// One import run: what it has received, decided and committed so far.
+struct Run<'a> {
+    api: &'a RegistryApi,
+    ctx: &'a CallContext,
+    validate_only: bool,
+    today: chrono::NaiveDate,
+    ledger: Ledger,
+    results: Vec<pb::ImportRowResult>,
+    pending: Vec<Pending>,
+    received: u64,
+    /// Sequence of the last change committed by this run.
+    last_sequence: Option<i64>,
+}
+
+fn outcome(effect: Effect) -> pb::ImportRowOutcome {
+    match effect {
+        Effect::Create => pb::ImportRowOutcome::Created,
+        Effect::Update => pb::ImportRowOutcome::Updated,
+        Effect::Unchanged => pb::ImportRowOutcome::Unchanged,
+    }
+}
+
+fn problem_to_proto(p: Problem) -> pb::RowProblem {
+    pb::RowProblem {
+        field: p.field,
+        description: p.description,
+    }
+}
+
+impl<'a> Run<'a> {
+    /// Takes the rows of one message: rejects the bad ones at once, queues the good ones, and
+    /// commits a batch whenever enough are queued.
+    async fn take(&mut self, rows: Vec<pb::ImportEnterpriseRow>) -> Result<(), ApiError> {
+        if rows.len() > MAX_ROWS_PER_MESSAGE {
+            return Err(ApiError::invalid(
+                "rows",
+                "TOO_MANY_ROWS",
+                format!(
+                    "at most {MAX_ROWS_PER_MESSAGE} rows per message; this one has {}",
+                    rows.len()
+                ),
+            ));
+        }
+        self.received += rows.len() as u64;
+        if self.received > MAX_ROWS_PER_IMPORT {
+            return Err(ApiError::invalid(
+                "rows",
+                "TOO_MANY_ROWS",
+                format!(
+                    "at most {MAX_ROWS_PER_IMPORT} rows per import; split the file (rows so far were committed)"
+                ),
+            ));
+        }
+        for row in rows {
+            self.take_row(row);
+            if self.pending.len() >= BATCH_ROWS {
+                self.flush().await;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_row(&mut self, row: pb::ImportEnterpriseRow) {
+        let index = self.results.len();
+        let mut problems = Vec::new();
+        if let Err(p) = self.ledger.take_row_number(row.row_number) {
+            problems.push(p);
+        }
+        let mut shown_uscc = String::new();
+        let parsed = match &row.enterprise {
+            None => {
+                problems.push(Problem::new("enterprise", "enterprise is required"));
+                None
+            }
+            Some(input) => {
+                shown_uscc = input.uscc.clone();
+                let uscc =
+                    convert::parse_uscc(&input.uscc, "enterprise.uscc", &self.api.known_exceptions)
+                        .map_err(|v| problems.push(Problem::new(v.field, v.description)))
+                        .ok();
+                let fields = convert::parse_fields(input, "enterprise", self.today)
+                    .map_err(|vs| {
+                        problems
+                            .extend(vs.into_iter().map(|v| Problem::new(v.field, v.description)));
+                    })
+                    .ok();
+                if let Some(u) = &uscc {
+                    shown_uscc = u.as_str().to_string();
+                }
+                uscc.zip(fields)
+            }
+        };
+        let accepted = match parsed {
+            Some((uscc, fields)) if problems.is_empty() => {
+                match self.ledger.take_uscc(uscc.as_str(), row.row_number) {
+                    Ok(()) => Some((uscc, fields)),
+                    Err(p) => {
+                        problems.push(p);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut result = pb::ImportRowResult {
+            row_number: row.row_number,
+            uscc: shown_uscc,
+            outcome: pb::ImportRowOutcome::Unspecified as i32,
+            problems: Vec::new(),
+        };
+        match accepted {
+            Some((uscc, fields)) => self.pending.push(Pending {
+                index,
+                uscc,
+                fields,
+            }),
+            None => {
+                result.outcome = pb::ImportRowOutcome::Rejected as i32;
+                result.problems = problems.into_iter().map(problem_to_proto).collect();
+            }
+        }
+        self.results.push(result);
+    }
+
+    /// Decides (and, unless validating only, commits) the queued rows.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let decided = if self.validate_only {
+            self.decide_only(&batch).await
+        } else {
+            self.commit(&batch).await
+        };
+        match decided {
+            Ok(effects) => {
+                for (row, e) in batch.iter().zip(effects) {
+                    self.results[row.index].outcome = outcome(e) as i32;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows = batch.len(), "import batch failed");
+                let why = match &e {
+                    ApiError::Unavailable { .. } => "the database is unavailable",
+                    ApiError::Aborted(_) => "a concurrent change conflicted",
+                    _ => "an internal error",
+                };
+                for row in &batch {
+                    let result = &mut self.results[row.index];
+                    result.outcome = pb::ImportRowOutcome::Rejected as i32;
+                    result.problems = vec![pb::RowProblem {
+                        field: "enterprise".into(),
+                        description: format!(
+                            "not saved: the batch holding this row failed to commit ({why}); import the row again"
+                        ),
+                    }];
+                }
+            }
+        }
+    }
+
+    /// The stored enterprises of a batch, by USCC.
+    async fn existing(
+        &self,
+        conn: &impl ConnectionTrait,
+        batch: &[Pending],
+    ) -> Result<HashMap<String, Enterprise>, ApiError> {
+        let codes: Vec<String> = batch.iter().map(|p| p.uscc.as_str().to_string()).collect();
+        store::get_many(conn, &codes)
+            .await?
+            .into_iter()
+            .map(|m| {
+                m.into_domain()
+                    .map(|e| (e.uscc.as_str().to_string(), e))
+                    .map_err(ApiError::internal)
+            })
+            .collect()
+    }
+
+    async fn decide_only(&self, batch: &[Pending]) -> Result<Vec<Effect>, ApiError> {
+        let existing = self.existing(&self.api.db, batch).await?;
+        Ok(batch
+            .iter()
+            .map(|p| effect(existing.get(p.uscc.as_str()), &p.fields))
+            .collect())
+    }
+
+    /// Commits one batch in one write transaction.
+    async fn commit(&mut self, batch: &[Pending]) -> Result<Vec<Effect>, ApiError> {
+        let mut tx = match WriteTx::begin::<pb::ImportEnterprisesResponse>(
+            &self.api.db,
+            self.ctx,
+            "",
+            &pb::ImportEnterprisesRequest::default(),
+        )
+        .await?
+        {
+            Begun::Fresh(tx) => tx,
+            Begun::Replay(_) => {
+                return Err(ApiError::internal("a batch without request id replayed"));
+            }
+        };
+        let existing = self.existing(tx.conn(), batch).await?;
+        let now = tx.now_us();
+        let mut effects = Vec::with_capacity(batch.len());
+        let mut inserts = Vec::new();
+        let mut changed = Vec::new();
+        for p in batch {
+            let current = existing.get(p.uscc.as_str());
+            let e = effect(current, &p.fields);
+            match (e, current) {
+                (Effect::Create, _) => {
+                    let created = Enterprise {
+                        uscc: p.uscc.clone(),
+                        fields: p.fields.clone(),
+                        state: EnterpriseState::Active,
+                        high_tech_certified: false,
+                        leading: false,
+                        create_time_us: now,
+                        update_time_us: now,
+                        version: 1,
+                        state_change: None,
+                    };
+                    inserts.push(created.clone());
+                    changed.push(created);
+                }
+                (Effect::Update, Some(current)) => {
+                    let mut updated = current.clone();
+                    updated.fields = p.fields.clone();
+                    updated.version = current.version + 1;
+                    updated.update_time_us = now;
+                    // Writers are serialised by the write transaction, so the version cannot
+                    // have moved since the read above; checked anyway.
+                    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+                        return Err(ApiError::Aborted(format!(
+                            "{} changed concurrently",
+                            updated.name()
+                        )));
+                    }
+                    changed.push(updated);
+                }
+                _ => {}
+            }
+            effects.push(e);
+        }
+        if changed.is_empty() {
+            // Nothing to write: the transaction rolls back when dropped.
+            return Ok(effects);
+        }
+        if let Err(e) = changes_store::insert_enterprises(tx.conn(), &inserts).await {
+            return Err(if is_unique_violation(&e) {
+                ApiError::Aborted("an enterprise of the batch was created concurrently".into())
+            } else {
+                e.into()
+            });
+        }
+        let base = changes_store::head_sequence(tx.conn()).await?;
+        for e in &changed {
+            tx.record(&e.name(), e)?;
+        }
+        tx.commit(&pb::ImportEnterprisesResponse::default()).await?;
+        self.last_sequence = Some(base + changed.len() as i64);
+        Ok(effects)
+    }
+
+    /// The response once every batch is decided.
+    fn response(self, rejected_rows_only: bool) -> pb::ImportEnterprisesResponse {
+        let mut response = pb::ImportEnterprisesResponse {
+            received_count: self.results.len() as i64,
+            validate_only: self.validate_only,
+            last_change_cursor: self.last_sequence.map(encode_cursor).unwrap_or_default(),
+            ..Default::default()
+        };
+        for r in &self.results {
+            match pb::ImportRowOutcome::try_from(r.outcome) {
+                Ok(pb::ImportRowOutcome::Created) => response.created_count += 1,
+                Ok(pb::ImportRowOutcome::Updated) => response.updated_count += 1,
+                Ok(pb::ImportRowOutcome::Unchanged) => response.unchanged_count += 1,
+                _ => response.rejected_count += 1,
+            }
+        }
+        response.accepted_count = response.created_count + response.updated_count;
+        response.row_results = if rejected_rows_only {
+            self.results
+                .into_iter()
+                .filter(|r| r.outcome == pb::ImportRowOutcome::Rejected as i32)
+                .collect()
+        } else {
+            self.results
+        };
+        response
+    }
+}
 
 pub(super) async fn import_enterprises(
-    _api: &RegistryApi,
-    _request: Request<Streaming<pb::ImportEnterprisesRequest>>,
+    api: &RegistryApi,
+    request: Request<Streaming<pb::ImportEnterprisesRequest>>,
 ) -> Result<Response<pb::ImportEnterprisesResponse>, Status> {
-    Err(Status::unimplemented(
-        "import_enterprises is not implemented yet",
-    ))
+    let ctx = CallContext::of(&request)?;
+    let mut stream = request.into_inner();
+    let started = Instant::now();
+    let Some(first) = stream.message().await? else {
+        // An empty stream imports nothing.
+        return Ok(Response::new(pb::ImportEnterprisesResponse::default()));
+    };
+    let request_id = RequestId::parse(&first.request_id)?;
+    let method = ctx.meta.method.trim_start_matches('/').to_string();
+    // The run's identity for idempotency: its options (rows are not read on a retry).
+    let fingerprint = idempotency::fingerprint(&pb::ImportEnterprisesRequest {
+        rows: Vec::new(),
+        request_id: first.request_id.clone(),
+        validate_only: first.validate_only,
+        rejected_rows_only: first.rejected_rows_only,
+    });
+    if let Some(id) = &request_id
+        && !first.validate_only
+        && let Some(bytes) = idempotency::replay(&api.db, id, &method, &fingerprint).await?
+    {
+        let previous =
+            pb::ImportEnterprisesResponse::decode(bytes.as_slice()).map_err(ApiError::internal)?;
+        return Ok(Response::new(previous));
+    }
+    let rejected_rows_only = first.rejected_rows_only;
+    let mut run = Run {
+        api,
+        ctx: &ctx,
+        validate_only: first.validate_only,
+        today: api.today(),
+        ledger: Ledger::default(),
+        results: Vec::new(),
+        pending: Vec::new(),
+        received: 0,
+        last_sequence: None,
+    };
+    run.take(first.rows).await?;
+    while let Some(message) = stream.message().await? {
+        run.take(message.rows).await?;
+    }
+    run.flush().await;
+    let validate_only = run.validate_only;
+    let response = run.response(rejected_rows_only);
+    if let Some(id) = &request_id
+        && !validate_only
+        && let Err(e) = idempotency::store(
+            &api.db,
+            id,
+            &method,
+            fingerprint,
+            response.encode_to_vec(),
+            qilu_common::time::now_micros(),
+        )
+        .await
+    {
+        // A concurrent run under the same id stored its response first; this run's rows are
+        // committed all the same, so answer with what this run did.
+        tracing::warn!(error = %e, request_id = id.as_str(), "import response not stored for replay");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        received = response.received_count,
+        created = response.created_count,
+        updated = response.updated_count,
+        unchanged = response.unchanged_count,
+        rejected = response.rejected_count,
+        rows_per_second = (response.received_count as f64 / seconds.max(1e-9)) as i64,
+        "import finished"
+    );
+    Ok(Response::new(response))
 }

@@ -1,28 +1,271 @@
-//! Revoke and deregister an enterprise.
+//! Revoke and deregister an enterprise (custom methods `:revoke`, `:deregister`, AIP-136).
 //!
-//! Not implemented yet: every RPC here answers UNIMPLEMENTED until its part of the registry
-//! issue lands.
+//! Legal transitions only: ACTIVE → REVOKED (licence revoked, 吊销); ACTIVE or REVOKED →
+//! DEREGISTERED (注销). Anything else is FAILED_PRECONDITION naming the current state. Each
+//! change records its reason, the commit time and the date it took legal effect (default: today
+//! in the programme time zone), bumps the version (new etag) and is audited.
 
+use chrono::NaiveDate;
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext};
 use qilu_proto::registry as pb;
-
 use tonic::{Request, Response, Status};
 
+use crate::convert::{enterprise_to_proto, parse_enterprise_name};
+use crate::domain::enterprise::{EnterpriseState, StateChange};
+use crate::store::enterprise as store;
+
 use super::RegistryApi;
+use super::enterprises::not_found;
+
+/// Longest reason accepted (the contract: at most 2000 characters).
+const MAX_REASON_CHARS: usize = 2000;
+
+/// Whether an enterprise in `from` may move to `to`.
+fn transition_allowed(from: EnterpriseState, to: EnterpriseState) -> bool {
+    matches!(
+        (from, to),
+        (EnterpriseState::Active, EnterpriseState::Revoked)
+            | (
+                EnterpriseState::Active | EnterpriseState::Revoked,
+                EnterpriseState::Deregistered
+            )
+    )
+}
+
+fn state_name(s: EnterpriseState) -> &'static str {
+    match s {
+        EnterpriseState::Active => "ACTIVE",
+        EnterpriseState::Revoked => "REVOKED",
+        EnterpriseState::Deregistered => "DEREGISTERED",
+    }
+}
+
+/// A status-change request, parsed.
+struct Change {
+    target: EnterpriseState,
+    reason: String,
+    effective_date: NaiveDate,
+    etag: String,
+}
+
+fn parse_reason(raw: &str) -> Result<String, ApiError> {
+    let reason = raw.trim();
+    if reason.is_empty() {
+        return Err(ApiError::invalid(
+            "reason",
+            "REQUIRED",
+            "say why, e.g. the market-regulation decision number",
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::invalid(
+            "reason",
+            "TOO_LONG",
+            format!("at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    // Line breaks are fine in a reason a person reads; other control characters are not.
+    if reason
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            "CONTROL_CHARACTER",
+            "must not contain control characters",
+        ));
+    }
+    Ok(reason.to_string())
+}
+
+fn parse_effective_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(today);
+    }
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        ApiError::invalid(
+            "effective_date",
+            "INVALID_DATE",
+            format!("{raw:?} is not a date YYYY-MM-DD"),
+        )
+    })?;
+    if date > today {
+        return Err(ApiError::invalid(
+            "effective_date",
+            "IN_FUTURE",
+            format!("{date} is after today ({today}); record a change once it has taken effect"),
+        ));
+    }
+    Ok(date)
+}
+
+async fn change_state<R: prost::Message>(
+    api: &RegistryApi,
+    ctx: &CallContext,
+    name: &str,
+    request_id: &str,
+    request: &R,
+    change: Change,
+) -> Result<pb::Enterprise, ApiError> {
+    let uscc = parse_enterprise_name(name, "name", &api.known_exceptions)?;
+    let mut tx = match WriteTx::begin::<pb::Enterprise>(&api.db, ctx, request_id, request).await? {
+        Begun::Replay(previous) => return Ok(previous),
+        Begun::Fresh(tx) => tx,
+    };
+    let current = store::get(tx.conn(), uscc.as_str())
+        .await?
+        .ok_or_else(|| not_found(uscc.as_str()))?
+        .into_domain()
+        .map_err(ApiError::internal)?;
+    if !change.etag.is_empty() && change.etag != current.etag() {
+        return Err(ApiError::Aborted(format!(
+            "{} changed since etag {} was read; read it again and retry",
+            current.name(),
+            change.etag
+        )));
+    }
+    if !transition_allowed(current.state, change.target) {
+        let allowed_from = match change.target {
+            EnterpriseState::Revoked => "only an ACTIVE enterprise can be revoked",
+            _ => "only an ACTIVE or REVOKED enterprise can be deregistered",
+        };
+        return Err(ApiError::precondition(
+            "ENTERPRISE_STATE",
+            current.name(),
+            format!(
+                "{} is {}; {allowed_from}",
+                current.name(),
+                state_name(current.state)
+            ),
+        ));
+    }
+    if change.effective_date < current.fields.established_date {
+        return Err(ApiError::invalid(
+            "effective_date",
+            "BEFORE_ESTABLISHMENT",
+            format!(
+                "{} is before the enterprise was established ({})",
+                change.effective_date, current.fields.established_date
+            ),
+        ));
+    }
+    if let Some(previous) = &current.state_change
+        && change.effective_date < previous.effective_date
+    {
+        return Err(ApiError::invalid(
+            "effective_date",
+            "BEFORE_PREVIOUS_CHANGE",
+            format!(
+                "{} is before the previous state change took effect ({})",
+                change.effective_date, previous.effective_date
+            ),
+        ));
+    }
+    let now = tx.now_us();
+    let mut updated = current.clone();
+    updated.state = change.target;
+    updated.state_change = Some(StateChange {
+        reason: change.reason,
+        change_time_us: now,
+        effective_date: change.effective_date,
+    });
+    updated.version = current.version + 1;
+    updated.update_time_us = now;
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(ApiError::Aborted(format!(
+            "{} changed concurrently; retry",
+            current.name()
+        )));
+    }
+    let response = enterprise_to_proto(&updated);
+    tx.record(&updated.name(), &updated)?;
+    tx.commit(&response).await?;
+    tracing::info!(
+        enterprise = %updated.name(),
+        state = state_name(updated.state),
+        "enterprise state changed"
+    );
+    Ok(response)
+}
 
 pub(super) async fn revoke_enterprise(
-    _api: &RegistryApi,
-    _request: Request<pb::RevokeEnterpriseRequest>,
+    api: &RegistryApi,
+    request: Request<pb::RevokeEnterpriseRequest>,
 ) -> Result<Response<pb::Enterprise>, Status> {
-    Err(Status::unimplemented(
-        "revoke_enterprise is not implemented yet",
-    ))
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let change = Change {
+        target: EnterpriseState::Revoked,
+        reason: parse_reason(&req.reason)?,
+        effective_date: parse_effective_date(&req.effective_date, api.today())?,
+        etag: req.etag.clone(),
+    };
+    let response = change_state(api, &ctx, &req.name, &req.request_id, &req, change).await?;
+    Ok(Response::new(response))
 }
 
 pub(super) async fn deregister_enterprise(
-    _api: &RegistryApi,
-    _request: Request<pb::DeregisterEnterpriseRequest>,
+    api: &RegistryApi,
+    request: Request<pb::DeregisterEnterpriseRequest>,
 ) -> Result<Response<pb::Enterprise>, Status> {
-    Err(Status::unimplemented(
-        "deregister_enterprise is not implemented yet",
-    ))
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let change = Change {
+        target: EnterpriseState::Deregistered,
+        reason: parse_reason(&req.reason)?,
+        effective_date: parse_effective_date(&req.effective_date, api.today())?,
+        etag: req.etag.clone(),
+    };
+    let response = change_state(api, &ctx, &req.name, &req.request_id, &req, change).await?;
+    Ok(Response::new(response))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use EnterpriseState::{Active, Deregistered, Revoked};
+
+    #[test]
+    fn only_the_legal_transitions_are_allowed() {
+        let cases = [
+            (Active, Revoked, true),
+            (Active, Deregistered, true),
+            (Revoked, Deregistered, true),
+            (Revoked, Revoked, false),
+            (Deregistered, Revoked, false),
+            (Deregistered, Deregistered, false),
+            (Revoked, Active, false),
+            (Deregistered, Active, false),
+            (Active, Active, false),
+        ];
+        for (from, to, allowed) in cases {
+            assert_eq!(transition_allowed(from, to), allowed, "{from:?} → {to:?}");
+        }
+    }
+
+    #[test]
+    fn reasons_are_required_bounded_and_printable() {
+        assert_eq!(
+            parse_reason("  鲁市监处〔2026〕12号 ").unwrap(),
+            "鲁市监处〔2026〕12号"
+        );
+        assert!(parse_reason("第一行\n第二行").is_ok());
+        assert!(parse_reason("   ").is_err());
+        assert!(parse_reason(&"因".repeat(2000)).is_ok());
+        assert!(parse_reason(&"因".repeat(2001)).is_err());
+        assert!(parse_reason("bad\u{0}").is_err());
+    }
+
+    #[test]
+    fn effective_dates_default_to_today_and_are_not_in_the_future() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        assert_eq!(parse_effective_date("", today).unwrap(), today);
+        assert_eq!(parse_effective_date("2026-06-01", today).unwrap(), today);
+        assert!(parse_effective_date("2026-06-02", today).is_err());
+        assert!(parse_effective_date("2026-13-01", today).is_err());
+        assert!(parse_effective_date("01/06/2026", today).is_err());
+    }
 }

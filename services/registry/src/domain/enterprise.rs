@@ -89,6 +89,22 @@ pub struct Enterprise {
     pub update_time_us: i64,
     /// Optimistic-concurrency version, +1 on every change.
     pub version: i64,
+    /// Why and when the enterprise last left ACTIVE; `None` while it has always been active.
+    /// Left out of the audit state while `None`, so active enterprises audit as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_change: Option<StateChange>,
+}
+
+/// The record of the last state change (revoke or deregister), as the contract's
+/// `state_reason`, `state_change_time` and `state_effective_date` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateChange {
+    /// Why, as given to `RevokeEnterprise` / `DeregisterEnterprise`.
+    pub reason: String,
+    /// When the change was committed, µs.
+    pub change_time_us: i64,
+    /// Date the change took legal effect (programme time zone).
+    pub effective_date: NaiveDate,
 }
 
 fn serialize_uscc<S: serde::Serializer>(u: &Uscc, s: S) -> Result<S::Ok, S::Error> {

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod eligibility;
 pub mod enterprise;
 pub mod figures;
+pub mod import;
 pub mod leading;
 pub mod policy;
 pub mod support_policy;

@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
 
-use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState};
+use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState, StateChange};
 use crate::domain::uscc::{self, KnownExceptions, Uscc};
 
 /// The `enterprise` table.
@@ -50,6 +50,13 @@ pub mod entity {
         pub update_time_us: i64,
         /// Optimistic-concurrency version.
         pub version: i64,
+        /// Why the enterprise left ACTIVE ("" while active); column added by
+        /// `store::changes::migrations`.
+        pub state_reason: String,
+        /// When the state last changed, µs; NULL while it has always been active.
+        pub state_change_time_us: Option<i64>,
+        /// `YYYY-MM-DD` the state change took effect; NULL while it has always been active.
+        pub state_effective_date: Option<String>,
     }
 
     /// No relations yet.
@@ -103,6 +110,16 @@ impl Model {
                 .map_err(|e| corrupt(format!("established_date: {e}")))?;
         let state = EnterpriseState::from_code(self.state)
             .ok_or_else(|| corrupt(format!("state code {}", self.state)))?;
+        let state_change = match (self.state_change_time_us, &self.state_effective_date) {
+            (Some(change_time_us), Some(date)) => Some(StateChange {
+                reason: self.state_reason.clone(),
+                change_time_us,
+                effective_date: chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                    .map_err(|e| corrupt(format!("state_effective_date: {e}")))?,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("half a state change stored".into())),
+        };
         Ok(Enterprise {
             uscc: code,
             fields: EnterpriseFields {
@@ -120,6 +137,7 @@ impl Model {
             create_time_us: self.create_time_us,
             update_time_us: self.update_time_us,
             version: self.version,
+            state_change,
         })
     }
 }
@@ -147,6 +165,16 @@ pub fn to_active(e: &Enterprise) -> entity::ActiveModel {
         create_time_us: Set(e.create_time_us),
         update_time_us: Set(e.update_time_us),
         version: Set(e.version),
+        state_reason: Set(e
+            .state_change
+            .as_ref()
+            .map(|c| c.reason.clone())
+            .unwrap_or_default()),
+        state_change_time_us: Set(e.state_change.as_ref().map(|c| c.change_time_us)),
+        state_effective_date: Set(e
+            .state_change
+            .as_ref()
+            .map(|c| c.effective_date.format("%Y-%m-%d").to_string())),
     }
 }
 

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
         all.extend(super::zones::migrations());
         all.extend(super::certificate::migrations());
         all.extend(super::leading::migrations());
+        all.extend(super::changes::migrations());
         all
     }
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL alike. Never called with unvalidated input: handlers pass domain types.
 
 pub mod certificate;
+pub mod changes;
 pub mod enterprise;
 pub mod figures;
 pub mod leading;
