@@ -7,6 +7,7 @@ pub mod enterprise;
 pub mod figures;
 pub mod leading;
 pub mod policy;
+pub mod statistics;
 pub mod support_policy;
 pub mod uscc;
 pub mod zone;
