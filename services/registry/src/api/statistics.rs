@@ -1,19 +1,356 @@
-//! Programme statistics.
+//! Programme statistics: the year's new high-tech enterprises in zones and green fields against
+//! the yearly target, the leading cohort's fill, and every cluster's progress, each target
+//! resolved from the policy data in force for the year (never a constant here).
 //!
-//! Not implemented yet: every RPC here answers UNIMPLEMENTED until its part of the registry
-//! issue lands.
+//! Reads only, in one read transaction so the numbers describe one moment (PostgreSQL:
+//! REPEATABLE READ, read only; SQLite: one deferred transaction, a single WAL snapshot). The
+//! counting rules are `crate::domain::statistics`; the queries `crate::store::statistics`;
+//! cluster progress is exactly `GetClusterProgress` with `as_of_year` = the year.
 
+use std::collections::HashMap;
+
+use chrono::Datelike;
+use qilu_common::ApiError;
+use qilu_common::error::FieldViolation;
+use qilu_common::time::{now_micros, to_timestamp};
+use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
-
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseBackend, IsolationLevel, TransactionOptions,
+    TransactionTrait,
+};
 use tonic::{Request, Response, Status};
 
+use crate::domain::cluster::{self, Cluster, EffectiveTarget, Progress};
+use crate::domain::figures::FigureKind;
+use crate::domain::policy::{MAX_YEAR, MIN_YEAR};
+use crate::domain::statistics::{self as stats, NewHighTechCounts};
+use crate::store::policy::{self as policy_store, kind};
+use crate::store::statistics::{self as store, RevenueSource};
+use crate::store::zones::{self as zones_store, ClusterFilter, Cursor, Order};
+
 use super::RegistryApi;
+use super::policy::policy_target_name;
+use super::zones::cluster_progress;
+
+/// Clusters read per query while listing them all.
+const CLUSTER_PAGE: u64 = 500;
+
+/// The year asked for: required, within the years policy targets may cover.
+fn parse_year(year: i32) -> Result<i32, ApiError> {
+    if year == 0 {
+        return Err(ApiError::invalid(
+            "year",
+            "REQUIRED",
+            "the programme year is required",
+        ));
+    }
+    if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+        return Err(ApiError::InvalidArgument(vec![FieldViolation::new(
+            "year",
+            "OUT_OF_RANGE",
+            format!("{year} is outside {MIN_YEAR}-{MAX_YEAR}"),
+        )]));
+    }
+    Ok(year)
+}
+
+/// The target of `kind` in force for `year`, with where it came from; zeros when none.
+async fn target(
+    conn: &impl ConnectionTrait,
+    kind: i32,
+    year: i32,
+) -> Result<pb::TargetValue, ApiError> {
+    Ok(policy_store::in_force(conn, kind, year)
+        .await?
+        .map(|t| pb::TargetValue {
+            value: t.value,
+            policy_target: policy_target_name(&t.id),
+            source: t.source,
+        })
+        .unwrap_or_default())
+}
+
+/// The known green categories (every `GreenCategory` but UNSPECIFIED), always listed.
+fn green_categories() -> Vec<i32> {
+    // The enum's values are contiguous from 1: a category added to the contract shows up here.
+    (1..)
+        .map_while(|n| GreenCategory::try_from(n).ok().map(|_| n))
+        .collect()
+}
+
+fn new_high_tech_to_proto(
+    counts: NewHighTechCounts,
+    target: pb::TargetValue,
+) -> pb::NewHighTechEnterprises {
+    pb::NewHighTechEnterprises {
+        count: counts.total,
+        target_fill_basis_points: stats::fill_basis_points(counts.total, target.value),
+        target: Some(target),
+        by_zone: counts
+            .by_zone
+            .into_iter()
+            .map(|z| pb::ZoneCount {
+                zone: z.zone,
+                display_name: z.display_name,
+                count: z.count,
+            })
+            .collect(),
+        by_green_category: counts
+            .by_green_category
+            .into_iter()
+            .map(|(green_category, count)| pb::GreenCategoryCount {
+                green_category,
+                count,
+            })
+            .collect(),
+        by_zone_and_green_category: counts
+            .cells
+            .into_iter()
+            .map(|c| pb::ZoneGreenCategoryCount {
+                zone: c.zone,
+                green_category: c.green_category,
+                count: c.count,
+            })
+            .collect(),
+    }
+}
+
+/// The year's cohort (if created), its SELECTED members and those with their policy, against
+/// the LEADING_COHORT_SIZE target in force for the year.
+async fn cohort_fill(conn: &impl ConnectionTrait, year: i32) -> Result<pb::CohortFill, ApiError> {
+    let cohort = crate::store::leading::get_cohort(conn, year).await?;
+    let (selected, with_policy) = crate::store::leading::cohort_counts(conn, year).await?;
+    let target = target(conn, kind::LEADING_COHORT_SIZE, year).await?;
+    let selected = i64::try_from(selected).unwrap_or(i64::MAX);
+    let with_policy = i64::try_from(with_policy).unwrap_or(i64::MAX);
+    Ok(pb::CohortFill {
+        cohort: cohort
+            .map(|c| crate::domain::leading::cohort_name(c.year))
+            .unwrap_or_default(),
+        fill_basis_points: stats::fill_basis_points(selected, target.value),
+        target: Some(target),
+        selected_count: i32::try_from(selected).unwrap_or(i32::MAX),
+        with_policy_count: i32::try_from(with_policy).unwrap_or(i32::MAX),
+    })
+}
+
+/// Every cluster, by name.
+async fn all_clusters(conn: &impl ConnectionTrait) -> Result<Vec<Cluster>, ApiError> {
+    let mut out: Vec<Cluster> = Vec::new();
+    loop {
+        let after = out.last().map(|c| Cursor {
+            display_name: None,
+            id: c.id.clone(),
+        });
+        let page = zones_store::list_clusters(
+            conn,
+            &ClusterFilter::default(),
+            Order::Name { desc: false },
+            after,
+            CLUSTER_PAGE,
+        )
+        .await?;
+        let last_page = (page.len() as u64) < CLUSTER_PAGE;
+        out.extend(page);
+        if last_page {
+            return Ok(out);
+        }
+    }
+}
+
+fn enterprise_name(uscc: &str) -> String {
+    format!("enterprises/{uscc}")
+}
+
+/// "FIGURE_SOURCE_AUDITED_STATEMENT: reference", as `GetClusterProgress` cites a member's figure.
+fn cite(source: Option<&RevenueSource>) -> String {
+    source
+        .map(|r| {
+            let name = pb::FigureSource::try_from(r.source)
+                .map(|s| s.as_str_name())
+                .unwrap_or("FIGURE_SOURCE_UNSPECIFIED");
+            if r.reference.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}: {}", r.reference)
+            }
+        })
+        .unwrap_or_default()
+}
+
+fn progress_to_proto(
+    c: &Cluster,
+    p: &Progress,
+    sources: &HashMap<(String, i32), RevenueSource>,
+) -> pb::ClusterProgress {
+    let saturate = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+    pb::ClusterProgress {
+        cluster: c.name(),
+        display_name: c.fields.display_name.clone(),
+        as_of_year: p.as_of_year,
+        member_count: i32::try_from(p.member_count).unwrap_or(i32::MAX),
+        members_reporting: i32::try_from(p.reporting.len()).unwrap_or(i32::MAX),
+        revenue_fen: saturate(p.revenue_fen),
+        target_scale_fen: p.target_scale_fen,
+        target_year: p.target_year,
+        progress_basis_points: saturate(p.progress_basis_points),
+        target_reached: p.target_reached,
+        on_track: p.on_track,
+        members: p
+            .reporting
+            .iter()
+            .map(|m| pb::MemberRevenue {
+                enterprise: enterprise_name(&m.uscc),
+                year: m.year,
+                revenue_fen: m.revenue_fen,
+                source: cite(sources.get(&(m.uscc.clone(), m.year))),
+            })
+            .collect(),
+        members_missing_revenue: p.missing.iter().map(|u| enterprise_name(u)).collect(),
+        explanation: p.explanation(),
+    }
+}
+
+/// A cluster for which no target resolves (`GetClusterProgress` refuses it with
+/// NO_CLUSTER_SCALE_TARGET): still listed, with its members' revenue, target 0, not on track.
+async fn untargeted_progress(
+    conn: &impl ConnectionTrait,
+    c: &Cluster,
+    year: i32,
+    sources: &HashMap<(String, i32), RevenueSource>,
+) -> Result<pb::ClusterProgress, ApiError> {
+    let latest =
+        crate::store::figures::latest_value(conn, &c.fields.members, FigureKind::RevenueFen, year)
+            .await?;
+    // A target nobody can reach, only to reuse the revenue arithmetic; every target-dependent
+    // field is then replaced.
+    let unreachable = EffectiveTarget {
+        scale_fen: i64::MAX,
+        year: 0,
+        source: String::new(),
+    };
+    let p = cluster::progress(
+        &c.fields.members,
+        &latest,
+        &unreachable,
+        c.fields.start_year,
+    );
+    let mut out = progress_to_proto(c, &p, sources);
+    out.target_scale_fen = 0;
+    out.target_year = 0;
+    out.progress_basis_points = 0;
+    out.target_reached = false;
+    out.on_track = false;
+    out.explanation = format!(
+        "{} bn yuan as of {}; no CLUSTER_SCALE target resolves for this cluster, so it is not on track",
+        cluster::bn_yuan(p.revenue_fen),
+        p.as_of_year
+    );
+    Ok(out)
+}
+
+/// Every cluster's progress as of `year`.
+async fn clusters_progress(
+    conn: &impl ConnectionTrait,
+    year: i32,
+    current_year: i32,
+) -> Result<Vec<pb::ClusterProgress>, ApiError> {
+    let clusters = all_clusters(conn).await?;
+    let mut members: Vec<String> = clusters
+        .iter()
+        .flat_map(|c| c.fields.members.iter().cloned())
+        .collect();
+    members.sort_unstable();
+    members.dedup();
+    let sources = store::revenue_sources(conn, &members, year).await?;
+    let mut out = Vec::with_capacity(clusters.len());
+    for c in &clusters {
+        out.push(
+            match cluster_progress(conn, c, Some(year), current_year).await? {
+                Some(p) => progress_to_proto(c, &p, &sources),
+                None => untargeted_progress(conn, c, year, &sources).await?,
+            },
+        );
+    }
+    Ok(out)
+}
 
 pub(super) async fn get_programme_statistics(
-    _api: &RegistryApi,
-    _request: Request<pb::GetProgrammeStatisticsRequest>,
+    api: &RegistryApi,
+    request: Request<pb::GetProgrammeStatisticsRequest>,
 ) -> Result<Response<pb::ProgrammeStatistics>, Status> {
-    Err(Status::unimplemented(
-        "get_programme_statistics is not implemented yet",
-    ))
+    let year = parse_year(request.get_ref().year)?;
+    let current_year = api.today().year();
+    let postgres = api.db.get_database_backend() == DatabaseBackend::Postgres;
+    let txn = api
+        .db
+        .begin_with_options(TransactionOptions {
+            // SQLite refuses neither but warns that it ignores both; its snapshot is the WAL's.
+            isolation_level: postgres.then_some(IsolationLevel::RepeatableRead),
+            access_mode: postgres.then_some(AccessMode::ReadOnly),
+            ..Default::default()
+        })
+        .await
+        .map_err(ApiError::from)?;
+
+    let zones = store::zones(&txn).await.map_err(ApiError::from)?;
+    let cells = store::new_high_tech_cells(&txn, year)
+        .await
+        .map_err(ApiError::from)?;
+    let counts = stats::count_new_high_tech(&zones, &cells, &green_categories());
+    let hte_target = target(&txn, kind::YEARLY_NEW_HIGH_TECH_ENTERPRISES, year).await?;
+    let leading_cohort = cohort_fill(&txn, year).await?;
+    let clusters = clusters_progress(&txn, year, current_year).await?;
+    let cluster_count_target = target(&txn, kind::CLUSTER_COUNT, year).await?;
+    txn.commit().await.map_err(ApiError::from)?;
+
+    let clusters_on_track = clusters.iter().filter(|c| c.on_track).count();
+    Ok(Response::new(pb::ProgrammeStatistics {
+        year,
+        new_high_tech_enterprises: Some(new_high_tech_to_proto(counts, hte_target)),
+        leading_cohort: Some(leading_cohort),
+        clusters_on_track: i32::try_from(clusters_on_track).unwrap_or(i32::MAX),
+        clusters,
+        cluster_count_target: Some(cluster_count_target),
+        compute_time: Some(to_timestamp(now_micros())),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_year_is_required_and_within_the_policy_years() {
+        assert!(parse_year(0).is_err());
+        assert!(parse_year(MIN_YEAR - 1).is_err());
+        assert_eq!(parse_year(MIN_YEAR).ok(), Some(MIN_YEAR));
+        assert_eq!(parse_year(2024).ok(), Some(2024));
+        assert_eq!(parse_year(MAX_YEAR).ok(), Some(MAX_YEAR));
+        assert!(parse_year(MAX_YEAR + 1).is_err());
+    }
+
+    #[test]
+    fn every_green_category_but_unspecified_is_known() {
+        assert_eq!(green_categories(), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_figure_is_cited_with_its_source_and_reference() {
+        let audited = RevenueSource {
+            source: pb::FigureSource::AuditedStatement as i32,
+            reference: "鲁审字〔2024〕1号".into(),
+        };
+        assert_eq!(
+            cite(Some(&audited)),
+            "FIGURE_SOURCE_AUDITED_STATEMENT: 鲁审字〔2024〕1号"
+        );
+        let bare = RevenueSource {
+            reference: String::new(),
+            ..audited
+        };
+        assert_eq!(cite(Some(&bare)), "FIGURE_SOURCE_AUDITED_STATEMENT");
+        assert_eq!(cite(None), "");
+    }
 }

@@ -8,6 +8,7 @@ pub mod figures;
 pub mod import;
 pub mod leading;
 pub mod policy;
+pub mod statistics;
 pub mod support_policy;
 pub mod uscc;
 pub mod zone;

@@ -8,6 +8,7 @@ pub mod figures;
 pub mod leading;
 pub mod migration;
 pub mod policy;
+pub mod statistics;
 pub mod zones;
 
 pub use migration::Migrator;
