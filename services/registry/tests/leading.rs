@@ -1732,7 +1732,8 @@ async fn repeated_request_ids_change_nothing_twice(backend: Backend) {
     server.stop().await;
 }
 
-/// `store::leading::end_active_policies` is what revocation and deregistration call.
+/// Revoking an enterprise (RevokeEnterprise) ends its active support policy in the same
+/// transaction, audited; the policy keeps its milestones.
 async fn the_status_methods_can_end_an_enterprises_active_policies(backend: Backend) {
     let Some(server) = TestServer::start::<Registry>(backend).await else {
         return;
@@ -1742,18 +1743,29 @@ async fn the_status_methods_can_end_an_enterprises_active_policies(backend: Back
     create_cohort(&server, 2024).await;
     select(&server, 2024, &code).await.unwrap();
     let before = create_policy(&server, 2024, &code).await.unwrap();
-    let ended = qilu_registry::store::leading::end_active_policies(&server.db, &code, 42)
+    client(&server)
+        .revoke_enterprise(server.request(
+            Role::Officer,
+            pb::RevokeEnterpriseRequest {
+                name: format!("enterprises/{code}"),
+                reason: "营业执照被依法吊销".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
-    assert_eq!(ended.len(), 1);
-    assert_eq!(ended[0].name(), before.name);
     let after = get_policy(&server, &code, 2024).await;
     assert_eq!(after.state, pb::SupportPolicyState::Ended as i32);
     assert_ne!(after.etag, before.etag);
     assert_eq!(after.milestones, before.milestones);
+    let events = audit_events(&server, &policy(&code, 2024)).await;
+    assert_eq!(events.len(), 2, "created, then ended with the revocation");
+    assert!(events[1].method.ends_with("/RevokeEnterprise"));
+    // Nothing left to end.
     let again = qilu_registry::store::leading::end_active_policies(&server.db, &code, 43)
         .await
         .unwrap();
     assert!(again.is_empty());
+    assert_chain_intact(&server).await;
     server.stop().await;
 }

@@ -181,6 +181,13 @@ async fn change_state<R: prost::Message>(
     }
     let response = enterprise_to_proto(&updated);
     tx.record(&updated.name(), &updated)?;
+    // A revoked or deregistered enterprise's support policies end with it (leading.proto,
+    // SUPPORT_POLICY_STATE_ENDED), in the same transaction and audited.
+    for ended in
+        crate::store::leading::end_active_policies(tx.conn(), updated.uscc.as_str(), now).await?
+    {
+        tx.record(&ended.name(), &ended)?;
+    }
     tx.commit(&response).await?;
     tracing::info!(
         enterprise = %updated.name(),
