@@ -610,7 +610,9 @@ mod tests {
     #[test]
     fn annual_energy_against_scope_and_threshold() {
         use Outcome::*;
-        let cases: &[(&str, Option<&str>, Option<i64>, Outcome, &str)] = &[
+        // (what, industry code, annual kgce, outcome, deciding rule)
+        type Case<'a> = (&'a str, Option<&'a str>, Option<i64>, Outcome, &'a str);
+        let cases: &[Case<'_>] = &[
             (
                 "in scope, far over",
                 Some("31"),
