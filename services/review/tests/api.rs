@@ -63,6 +63,9 @@ on_both_backends!(
     an_unregistered_or_inactive_owner_is_refused,
     drafts_update_by_mask_and_etag_and_withdrawal_cancels_open_reviews,
     bad_requests_name_their_fields,
+    every_role_outside_the_table_is_refused_before_the_handler,
+    paging_through_achievements_and_experts_returns_each_once,
+    a_repeated_request_id_creates_one_achievement,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1870,5 +1873,228 @@ async fn bad_requests_name_their_fields(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied);
+    env.stop().await;
+}
+
+/// Calls `method` with an empty request as `role`.
+async fn call_empty(env: &Env, method: &str, role: Role) -> Result<(), Status> {
+    let mut c = env.client();
+    macro_rules! call {
+        ($m:ident, $req:ty) => {
+            c.$m(env.as_role(role, <$req>::default())).await.map(|_| ())
+        };
+    }
+    match method {
+        "CreateAchievement" => call!(create_achievement, pb::CreateAchievementRequest),
+        "GetAchievement" => call!(get_achievement, pb::GetAchievementRequest),
+        "ListAchievements" => call!(list_achievements, pb::ListAchievementsRequest),
+        "UpdateAchievement" => call!(update_achievement, pb::UpdateAchievementRequest),
+        "SubmitAchievement" => call!(submit_achievement, pb::SubmitAchievementRequest),
+        "WithdrawAchievement" => call!(withdraw_achievement, pb::WithdrawAchievementRequest),
+        "CreateVetoRuleSet" => call!(create_veto_rule_set, pb::CreateVetoRuleSetRequest),
+        "GetVetoRuleSet" => call!(get_veto_rule_set, pb::GetVetoRuleSetRequest),
+        "ListVetoRuleSets" => call!(list_veto_rule_sets, pb::ListVetoRuleSetsRequest),
+        "ActivateVetoRuleSet" => call!(activate_veto_rule_set, pb::ActivateVetoRuleSetRequest),
+        "ScreenAchievement" => call!(screen_achievement, pb::ScreenAchievementRequest),
+        "CreateExpert" => call!(create_expert, pb::CreateExpertRequest),
+        "GetExpert" => call!(get_expert, pb::GetExpertRequest),
+        "ListExperts" => call!(list_experts, pb::ListExpertsRequest),
+        "UpdateExpert" => call!(update_expert, pb::UpdateExpertRequest),
+        "DeclareConflict" => call!(declare_conflict, pb::DeclareConflictRequest),
+        "AssignReviewers" => call!(assign_reviewers, pb::AssignReviewersRequest),
+        "SubmitReview" => call!(submit_review, pb::SubmitReviewRequest),
+        "GetReview" => call!(get_review, pb::GetReviewRequest),
+        "ListReviews" => call!(list_reviews, pb::ListReviewsRequest),
+        "FinalizeDecision" => call!(finalize_decision, pb::FinalizeDecisionRequest),
+        "AppealVeto" => call!(appeal_veto, pb::AppealVetoRequest),
+        "ResolveAppeal" => call!(resolve_appeal, pb::ResolveAppealRequest),
+        "BatchGetAchievementStatus" => {
+            call!(
+                batch_get_achievement_status,
+                pb::BatchGetAchievementStatusRequest
+            )
+        }
+        "ListAuditEvents" => call!(list_audit_events, cpb::ListAuditEventsRequest),
+        "VerifyAuditChain" => call!(verify_audit_chain, cpb::VerifyAuditChainRequest),
+        other => panic!("no call for {other}"),
+    }
+}
+
+async fn every_role_outside_the_table_is_refused_before_the_handler(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let mut refused = 0;
+    for entry in qilu_review::roles::ROLE_TABLE {
+        for role in Role::ALL {
+            let result = call_empty(&env, entry.method, role).await;
+            if entry.roles.contains(&role) {
+                // Allowed through the table; an empty request then fails (or not) on its merits.
+                if let Err(s) = &result {
+                    assert_ne!(
+                        s.code(),
+                        Code::Unauthenticated,
+                        "{} as {role}",
+                        entry.method
+                    );
+                }
+            } else {
+                let s = result.expect_err(&format!("{} as {role} must be refused", entry.method));
+                assert_eq!(
+                    s.code(),
+                    Code::PermissionDenied,
+                    "{} as {role}: {s:?}",
+                    entry.method
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 50, "{refused}");
+    // No refused call wrote anything.
+    assert!(audit_events(&env).await.is_empty());
+    env.stop().await;
+}
+
+async fn paging_through_achievements_and_experts_returns_each_once(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let owner = uscc(121);
+    env.register(&owner, "滨州企业").await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(
+            create(
+                &env,
+                draft(
+                    &owner,
+                    &format!("成果{i}"),
+                    BIOMEDICINE,
+                    green("2761", None),
+                ),
+            )
+            .await
+            .name,
+        );
+        expert(&env, &format!("pg-{i}"), &[BIOMEDICINE], &[], 1).await;
+    }
+    for order in ["", "create_time desc"] {
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = env
+                .client()
+                .list_achievements(env.as_enterprise(
+                    &owner,
+                    pb::ListAchievementsRequest {
+                        page_size: 3,
+                        page_token: token.clone(),
+                        order_by: order.into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.achievements.len() <= 3);
+            seen.extend(page.achievements.into_iter().map(|a| a.name));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        let mut expected = made.clone();
+        if order.ends_with("desc") {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}");
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = env
+            .client()
+            .list_experts(env.as_role(
+                Role::Officer,
+                pb::ListExpertsRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                    filter: "industry_fields = INDUSTRY_FIELD_BIOMEDICINE AND state = EXPERT_STATE_ACTIVE".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        names.extend(page.experts.into_iter().map(|e| e.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(
+        names,
+        (0..7)
+            .map(|i| format!("experts/pg-{i}"))
+            .collect::<Vec<_>>()
+    );
+    // A token is bound to its query.
+    let first = env
+        .client()
+        .list_achievements(env.as_role(
+            Role::Officer,
+            pb::ListAchievementsRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let s = env
+        .client()
+        .list_achievements(env.as_role(
+            Role::Officer,
+            pb::ListAchievementsRequest {
+                page_size: 1,
+                page_token: first.next_page_token,
+                filter: "title:\"成果\"".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&s), ["page_token"]);
+    env.stop().await;
+}
+
+async fn a_repeated_request_id_creates_one_achievement(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let owner = uscc(131);
+    env.register(&owner, "德州企业").await;
+    let request = pb::CreateAchievementRequest {
+        achievement: Some(draft(&owner, "一次", BIOMEDICINE, green("2761", Some(1)))),
+        request_id: "0b6f3c2e-8f0a-4c55-9b1e-3d2a7c9e4f10".into(),
+    };
+    let first = env
+        .client()
+        .create_achievement(env.as_enterprise(&owner, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = env
+        .client()
+        .create_achievement(env.as_enterprise(&owner, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second);
+    let events = audit_events(&env).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].resource, first.name);
+    assert_eq!(events[0].request_id, "0b6f3c2e-8f0a-4c55-9b1e-3d2a7c9e4f10");
     env.stop().await;
 }
