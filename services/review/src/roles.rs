@@ -170,3 +170,30 @@ pub const ROLE_TABLE: RoleTable = &[
         roles: &[Role::Admin, Role::Auditor],
     },
 ];
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prost::Message;
+
+    use super::ROLE_TABLE;
+
+    #[test]
+    fn the_table_lists_every_rpc_of_the_contract_and_nothing_else() {
+        let set = prost_types::FileDescriptorSet::decode(qilu_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let contract: BTreeSet<String> = set
+            .file
+            .iter()
+            .filter(|f| f.package() == "qilu.review.v1")
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "AchievementReviewService")
+            .flat_map(|s| &s.method)
+            .map(|m| m.name().to_string())
+            .collect();
+        let table: BTreeSet<String> = ROLE_TABLE.iter().map(|m| m.method.to_string()).collect();
+        assert_eq!(table.len(), ROLE_TABLE.len(), "a method appears twice");
+        assert_eq!(contract, table);
+    }
+}
