@@ -1712,6 +1712,28 @@ async fn two_missed_reports_read_revoked_and_old_certificates_read_expired_witho
     );
     assert_eq!(kept.revocation_ground, 0);
     assert!(get_enterprise(&server, &other).await.high_tech_certified);
+    // The list filter asks the certificates too, not a stored flag.
+    for (filter, expected) in [
+        ("high_tech_certified = true", vec![other.clone()]),
+        ("high_tech_certified = false", vec![code.clone()]),
+    ] {
+        let listed: Vec<String> = client(&server)
+            .list_enterprises(server.request(
+                Role::Auditor,
+                pb::ListEnterprisesRequest {
+                    filter: filter.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .enterprises
+            .into_iter()
+            .map(|e| e.uscc)
+            .collect();
+        assert_eq!(listed, expected, "{filter}");
+    }
 
     // Issued 2020-06-01, expired 2023-06-01. With no filings, 2020 and 2021 were missed by
     // 2022-06-01, before expiry: revoked, not merely expired.

@@ -251,7 +251,8 @@ pub(super) async fn list_enterprises(
     request: Request<pb::ListEnterprisesRequest>,
 ) -> Result<Response<pb::ListEnterprisesResponse>, Status> {
     let req = request.into_inner();
-    let filter = parse_list_filter(&req.filter)?;
+    let mut filter = parse_list_filter(&req.filter)?;
+    filter.certified_on = Some(api.today());
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;

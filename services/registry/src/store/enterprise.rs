@@ -255,6 +255,9 @@ pub struct ListFilter {
     pub state: Option<i32>,
     /// Certified equals.
     pub high_tech_certified: Option<bool>,
+    /// The day `high_tech_certified` is judged on: certificates lapse by the passage of time,
+    /// so the filter asks the certificates, not the stored column. `None` uses the column.
+    pub certified_on: Option<chrono::NaiveDate>,
     /// Leading equals.
     pub leading: Option<bool>,
 }
@@ -305,7 +308,17 @@ pub async fn list(
         cond = cond.add(Column::State.eq(v));
     }
     if let Some(v) = filter.high_tech_certified {
-        cond = cond.add(Column::HighTechCertified.eq(v));
+        cond = cond.add(match filter.certified_on {
+            Some(today) => {
+                let holders = crate::store::certificate::valid_holders_query(today);
+                if v {
+                    Column::Uscc.in_subquery(holders)
+                } else {
+                    Column::Uscc.not_in_subquery(holders)
+                }
+            }
+            None => Column::HighTechCertified.eq(v),
+        });
     }
     if let Some(v) = filter.leading {
         cond = cond.add(Column::Leading.eq(v));
