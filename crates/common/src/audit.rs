@@ -151,6 +151,60 @@ pub async fn read_head(conn: &impl ConnectionTrait, lock: bool) -> Result<Head, 
     })
 }
 
+/// Appends events (the caller's write transaction, which holds the chain lock). On PostgreSQL
+/// the rows travel as one JSON parameter (`json_to_recordset`): binding ten parameters per
+/// event costs more than the insert itself when a bulk import audits thousands of changes.
+/// Elsewhere, multi-row inserts in chunks. Text survives the JSON round trip exactly, so every
+/// stored field still hashes to the event's hash.
+pub async fn insert_events(
+    conn: &impl ConnectionTrait,
+    events: &[entity::Model],
+) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "sequence": e.sequence,
+                    "commit_time_us": e.commit_time_us,
+                    "actor": e.actor,
+                    "actor_roles": e.actor_roles,
+                    "method": e.method,
+                    "resource": e.resource,
+                    "request_id": e.request_id,
+                    "state_json": e.state_json,
+                    "previous_hash": e.previous_hash,
+                    "hash": e.hash,
+                })
+            })
+            .collect();
+        let columns = "sequence, commit_time_us, actor, actor_roles, method, resource, request_id, state_json, previous_hash, hash";
+        let sql = format!(
+            "INSERT INTO audit_event ({columns}) SELECT {columns} FROM json_to_recordset($1::json) AS t(sequence bigint, commit_time_us bigint, actor text, actor_roles text, method text, resource text, request_id text, state_json text, previous_hash text, hash text)"
+        );
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [serde_json::Value::Array(rows).to_string().into()],
+        ))
+        .await?;
+        return Ok(());
+    }
+    for chunk in events.chunks(500) {
+        let models: Vec<entity::ActiveModel> = chunk
+            .iter()
+            .cloned()
+            .map(sea_orm::IntoActiveModel::into_active_model)
+            .collect();
+        entity::Entity::insert_many(models).exec(conn).await?;
+    }
+    Ok(())
+}
+
 /// Stores a new head (same transaction as the events).
 pub async fn write_head(conn: &impl ConnectionTrait, head: &Head) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();

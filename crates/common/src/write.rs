@@ -15,8 +15,8 @@
 //! ```
 
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, EntityTrait, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use serde::Serialize;
 
@@ -47,7 +47,7 @@ pub struct WriteTx {
     fingerprint: String,
     head: Head,
     commit_time_us: i64,
-    events: Vec<audit::entity::ActiveModel>,
+    events: Vec<audit::entity::Model>,
 }
 
 impl WriteTx {
@@ -121,17 +121,17 @@ impl WriteTx {
             state_json: &state_json,
         };
         let hash = body.hash(&self.head.hash);
-        self.events.push(audit::entity::ActiveModel {
-            sequence: Set(sequence),
-            commit_time_us: Set(self.commit_time_us),
-            actor: Set(self.actor.clone()),
-            actor_roles: Set(self.actor_roles.clone()),
-            method: Set(self.method.clone()),
-            resource: Set(resource.to_string()),
-            request_id: Set(self.audit_request_id.clone()),
-            state_json: Set(state_json),
-            previous_hash: Set(self.head.hash.clone()),
-            hash: Set(hash.clone()),
+        self.events.push(audit::entity::Model {
+            sequence,
+            commit_time_us: self.commit_time_us,
+            actor: self.actor.clone(),
+            actor_roles: self.actor_roles.clone(),
+            method: self.method.clone(),
+            resource: resource.to_string(),
+            request_id: self.audit_request_id.clone(),
+            state_json,
+            previous_hash: self.head.hash.clone(),
+            hash: hash.clone(),
         });
         self.head = Head { sequence, hash };
         Ok(())
@@ -145,14 +145,7 @@ impl WriteTx {
                 self.method
             )));
         }
-        // Insert in chunks: SQLite limits bound parameters per statement.
-        let mut events = self.events.into_iter().peekable();
-        while events.peek().is_some() {
-            let chunk: Vec<_> = events.by_ref().take(500).collect();
-            audit::entity::Entity::insert_many(chunk)
-                .exec(&self.txn)
-                .await?;
-        }
+        audit::insert_events(&self.txn, &self.events).await?;
         audit::write_head(&self.txn, &self.head).await?;
         if let Some(id) = &self.request_id {
             idempotency::store(

@@ -405,8 +405,12 @@ pub fn allocate(program: &Program, candidates: &[Candidate]) -> Allocation {
         Kind::Award { quotas, .. } => {
             let mut b: BTreeMap<BucketKey, (i64, i64)> = BTreeMap::new();
             for q in quotas {
-                b.entry(q.bucket)
+                // A bucket listed twice is invalid input (programs refuse it); if it ever
+                // arrives, the smaller quota holds, so no listed quota is ever exceeded.
+                let entry = b
+                    .entry(q.bucket)
                     .or_insert((q.seats.max(0), q.amount_fen.max(0)));
+                entry.0 = entry.0.min(q.seats.max(0));
             }
             b.into_iter().map(|(k, (s, a))| (k, s, a)).collect()
         }
