@@ -1,16 +1,26 @@
-//! The achievement review (`qilu.review.v1.AchievementReviewService`): two-high screening, experts, and the one-vote veto.
+//! The achievement review (`qilu.review.v1.AchievementReviewService`): two-high screening,
+//! experts, and the one-vote veto — an energy-intensive or highly polluting achievement is
+//! vetoed, by rule or by any one expert, and the veto holds unless an appeal overturns it.
 //!
-//! Same shape as every Qilu service: `api.rs` (tonic handlers, thin), `roles.rs` (RPC → roles),
-//! `store/` (migrations). This service's own resources arrive with its issue; until then it
-//! serves its audit log and answers UNIMPLEMENTED for the rest of its contract.
+//! Code map (the same shape as the registry): `api/` (tonic handlers, thin, one module per
+//! concept) → `convert.rs` (proto ⇄ domain, all input validation) → `domain/` (types and rules,
+//! no I/O: screening, decision, assignment, appeal window) and `store/` (sea-orm entities,
+//! queries, migrations). `roles.rs` is the RPC → roles table. The owner enterprise is checked in
+//! the registry over gRPC (`qilu_common::client::Peer`); this service never reads the
+//! registry's tables.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod convert;
+pub mod domain;
 pub mod roles;
 pub mod store;
 
+use std::sync::Arc;
+
 use qilu_common::app::ServiceApp;
+use qilu_common::client::Peer;
 use qilu_common::config::Config;
 use qilu_common::server::ServiceDef;
 use qilu_proto::review::achievement_review_service_server::AchievementReviewServiceServer;
@@ -29,21 +39,67 @@ impl ServiceApp for Review {
     }
 
     async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
-        Ok(service(config, db))
+        service_with_clock(config, db, Clock::system())
+    }
+}
+
+/// "Now" for deadlines (the appeal window). The system clock in service; tests inject a clock
+/// they can move forward instead of sleeping. Rows are always stamped with the write
+/// transaction's commit time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(qilu_common::time::now_micros))
+    }
+
+    /// A clock reading `now_us` (µs since the epoch).
+    pub fn new(now_us: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now_us))
+    }
+
+    /// Now, µs since the epoch.
+    pub fn now_us(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
     }
 }
 
 /// Builds the mountable service from configuration and a migrated database.
-pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
+pub fn service(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
+    service_with_clock(config, db, Clock::system())
+}
+
+/// [`service`] with an explicit clock (tests).
+pub fn service_with_clock(
+    config: &Config,
+    db: DatabaseConnection,
+    clock: Clock,
+) -> Result<ServiceDef, String> {
+    let registry = Peer::new(
+        "registry",
+        &config.peers.registry,
+        &config.peers,
+        &config.auth,
+        "review",
+    )?;
+    let api = api::ReviewApi::new(db, registry, config.time_zone(), clock);
     let limit = config.server.max_message_bytes;
-    let server = AchievementReviewServiceServer::new(api::ReviewApi::new(db))
+    let server = AchievementReviewServiceServer::new(api)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    ServiceDef::new(
+    Ok(ServiceDef::new(
         qilu_proto::service_names::REVIEW,
         roles::ROLE_TABLE,
         move |routes| {
             routes.add_service(server);
         },
-    )
+    ))
 }

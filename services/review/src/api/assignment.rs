@@ -1,0 +1,249 @@
+//! `AssignReviewers`: automatic (N experts by field, under load limits, never in conflict,
+//! fewest open reviews then expert id) or manual (admin only; a conflicted expert is refused
+//! naming the conflict). All or nothing: when the assignment cannot be made in full, nothing is
+//! assigned.
+
+use std::collections::BTreeSet;
+
+use qilu_common::auth::Role;
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext};
+use qilu_proto::review as pb;
+use tonic::{Request, Response, Status};
+
+use super::{ReviewApi, check_etag, concurrent, new_id};
+use crate::convert::{parse_achievement_name, parse_expert_name, review_to_proto};
+use crate::domain::achievement::State;
+use crate::domain::expert::{self, Candidate, Expert, MAX_REVIEWERS_PER_CALL};
+use crate::domain::review::{AssignmentMethod, Review, ReviewState};
+use crate::store::{
+    achievement as achievement_store, expert as expert_store, review as review_store,
+};
+
+/// How the request asks for experts.
+enum Ask {
+    Automatic(usize),
+    Manual(Vec<String>),
+}
+
+fn parse_ask(ctx: &CallContext, req: &pb::AssignReviewersRequest) -> Result<Ask, ApiError> {
+    match (req.reviewer_count, req.experts.is_empty()) {
+        (0, true) | (1.., false) | (..0, false) => Err(ApiError::invalid(
+            "reviewer_count",
+            "EXACTLY_ONE_REQUIRED",
+            "set exactly one of reviewer_count (automatic) and experts (manual)",
+        )),
+        (n, true) => {
+            if !(1..=MAX_REVIEWERS_PER_CALL).contains(&n) {
+                return Err(ApiError::invalid(
+                    "reviewer_count",
+                    "OUT_OF_RANGE",
+                    format!("reviewer_count is 1-{MAX_REVIEWERS_PER_CALL}, got {n}"),
+                ));
+            }
+            Ok(Ask::Automatic(n as usize))
+        }
+        (_, false) => {
+            if !ctx.has_role(Role::Admin) {
+                return Err(ApiError::PermissionDenied(
+                    "only an admin may assign named experts; officers assign automatically".into(),
+                ));
+            }
+            let mut ids = Vec::new();
+            let mut violations = Vec::new();
+            for (i, name) in req.experts.iter().enumerate() {
+                match parse_expert_name(name, &format!("experts[{i}]")) {
+                    Ok(id) if ids.contains(&id) => {
+                        violations.push(qilu_common::FieldViolation::new(
+                            format!("experts[{i}]"),
+                            "DUPLICATE",
+                            format!("{name} is named twice"),
+                        ))
+                    }
+                    Ok(id) => ids.push(id),
+                    Err(ApiError::InvalidArgument(v)) => violations.extend(v),
+                    Err(e) => return Err(e),
+                }
+            }
+            if violations.is_empty() {
+                Ok(Ask::Manual(ids))
+            } else {
+                Err(ApiError::InvalidArgument(violations))
+            }
+        }
+    }
+}
+
+pub(super) async fn assign_reviewers(
+    api: &ReviewApi,
+    request: Request<pb::AssignReviewersRequest>,
+) -> Result<Response<pb::AssignReviewersResponse>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let id = parse_achievement_name(&req.name, "name")?;
+    let ask = parse_ask(&ctx, &req)?;
+    let mut tx =
+        match WriteTx::begin::<pb::AssignReviewersResponse>(&api.db, &ctx, &req.request_id, &req)
+            .await?
+        {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Fresh(tx) => tx,
+        };
+    let current = api.load_achievement(tx.conn(), &id).await?;
+    check_etag(&req.etag, &current.etag(), &current.name())?;
+    if !matches!(current.state, State::Submitted | State::UnderReview) {
+        return Err(ApiError::precondition(
+            "ACHIEVEMENT_NOT_REVIEWABLE",
+            current.name(),
+            format!(
+                "{} is {}; reviewers are assigned only to SUBMITTED or UNDER_REVIEW achievements",
+                current.name(),
+                current.state.as_str()
+            ),
+        )
+        .into());
+    }
+    let round = current.review_round;
+    // Every expert who ever held a review in this round is out (a cancelled review's conflict
+    // is never lifted by a later change of affiliation).
+    let already: BTreeSet<String> = review_store::of_round(tx.conn(), &id, round)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|r| r.expert_id)
+        .collect();
+    let counts = review_store::open_counts(tx.conn())
+        .await
+        .map_err(ApiError::from)?;
+    let (chosen, excluded, method) = match ask {
+        Ask::Automatic(n) => {
+            let experts: Vec<Expert> = expert_store::all_matching(tx.conn(), &Default::default())
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|m| m.into_domain())
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::internal)?;
+            let candidates: Vec<Candidate<'_>> = experts
+                .iter()
+                .map(|e| Candidate {
+                    expert: e,
+                    open_reviews: counts.get(&e.id).copied().unwrap_or(0),
+                })
+                .collect();
+            let choice = expert::choose(
+                &candidates,
+                current.fields.industry_field,
+                &current.owner,
+                &already,
+                n,
+            );
+            if choice.chosen.len() < n {
+                return Err(ApiError::precondition(
+                    "NOT_ENOUGH_EXPERTS",
+                    current.name(),
+                    format!(
+                        "asked for {n} experts but found {} available (active, reviewing the field, under their load limit, not already assigned, not in conflict); nothing was assigned",
+                        choice.eligible
+                    ),
+                )
+                .into());
+            }
+            let excluded = choice
+                .excluded
+                .into_iter()
+                .map(|(id, reason)| pb::ExcludedExpert {
+                    expert: format!("experts/{id}"),
+                    reason,
+                })
+                .collect();
+            (choice.chosen, excluded, AssignmentMethod::Automatic)
+        }
+        Ask::Manual(ids) => {
+            for eid in &ids {
+                let e = super::experts::load(tx.conn(), eid).await?;
+                let name = e.name();
+                if already.contains(eid) {
+                    return Err(ApiError::precondition(
+                        "EXPERT_ALREADY_ASSIGNED",
+                        name.clone(),
+                        format!(
+                            "{name} already holds a review of {} in round {round}",
+                            current.name()
+                        ),
+                    )
+                    .into());
+                }
+                if let Some(conflict) = e.conflict_with(&current.owner) {
+                    return Err(ApiError::precondition(
+                        conflict.kind(),
+                        name.clone(),
+                        format!("{name} may not review {}: {conflict}", current.name()),
+                    )
+                    .into());
+                }
+                if !e.active {
+                    return Err(ApiError::precondition(
+                        "EXPERT_INACTIVE",
+                        name.clone(),
+                        format!("{name} is INACTIVE and takes no new assignments"),
+                    )
+                    .into());
+                }
+                let open = counts.get(eid).copied().unwrap_or(0);
+                if open >= i64::from(e.load_limit) {
+                    return Err(ApiError::precondition(
+                        "EXPERT_AT_LOAD_LIMIT",
+                        name.clone(),
+                        format!(
+                            "{name} holds {open} open reviews, its load limit is {}",
+                            e.load_limit
+                        ),
+                    )
+                    .into());
+                }
+            }
+            (ids, Vec::new(), AssignmentMethod::Manual)
+        }
+    };
+    let now = tx.now_us();
+    let mut reviews = Vec::new();
+    for expert_id in chosen {
+        let review = Review {
+            id: new_id(),
+            achievement_id: id.clone(),
+            expert_id,
+            round,
+            state: ReviewState::Assigned,
+            method,
+            assigned_by: ctx.caller.subject.clone(),
+            scores: None,
+            comment: String::new(),
+            veto: None,
+            cancel_reason: String::new(),
+            assign_time_us: now,
+            submit_time_us: None,
+            update_time_us: now,
+            version: 1,
+        };
+        review_store::insert(tx.conn(), &review)
+            .await
+            .map_err(ApiError::from)?;
+        tx.record(&review.name(), &review)?;
+        reviews.push(review_to_proto(&review, false));
+    }
+    let mut updated = current.clone();
+    updated.state = State::UnderReview;
+    updated.version = current.version + 1;
+    updated.update_time_us = now;
+    if !achievement_store::update_if_version(tx.conn(), &updated, current.version)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(concurrent(&current.name()).into());
+    }
+    tx.record(&updated.name(), &updated)?;
+    let response = pb::AssignReviewersResponse { reviews, excluded };
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}

@@ -1,0 +1,348 @@
+//! Decisions: `FinalizeDecision` once every assigned review of the round is in (any veto →
+//! VETOED whatever the scores; else the aggregate against the threshold), the owner's one appeal
+//! within 30 days of a veto, the admin's resolution, and `BatchGetAchievementStatus` for the
+//! awards service.
+
+use std::collections::HashMap;
+
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext, FieldViolation};
+use qilu_proto::review as pb;
+use tonic::{Request, Response, Status};
+
+use super::achievements::{check_own, redact_for};
+use super::{ReviewApi, check_etag, concurrent};
+use crate::convert::{self, achievement_to_proto, parse_achievement_name};
+use crate::domain::achievement::{Achievement, MAX_LONG_TEXT_CHARS, State};
+use crate::domain::appeal::{self, Appeal, Resolution};
+use crate::domain::decision::{self, Outcome, SubmittedReview};
+use crate::domain::review::ReviewState;
+use crate::store::{achievement as store, review as review_store, threshold as threshold_store};
+
+async fn save(
+    tx: &mut WriteTx,
+    current: &Achievement,
+    mut updated: Achievement,
+) -> Result<Achievement, ApiError> {
+    updated.version = current.version + 1;
+    updated.update_time_us = tx.now_us();
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
+    }
+    tx.record(&updated.name(), &updated)?;
+    Ok(updated)
+}
+
+pub(super) async fn finalize_decision(
+    api: &ReviewApi,
+    request: Request<pb::FinalizeDecisionRequest>,
+) -> Result<Response<pb::Achievement>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let id = parse_achievement_name(&req.name, "name")?;
+    let mut tx =
+        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Fresh(tx) => tx,
+        };
+    let current = api.load_achievement(tx.conn(), &id).await?;
+    check_etag(&req.etag, &current.etag(), &current.name())?;
+    if current.state != State::UnderReview {
+        return Err(ApiError::precondition(
+            "ACHIEVEMENT_NOT_UNDER_REVIEW",
+            current.name(),
+            format!(
+                "{} is {}; only an achievement UNDER_REVIEW is decided",
+                current.name(),
+                current.state.as_str()
+            ),
+        )
+        .into());
+    }
+    let round = current.review_round;
+    let reviews: Vec<_> = review_store::of_round(tx.conn(), &id, round)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|m| m.into_domain())
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::internal)?;
+    let open: Vec<_> = reviews
+        .iter()
+        .filter(|r| r.state == ReviewState::Assigned)
+        .collect();
+    if !open.is_empty() {
+        return Err(ApiError::FailedPrecondition {
+            message: format!(
+                "{} of the reviews of {} round {round} are not in yet",
+                open.len(),
+                current.name()
+            ),
+            violations: open
+                .iter()
+                .map(|r| qilu_common::error::Precondition {
+                    kind: "REVIEW_NOT_SUBMITTED".into(),
+                    subject: r.name(),
+                    description: format!("experts/{} has not submitted {}", r.expert_id, r.name()),
+                })
+                .collect(),
+        }
+        .into());
+    }
+    let submitted: Vec<SubmittedReview> = reviews
+        .iter()
+        .filter(|r| r.state == ReviewState::Submitted)
+        .map(|r| SubmittedReview {
+            review: r.name(),
+            expert: format!("experts/{}", r.expert_id),
+            total_points: r.scores.map_or(0, |s| s.total()),
+            veto: r.veto.as_ref().map(|v| (v.category, v.evidence.clone())),
+        })
+        .collect();
+    if submitted.is_empty() {
+        return Err(ApiError::precondition(
+            "NO_REVIEWS",
+            current.name(),
+            format!(
+                "{} has no submitted review in round {round}; assign reviewers",
+                current.name()
+            ),
+        )
+        .into());
+    }
+    let threshold = threshold_store::current(tx.conn())
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::internal("no approval threshold is stored"))?;
+    let now = tx.now_us();
+    let decision = decision::decide(round, &submitted, &threshold, &ctx.caller.subject, now);
+    let mut updated = current.clone();
+    updated.state = match decision.outcome {
+        Outcome::Approved => State::Approved,
+        Outcome::Rejected => State::Rejected,
+        Outcome::Vetoed => State::Vetoed,
+    };
+    if decision.outcome == Outcome::Vetoed {
+        updated.appeal_deadline = Some(appeal::deadline(now, api.time_zone).to_string());
+    }
+    tracing::info!(achievement = %current.name(), outcome = ?decision.outcome, "decision made");
+    updated.decision = Some(decision);
+    let updated = save(&mut tx, &current, updated).await?;
+    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}
+
+pub(super) async fn appeal_veto(
+    api: &ReviewApi,
+    request: Request<pb::AppealVetoRequest>,
+) -> Result<Response<pb::Achievement>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let id = parse_achievement_name(&req.name, "name")?;
+    let grounds = convert::text(&req.grounds, "grounds", MAX_LONG_TEXT_CHARS, true)
+        .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
+    let mut tx =
+        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Fresh(tx) => tx,
+        };
+    let current = api.load_achievement(tx.conn(), &id).await?;
+    check_own(&ctx, &current)?;
+    check_etag(&req.etag, &current.etag(), &current.name())?;
+    if current.state != State::Vetoed {
+        return Err(ApiError::precondition(
+            "ACHIEVEMENT_NOT_VETOED",
+            current.name(),
+            format!(
+                "{} is {}; only a veto can be appealed",
+                current.name(),
+                current.state.as_str()
+            ),
+        )
+        .into());
+    }
+    if current.appeal.is_some() {
+        return Err(ApiError::precondition(
+            "APPEAL_ALREADY_FILED",
+            current.name(),
+            format!(
+                "{} has been appealed already; a veto is appealed once",
+                current.name()
+            ),
+        )
+        .into());
+    }
+    let deadline = current
+        .appeal_deadline
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "{} is VETOED without an appeal deadline",
+                current.name()
+            ))
+        })?;
+    if !appeal::in_time(deadline, api.clock.now_us(), api.time_zone) {
+        return Err(ApiError::precondition(
+            "APPEAL_WINDOW_CLOSED",
+            current.name(),
+            format!(
+                "the appeal window of {} closed at the end of {deadline} ({} days after the veto, {})",
+                current.name(),
+                appeal::APPEAL_WINDOW_DAYS,
+                api.time_zone
+            ),
+        )
+        .into());
+    }
+    let mut updated = current.clone();
+    updated.appeal = Some(Appeal {
+        grounds,
+        filed_by: ctx.caller.subject.clone(),
+        file_time_us: tx.now_us(),
+        resolution: None,
+        resolution_reason: String::new(),
+        resolved_by: String::new(),
+        resolve_time_us: None,
+    });
+    let updated = save(&mut tx, &current, updated).await?;
+    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}
+
+pub(super) async fn resolve_appeal(
+    api: &ReviewApi,
+    request: Request<pb::ResolveAppealRequest>,
+) -> Result<Response<pb::Achievement>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let id = parse_achievement_name(&req.name, "name")?;
+    let mut violations = Vec::new();
+    let resolution = match pb::AppealResolution::try_from(req.resolution) {
+        Ok(pb::AppealResolution::Upheld) => Some(Resolution::Upheld),
+        Ok(pb::AppealResolution::Overturned) => Some(Resolution::Overturned),
+        _ => {
+            violations.push(FieldViolation::new(
+                "resolution",
+                "REQUIRED",
+                "UPHELD or OVERTURNED",
+            ));
+            None
+        }
+    };
+    let reason = convert::text(&req.reason, "reason", MAX_LONG_TEXT_CHARS, true)
+        .map_err(|v| violations.push(v))
+        .ok();
+    let (Some(resolution), Some(reason)) = (resolution, reason) else {
+        return Err(ApiError::InvalidArgument(violations).into());
+    };
+    let mut tx =
+        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Fresh(tx) => tx,
+        };
+    let current = api.load_achievement(tx.conn(), &id).await?;
+    check_etag(&req.etag, &current.etag(), &current.name())?;
+    let pending = current
+        .appeal
+        .as_ref()
+        .filter(|a| a.resolution.is_none() && current.state == State::Vetoed);
+    let Some(filed) = pending else {
+        return Err(ApiError::precondition(
+            "NO_PENDING_APPEAL",
+            current.name(),
+            format!("{} has no pending appeal", current.name()),
+        )
+        .into());
+    };
+    let now = tx.now_us();
+    let mut updated = current.clone();
+    updated.appeal = Some(Appeal {
+        resolution: Some(resolution),
+        resolution_reason: reason,
+        resolved_by: ctx.caller.subject.clone(),
+        resolve_time_us: Some(now),
+        ..filed.clone()
+    });
+    if resolution == Resolution::Overturned {
+        // The veto is set aside: the decision goes to history, a new review round begins. The
+        // stored screening verdict is never rewritten.
+        if let Some(d) = updated.decision.take() {
+            updated.previous_decisions.push(d);
+        }
+        updated.state = State::Submitted;
+        updated.review_round = current.review_round + 1;
+        updated.appeal_deadline = None;
+    }
+    let updated = save(&mut tx, &current, updated).await?;
+    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    tx.commit(&response).await?;
+    tracing::info!(achievement = %updated.name(), resolution = ?resolution, "appeal resolved");
+    Ok(Response::new(response))
+}
+
+pub(super) async fn batch_get_achievement_status(
+    api: &ReviewApi,
+    request: Request<pb::BatchGetAchievementStatusRequest>,
+) -> Result<Response<pb::BatchGetAchievementStatusResponse>, Status> {
+    let req = request.into_inner();
+    if req.names.len() > 1000 {
+        return Err(ApiError::invalid("names", "TOO_MANY", "at most 1000 names per call").into());
+    }
+    let mut ids = Vec::with_capacity(req.names.len());
+    let mut violations = Vec::new();
+    for (i, name) in req.names.iter().enumerate() {
+        match parse_achievement_name(name, &format!("names[{i}]")) {
+            Ok(id) => ids.push(id),
+            Err(ApiError::InvalidArgument(v)) => violations.extend(v),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations).into());
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    let found: HashMap<String, Achievement> = store::get_many(&api.db, &unique)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|m| m.into_domain().map(|a| (a.id.clone(), a)))
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::internal)?;
+    let statuses = req
+        .names
+        .iter()
+        .zip(&ids)
+        .map(|(name, id)| match found.get(id) {
+            None => pb::AchievementStatus {
+                name: name.clone(),
+                found: false,
+                ..Default::default()
+            },
+            Some(a) => {
+                let d = a.decision.as_ref();
+                pb::AchievementStatus {
+                    name: name.clone(),
+                    found: true,
+                    owner: format!("enterprises/{}", a.owner),
+                    state: a.state.code(),
+                    decision: d.map_or(0, |d| d.outcome.code()),
+                    vetoed: a.state == State::Vetoed,
+                    aggregate_score_millipoints: d.map_or(0, |d| d.aggregate_score_millipoints),
+                    score_sum: d.map_or(0, |d| d.score_sum),
+                    score_count: d.map_or(0, |d| d.score_count),
+                    industry_field: a.fields.industry_field,
+                    title: a.fields.title.clone(),
+                    decide_time: d.map(|d| qilu_common::time::to_timestamp(d.decide_time_us)),
+                }
+            }
+        })
+        .collect();
+    Ok(Response::new(pb::BatchGetAchievementStatusResponse {
+        statuses,
+    }))
+}

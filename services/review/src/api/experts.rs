@@ -1,0 +1,400 @@
+//! Experts: create, get, list, update (field mask + etag; an expert edits its own record but not
+//! its load limit or state), and declared conflicts of interest (which cancel the expert's open
+//! reviews of that enterprise's achievements in the same transaction).
+
+use std::collections::HashMap;
+
+use qilu_common::filter::{Filter, Op};
+use qilu_common::pagination::PageRequest;
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext, db::is_unique_violation};
+use qilu_proto::common::IndustryField;
+use qilu_proto::review as pb;
+use sea_orm::ConnectionTrait;
+use tonic::{Request, Response, Status};
+
+use super::{ReviewApi, Scope, check_etag, concurrent};
+use crate::convert::{self, EXPERT_TYPE, expert_to_proto, parse_expert_name};
+use crate::domain::achievement::{MAX_REASON_CHARS, State};
+use crate::domain::expert::{DeclaredConflict, Expert};
+use crate::domain::review::ReviewState;
+use crate::store::expert::{self as store, ListFilter};
+use crate::store::{achievement as achievement_store, review as review_store};
+
+pub(super) fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound {
+        resource_type: EXPERT_TYPE,
+        name: format!("experts/{id}"),
+    }
+}
+
+pub(super) async fn load(conn: &impl ConnectionTrait, id: &str) -> Result<Expert, ApiError> {
+    store::get(conn, id)
+        .await?
+        .ok_or_else(|| not_found(id))?
+        .into_domain()
+        .map_err(ApiError::internal)
+}
+
+/// An expert token may act only on its own record.
+fn check_self(ctx: &CallContext, id: &str) -> Result<(), ApiError> {
+    match Scope::of(ctx) {
+        Scope::Staff => Ok(()),
+        Scope::Expert(own) if own == id => Ok(()),
+        _ => Err(ApiError::PermissionDenied(
+            "an expert token may access only its own expert record".into(),
+        )),
+    }
+}
+
+async fn open_reviews(conn: &impl ConnectionTrait, id: &str) -> Result<i64, ApiError> {
+    Ok(review_store::open_counts(conn)
+        .await?
+        .get(id)
+        .copied()
+        .unwrap_or(0))
+}
+
+pub(super) async fn create_expert(
+    api: &ReviewApi,
+    request: Request<pb::CreateExpertRequest>,
+) -> Result<Response<pb::Expert>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let mut violations = Vec::new();
+    let id = convert::parse_user_id(&req.expert_id, "expert_id")
+        .map_err(|e| {
+            if let ApiError::InvalidArgument(v) = e {
+                violations.extend(v);
+            }
+        })
+        .ok();
+    let Some(input) = req.expert.as_ref() else {
+        violations.push(qilu_common::FieldViolation::new(
+            "expert",
+            "REQUIRED",
+            "expert is required",
+        ));
+        return Err(ApiError::InvalidArgument(violations).into());
+    };
+    let mut expert = Expert {
+        id: id.clone().unwrap_or_default(),
+        display_name: String::new(),
+        industry_fields: Vec::new(),
+        affiliations: Vec::new(),
+        organization: String::new(),
+        load_limit: 0,
+        declared_conflicts: Vec::new(),
+        active: true,
+        create_time_us: 0,
+        update_time_us: 0,
+        version: 1,
+    };
+    for path in convert::EXPERT_FIELDS {
+        if let Err(v) = convert::apply_expert_field(&mut expert, input, path) {
+            violations.extend(v);
+        }
+    }
+    if id.is_none() || !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations).into());
+    }
+    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, &ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(Response::new(previous)),
+        Begun::Fresh(tx) => tx,
+    };
+    expert.create_time_us = tx.now_us();
+    expert.update_time_us = tx.now_us();
+    if let Err(e) = store::insert(tx.conn(), &expert).await {
+        return Err(if is_unique_violation(&e) {
+            ApiError::AlreadyExists {
+                resource_type: EXPERT_TYPE,
+                name: expert.name(),
+            }
+        } else {
+            e.into()
+        }
+        .into());
+    }
+    let response = expert_to_proto(&expert, 0);
+    tx.record(&expert.name(), &expert)?;
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}
+
+pub(super) async fn get_expert(
+    api: &ReviewApi,
+    request: Request<pb::GetExpertRequest>,
+) -> Result<Response<pb::Expert>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let id = parse_expert_name(&request.get_ref().name, "name")?;
+    check_self(&ctx, &id)?;
+    let expert = load(&api.db, &id).await?;
+    let open = open_reviews(&api.db, &id).await?;
+    Ok(Response::new(expert_to_proto(&expert, open)))
+}
+
+fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
+    let filter = Filter::parse(raw)?;
+    filter.only(&["industry_fields", "affiliations", "state", "display_name"])?;
+    let mut out = ListFilter::default();
+    for c in filter.conditions() {
+        let bad = |why: String| {
+            ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
+        };
+        match c.field.as_str() {
+            "display_name" => {
+                if c.op != Op::Has {
+                    return Err(bad("supports only :".into()));
+                }
+                out.name_contains = Some(c.value.clone());
+            }
+            "industry_fields" | "affiliations" if c.op != Op::Eq && c.op != Op::Has => {
+                return Err(bad("supports = or :".into()));
+            }
+            "industry_fields" => {
+                let f = IndustryField::from_str_name(&c.value)
+                    .filter(|f| *f != IndustryField::Unspecified)
+                    .ok_or_else(|| bad(format!("{:?} is not an IndustryField", c.value)))?;
+                out.industry_field = Some(f as i32);
+            }
+            "affiliations" => {
+                out.affiliation = Some(
+                    convert::parse_enterprise(&c.value, "filter")
+                        .map_err(|v| bad(v.description))?,
+                );
+            }
+            _ => {
+                let s = pb::ExpertState::from_str_name(&c.value)
+                    .filter(|s| *s != pb::ExpertState::Unspecified && c.op == Op::Eq)
+                    .ok_or_else(|| {
+                        bad("supports = EXPERT_STATE_ACTIVE or EXPERT_STATE_INACTIVE".into())
+                    })?;
+                out.active = Some(s == pb::ExpertState::Active);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The last row of a page: its open reviews (for load order) and id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    n: i64,
+    id: String,
+}
+
+pub(super) async fn list_experts(
+    api: &ReviewApi,
+    request: Request<pb::ListExpertsRequest>,
+) -> Result<Response<pb::ListExpertsResponse>, Status> {
+    let req = request.into_inner();
+    let filter = parse_list_filter(&req.filter)?;
+    let words: Vec<&str> = req.order_by.split_whitespace().collect();
+    let (by_load, desc) = match words.as_slice() {
+        [] | ["name"] | ["name", "asc"] => (false, false),
+        ["name", "desc"] => (false, true),
+        ["open_reviews"] | ["open_reviews", "asc"] => (true, false),
+        ["open_reviews", "desc"] => (true, true),
+        _ => {
+            return Err(ApiError::invalid(
+                "order_by",
+                "INVALID_ORDER_BY",
+                format!(
+                    "cannot order by {:?}; use name or open_reviews, optionally with desc",
+                    req.order_by
+                ),
+            )
+            .into());
+        }
+    };
+    let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
+    let after: Option<Cursor> = page.after()?;
+    let counts: HashMap<String, i64> = review_store::open_counts(&api.db)
+        .await
+        .map_err(ApiError::from)?;
+    // Experts number in the hundreds: order by load in memory, where the load is known.
+    let mut rows: Vec<(i64, store::Model)> = store::all_matching(&api.db, &filter)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|m| {
+            (
+                if by_load {
+                    counts.get(&m.id).copied().unwrap_or(0)
+                } else {
+                    0
+                },
+                m,
+            )
+        })
+        .collect();
+    rows.sort_by(|(n1, a), (n2, b)| (n1, &a.id).cmp(&(n2, &b.id)));
+    if desc {
+        rows.reverse();
+    }
+    if let Some(c) = after {
+        rows.retain(|(n, m)| {
+            let key = (*n, m.id.as_str());
+            let last = (c.n, c.id.as_str());
+            if desc { key < last } else { key > last }
+        });
+    }
+    let more = rows.len() as u64 > page.size;
+    rows.truncate(page.size as usize);
+    let next_page_token = match (more, rows.last()) {
+        (true, Some((n, m))) => page.next_token(&Cursor {
+            n: *n,
+            id: m.id.clone(),
+        })?,
+        _ => String::new(),
+    };
+    let experts = rows
+        .into_iter()
+        .map(|(_, m)| {
+            let open = counts.get(&m.id).copied().unwrap_or(0);
+            m.into_domain().map(|e| expert_to_proto(&e, open))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Response::new(pb::ListExpertsResponse {
+        experts,
+        next_page_token,
+    }))
+}
+
+pub(super) async fn update_expert(
+    api: &ReviewApi,
+    request: Request<pb::UpdateExpertRequest>,
+) -> Result<Response<pb::Expert>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let Some(input) = req.expert.as_ref() else {
+        return Err(ApiError::invalid("expert", "REQUIRED", "expert is required").into());
+    };
+    let id = parse_expert_name(&input.name, "expert.name")?;
+    check_self(&ctx, &id)?;
+    let paths: Vec<String> = req
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.clone())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return Err(ApiError::invalid(
+            "update_mask",
+            "REQUIRED",
+            format!(
+                "name the fields to update: {}",
+                convert::EXPERT_FIELDS.join(", ")
+            ),
+        )
+        .into());
+    }
+    if Scope::of(&ctx) != Scope::Staff && paths.iter().any(|p| p == "load_limit" || p == "state") {
+        return Err(ApiError::PermissionDenied(
+            "only an admin may change an expert's load_limit or state".into(),
+        )
+        .into());
+    }
+    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, &ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(Response::new(previous)),
+        Begun::Fresh(tx) => tx,
+    };
+    let current = load(tx.conn(), &id).await?;
+    check_etag(&input.etag, &current.etag(), &current.name())?;
+    let mut updated = current.clone();
+    let mut violations = Vec::new();
+    for path in &paths {
+        if let Err(v) = convert::apply_expert_field(&mut updated, input, path) {
+            violations.extend(v);
+        }
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations).into());
+    }
+    updated.version = current.version + 1;
+    updated.update_time_us = tx.now_us();
+    if !store::update_if_version(tx.conn(), &updated, current.version)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(concurrent(&current.name()).into());
+    }
+    let open = open_reviews(tx.conn(), &id).await?;
+    let response = expert_to_proto(&updated, open);
+    tx.record(&updated.name(), &updated)?;
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}
+
+pub(super) async fn declare_conflict(
+    api: &ReviewApi,
+    request: Request<pb::DeclareConflictRequest>,
+) -> Result<Response<pb::Expert>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let id = parse_expert_name(&req.name, "name")?;
+    check_self(&ctx, &id)?;
+    let mut violations = Vec::new();
+    let enterprise = convert::parse_enterprise(&req.enterprise, "enterprise")
+        .map_err(|v| violations.push(v))
+        .ok();
+    let reason = convert::text(&req.reason, "reason", MAX_REASON_CHARS, true)
+        .map_err(|v| violations.push(v))
+        .ok();
+    let (Some(enterprise), Some(reason)) = (enterprise, reason) else {
+        return Err(ApiError::InvalidArgument(violations).into());
+    };
+    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, &ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(Response::new(previous)),
+        Begun::Fresh(tx) => tx,
+    };
+    let now = tx.now_us();
+    let current = load(tx.conn(), &id).await?;
+    let mut updated = current.clone();
+    updated.declared_conflicts.push(DeclaredConflict {
+        enterprise: enterprise.clone(),
+        reason,
+        declared_by: ctx.caller.subject.clone(),
+        declare_time_us: now,
+    });
+    updated.version = current.version + 1;
+    updated.update_time_us = now;
+    if !store::update_if_version(tx.conn(), &updated, current.version)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(concurrent(&current.name()).into());
+    }
+    // The expert's open reviews of that enterprise's achievements are cancelled now.
+    let owned = achievement_store::ids_owned_in(
+        tx.conn(),
+        &enterprise,
+        &[State::Submitted, State::UnderReview],
+    )
+    .await
+    .map_err(ApiError::from)?;
+    for model in review_store::open_of_expert_on(tx.conn(), &id, &owned)
+        .await
+        .map_err(ApiError::from)?
+    {
+        let review = model.into_domain().map_err(ApiError::internal)?;
+        let mut cancelled = review.clone();
+        cancelled.state = ReviewState::Cancelled;
+        cancelled.cancel_reason =
+            format!("conflict declared with the owner enterprises/{enterprise}");
+        cancelled.update_time_us = now;
+        cancelled.version = review.version + 1;
+        if !review_store::update_if_version(tx.conn(), &cancelled, review.version)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(concurrent(&review.name()).into());
+        }
+        tx.record(&cancelled.name(), &cancelled)?;
+    }
+    let open = open_reviews(tx.conn(), &id).await?;
+    let response = expert_to_proto(&updated, open);
+    tx.record(&updated.name(), &updated)?;
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}

@@ -1,0 +1,369 @@
+//! Reviews: `SubmitReview` by the assigned expert only (conflicts checked again: a conflict now
+//! cancels the review and refuses the scores), and reading reviews under the blind rule: an
+//! expert sees others' reviews of an achievement only after submitting its own in that round;
+//! an enterprise sees submitted reviews of its own achievements, expert redacted, only once
+//! decided.
+
+use qilu_common::filter::{Filter, Op};
+use qilu_common::pagination::PageRequest;
+use qilu_common::write::{Begun, WriteTx};
+use qilu_common::{ApiError, CallContext, FieldViolation};
+use qilu_proto::review as pb;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
+use tonic::{Request, Response, Status};
+
+use super::{ReviewApi, Scope, check_etag, concurrent};
+use crate::convert::{self, REVIEW_TYPE, parse_review_name, review_to_proto};
+use crate::domain::achievement::{Achievement, MAX_LONG_TEXT_CHARS, State};
+use crate::domain::review::{ExpertVeto, Review, ReviewState, Scores, VetoCategory};
+use crate::store::achievement as achievement_store;
+use crate::store::review::{self as store, Column, Cursor, ListFilter};
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound {
+        resource_type: REVIEW_TYPE,
+        name: name.to_string(),
+    }
+}
+
+async fn load(conn: &impl ConnectionTrait, a: &str, r: &str) -> Result<Review, ApiError> {
+    store::get(conn, a, r)
+        .await?
+        .ok_or_else(|| not_found(&crate::domain::review::review_name(a, r)))?
+        .into_domain()
+        .map_err(ApiError::internal)
+}
+
+fn parse_submission(
+    req: &pb::SubmitReviewRequest,
+) -> Result<(Scores, String, Option<ExpertVeto>), ApiError> {
+    let mut violations = Vec::new();
+    let scores = match &req.scores {
+        None => {
+            violations.push(FieldViolation::new(
+                "scores",
+                "REQUIRED",
+                "scores are required, even with a veto",
+            ));
+            None
+        }
+        Some(s) => Scores::new([
+            s.innovation,
+            s.technical_level,
+            s.economic_benefit,
+            s.green_benefit,
+        ])
+        .map_err(|bad| {
+            for (field, max) in bad {
+                violations.push(FieldViolation::new(
+                    format!("scores.{field}"),
+                    "OUT_OF_RANGE",
+                    format!("{field} is scored 0-{max}"),
+                ));
+            }
+        })
+        .ok(),
+    };
+    let comment = convert::text(&req.comment, "comment", MAX_LONG_TEXT_CHARS, false)
+        .map_err(|v| violations.push(v))
+        .ok();
+    let veto = match &req.veto {
+        None => None,
+        Some(v) => {
+            let category = VetoCategory::from_code(v.category);
+            if category.is_none() {
+                violations.push(FieldViolation::new(
+                    "veto.category",
+                    "REQUIRED",
+                    "a veto needs its reason category (ENERGY_INTENSIVE, HIGHLY_POLLUTING, OTHER)",
+                ));
+            }
+            let evidence = convert::text(&v.evidence, "veto.evidence", MAX_LONG_TEXT_CHARS, true)
+                .map_err(|e| violations.push(e))
+                .ok();
+            category
+                .zip(evidence)
+                .map(|(category, evidence)| ExpertVeto { category, evidence })
+        }
+    };
+    match (scores, comment) {
+        (Some(s), Some(c)) if violations.is_empty() => Ok((s, c, veto)),
+        _ => Err(ApiError::InvalidArgument(violations)),
+    }
+}
+
+pub(super) async fn submit_review(
+    api: &ReviewApi,
+    request: Request<pb::SubmitReviewRequest>,
+) -> Result<Response<pb::Review>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let (a_id, r_id) = parse_review_name(&req.name, "name")?;
+    let (scores, comment, veto) = parse_submission(&req)?;
+    let Scope::Expert(me) = Scope::of(&ctx) else {
+        return Err(ApiError::PermissionDenied(
+            "only the assigned expert may submit a review".into(),
+        )
+        .into());
+    };
+    let mut tx = match WriteTx::begin::<pb::Review>(&api.db, &ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(Response::new(previous)),
+        Begun::Fresh(tx) => tx,
+    };
+    let review = load(tx.conn(), &a_id, &r_id).await?;
+    if review.expert_id != me {
+        return Err(ApiError::PermissionDenied(format!(
+            "{} is assigned to another expert; only the assigned expert may submit it",
+            review.name()
+        ))
+        .into());
+    }
+    check_etag(&req.etag, &review.etag(), &review.name())?;
+    if review.state != ReviewState::Assigned {
+        return Err(ApiError::precondition(
+            "REVIEW_NOT_OPEN",
+            review.name(),
+            format!(
+                "{} is not open for scores (it was submitted or cancelled)",
+                review.name()
+            ),
+        )
+        .into());
+    }
+    let achievement = api.load_achievement(tx.conn(), &a_id).await?;
+    if achievement.state != State::UnderReview || achievement.review_round != review.round {
+        return Err(ApiError::precondition(
+            "ACHIEVEMENT_NOT_UNDER_REVIEW",
+            achievement.name(),
+            format!(
+                "{} is {} in round {}; this review belongs to round {}",
+                achievement.name(),
+                achievement.state.as_str(),
+                achievement.review_round,
+                review.round
+            ),
+        )
+        .into());
+    }
+    let now = tx.now_us();
+    let expert = super::experts::load(tx.conn(), &me).await?;
+    if let Some(conflict) = expert.conflict_with(&achievement.owner) {
+        // Found at scoring: the review is cancelled (committed), and the scores refused.
+        let mut cancelled = review.clone();
+        cancelled.state = ReviewState::Cancelled;
+        cancelled.cancel_reason = format!("conflict found at scoring: {conflict}");
+        cancelled.update_time_us = now;
+        cancelled.version = review.version + 1;
+        if !store::update_if_version(tx.conn(), &cancelled, review.version)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(concurrent(&review.name()).into());
+        }
+        tx.record(&cancelled.name(), &cancelled)?;
+        tx.commit(&review_to_proto(&cancelled, false)).await?;
+        return Err(ApiError::precondition(
+            conflict.kind(),
+            expert.name(),
+            format!(
+                "{} may not score {}: {conflict}; the review is cancelled",
+                expert.name(),
+                achievement.name()
+            ),
+        )
+        .into());
+    }
+    let mut submitted = review.clone();
+    submitted.state = ReviewState::Submitted;
+    submitted.scores = Some(scores);
+    submitted.comment = comment;
+    submitted.veto = veto;
+    submitted.submit_time_us = Some(now);
+    submitted.update_time_us = now;
+    submitted.version = review.version + 1;
+    if !store::update_if_version(tx.conn(), &submitted, review.version)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(concurrent(&review.name()).into());
+    }
+    let response = review_to_proto(&submitted, false);
+    tx.record(&submitted.name(), &submitted)?;
+    tx.commit(&response).await?;
+    Ok(Response::new(response))
+}
+
+/// What an expert may see of reviews: its own, and others' in rounds where its own is in.
+async fn expert_visibility(
+    conn: &impl ConnectionTrait,
+    me: &str,
+) -> Result<(Condition, Vec<(String, i32)>), ApiError> {
+    let mine = store::of_expert(conn, me).await?;
+    let submitted: Vec<(String, i32)> = mine
+        .iter()
+        .filter(|r| r.state == ReviewState::Submitted.code())
+        .map(|r| (r.achievement_id.clone(), r.round))
+        .collect();
+    let mut cond = Condition::any().add(Column::ExpertId.eq(me));
+    for (a, round) in &submitted {
+        cond = cond.add(
+            Condition::all()
+                .add(Column::AchievementId.eq(a.clone()))
+                .add(Column::Round.eq(*round)),
+        );
+    }
+    Ok((cond, submitted))
+}
+
+fn is_decided_own(a: &Achievement, own: &str) -> bool {
+    a.owner == own && a.state.decided()
+}
+
+pub(super) async fn get_review(
+    api: &ReviewApi,
+    request: Request<pb::GetReviewRequest>,
+) -> Result<Response<pb::Review>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let (a_id, r_id) = parse_review_name(&request.get_ref().name, "name")?;
+    let review = load(&api.db, &a_id, &r_id).await?;
+    let hidden = || not_found(&review.name());
+    match Scope::of(&ctx) {
+        Scope::Staff => Ok(Response::new(review_to_proto(&review, false))),
+        Scope::Expert(me) => {
+            if review.expert_id == me {
+                return Ok(Response::new(review_to_proto(&review, false)));
+            }
+            let (_, submitted) = expert_visibility(&api.db, &me).await?;
+            if submitted.contains(&(a_id.clone(), review.round)) {
+                return Ok(Response::new(review_to_proto(&review, false)));
+            }
+            let assigned = store::of_expert(&api.db, &me)
+                .await
+                .map_err(ApiError::from)?
+                .iter()
+                .any(|r| r.achievement_id == a_id);
+            if assigned {
+                Err(ApiError::PermissionDenied(
+                    "reviews are blind: submit your own review of this achievement first".into(),
+                )
+                .into())
+            } else {
+                Err(hidden().into())
+            }
+        }
+        Scope::Enterprise(own) => {
+            let a = api.load_achievement(&api.db, &a_id).await?;
+            if is_decided_own(&a, &own) && review.state == ReviewState::Submitted {
+                Ok(Response::new(review_to_proto(&review, true)))
+            } else {
+                Err(hidden().into())
+            }
+        }
+    }
+}
+
+fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
+    let filter = Filter::parse(raw)?;
+    filter.only(&["state", "expert", "round", "vetoed"])?;
+    let mut out = ListFilter::default();
+    for c in filter.conditions() {
+        let bad = |why: String| {
+            ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
+        };
+        if c.op != Op::Eq {
+            return Err(bad("supports only =".into()));
+        }
+        match c.field.as_str() {
+            "state" => {
+                let s = pb::ReviewState::from_str_name(&c.value)
+                    .filter(|s| *s != pb::ReviewState::Unspecified)
+                    .ok_or_else(|| bad(format!("{:?} is not a ReviewState", c.value)))?;
+                out.state = Some(s as i32);
+            }
+            "expert" => {
+                out.expert_id = Some(
+                    convert::parse_expert_name(&c.value, "filter")
+                        .map_err(|_| bad(format!("{:?} is not experts/{{expert}}", c.value)))?,
+                );
+            }
+            "round" => {
+                out.round = Some(
+                    c.value
+                        .parse()
+                        .map_err(|_| bad(format!("{:?} is not a round number", c.value)))?,
+                );
+            }
+            _ => {
+                out.vetoed = Some(match c.value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("expects true or false".into())),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn list_reviews(
+    api: &ReviewApi,
+    request: Request<pb::ListReviewsRequest>,
+) -> Result<Response<pb::ListReviewsResponse>, Status> {
+    let ctx = CallContext::of(&request)?;
+    let req = request.into_inner();
+    let achievement_id = if req.parent == "achievements/-" {
+        None
+    } else {
+        Some(convert::parse_achievement_name(&req.parent, "parent")?)
+    };
+    let mut filter = parse_list_filter(&req.filter)?;
+    let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
+    let after: Option<Cursor> = page.after()?;
+    let scope = Scope::of(&ctx);
+    if let Some(a) = &achievement_id {
+        // The parent must exist and be visible to the caller.
+        api.visible_achievement(&api.db, &ctx, a).await?;
+    }
+    filter.achievement_id = achievement_id;
+    match &scope {
+        Scope::Staff => {}
+        Scope::Expert(me) => filter.visible = Some(expert_visibility(&api.db, me).await?.0),
+        Scope::Enterprise(own) => {
+            let decided = achievement_store::ids_owned_in(
+                &api.db,
+                own,
+                &[State::Approved, State::Rejected, State::Vetoed],
+            )
+            .await
+            .map_err(ApiError::from)?;
+            filter.visible = Some(
+                Condition::all()
+                    .add(Column::State.eq(ReviewState::Submitted.code()))
+                    .add(Column::AchievementId.is_in(decided)),
+            );
+        }
+    }
+    let mut rows = store::list(&api.db, filter, after, page.size + 1)
+        .await
+        .map_err(ApiError::from)?;
+    let more = rows.len() as u64 > page.size;
+    rows.truncate(page.size as usize);
+    let next_page_token = match (more, rows.last()) {
+        (true, Some(last)) => page.next_token(&Cursor {
+            a: last.achievement_id.clone(),
+            t: last.assign_time_us,
+            id: last.id.clone(),
+        })?,
+        _ => String::new(),
+    };
+    let redact = matches!(scope, Scope::Enterprise(_));
+    let reviews = rows
+        .into_iter()
+        .map(|m| m.into_domain().map(|r| review_to_proto(&r, redact)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Response::new(pb::ListReviewsResponse {
+        reviews,
+        next_page_token,
+    }))
+}
