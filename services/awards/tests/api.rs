@@ -67,6 +67,7 @@ on_both_backends!(
     the_review_service_down_during_allocation_is_unavailable_and_writes_nothing,
     the_registry_down_when_applying_is_unavailable_and_writes_nothing,
     field_distribution_compares_years_against_targets,
+    every_role_is_allowed_or_refused_exactly_as_the_role_table_says,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2284,5 +2285,72 @@ async fn field_distribution_compares_years_against_targets(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+    env.stop().await;
+}
+
+/// Calls `method` with an empty request as `role`.
+async fn call_empty(env: &Env, method: &str, role: Role) -> Result<(), Status> {
+    let mut c = env.client();
+    macro_rules! call {
+        ($rpc:ident) => {
+            c.$rpc(env.as_role(role, Default::default()))
+                .await
+                .map(|_| ())
+        };
+    }
+    match method {
+        "CreateProgram" => call!(create_program),
+        "GetProgram" => call!(get_program),
+        "ListPrograms" => call!(list_programs),
+        "UpdateProgram" => call!(update_program),
+        "OpenProgram" => call!(open_program),
+        "CloseProgram" => call!(close_program),
+        "AllocateProgram" => call!(allocate_program),
+        "GetAllocation" => call!(get_allocation),
+        "PublishResults" => call!(publish_results),
+        "FinalizeProgram" => call!(finalize_program),
+        "CreateApplication" => call!(create_application),
+        "GetApplication" => call!(get_application),
+        "ListApplications" => call!(list_applications),
+        "WithdrawApplication" => call!(withdraw_application),
+        "FileObjection" => call!(file_objection),
+        "GetObjection" => call!(get_objection),
+        "ResolveObjection" => call!(resolve_objection),
+        "ListObjections" => call!(list_objections),
+        "GetFieldDistribution" => call!(get_field_distribution),
+        "ListAuditEvents" => call!(list_audit_events),
+        "VerifyAuditChain" => call!(verify_audit_chain),
+        other => panic!("no call for {other}"),
+    }
+}
+
+async fn every_role_is_allowed_or_refused_exactly_as_the_role_table_says(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    assert_eq!(
+        qilu_awards::roles::ROLE_TABLE.len(),
+        21,
+        "every RPC of the contract"
+    );
+    for row in qilu_awards::roles::ROLE_TABLE {
+        for role in Role::ALL {
+            let result = call_empty(&env, row.method, role).await;
+            if row.roles.contains(&role) {
+                // Allowed: whatever the handler says about an empty request, never a refusal
+                // of the role itself.
+                if let Err(s) = &result {
+                    assert!(
+                        !matches!(s.code(), Code::PermissionDenied | Code::Unauthenticated),
+                        "{} as {role} is in the table but was refused: {s:?}",
+                        row.method
+                    );
+                }
+            } else {
+                let s = result.expect_err(&format!("{} as {role} must be refused", row.method));
+                assert_eq!(s.code(), Code::PermissionDenied, "{} as {role}", row.method);
+            }
+        }
+    }
     env.stop().await;
 }
