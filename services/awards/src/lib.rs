@@ -1,17 +1,25 @@
-//! The award and project allocation (`qilu.awards.v1.AwardAllocationService`): programs, applications, explainable allocation, publicity.
+//! The award and project allocation (`qilu.awards.v1.AwardAllocationService`): programs,
+//! applications, explainable allocation, publicity and field statistics.
 //!
-//! Same shape as every Qilu service: `api.rs` (tonic handlers, thin), `roles.rs` (RPC → roles),
-//! `store/` (migrations). This service's own resources arrive with its issue; until then it
-//! serves its audit log and answers UNIMPLEMENTED for the rest of its contract.
+//! Code map (the same shape as the registry and review): `api/` (tonic handlers, thin, one
+//! module per concept) → `convert.rs` (proto ⇄ domain) → `domain/` (pure rules: program
+//! settings and stages, the allocator and Hamilton split, allocation runs and their digest,
+//! field distribution) and `store/` (sea-orm entities, queries, migrations). `roles.rs` is the
+//! RPC → roles table. Enterprises are checked in the registry and achievements in the review
+//! service over gRPC (`qilu_common::client::Peer`); this service never reads their tables.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod convert;
 pub mod domain;
 pub mod roles;
 pub mod store;
 
+use std::sync::Arc;
+
 use qilu_common::app::ServiceApp;
+use qilu_common::client::Peer;
 use qilu_common::config::Config;
 use qilu_common::server::ServiceDef;
 use qilu_proto::awards::award_allocation_service_server::AwardAllocationServiceServer;
@@ -30,21 +38,74 @@ impl ServiceApp for Awards {
     }
 
     async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
-        Ok(service(config, db))
+        service_with_clock(config, db, Clock::system())
+    }
+}
+
+/// "Now" for the application window and the objection window. The system clock in service;
+/// tests inject a clock they can move instead of sleeping. Rows are always stamped with the
+/// write transaction's commit time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(qilu_common::time::now_micros))
+    }
+
+    /// A clock reading `now_us` (µs since the epoch).
+    pub fn new(now_us: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now_us))
+    }
+
+    /// Now, µs since the epoch.
+    pub fn now_us(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
     }
 }
 
 /// Builds the mountable service from configuration and a migrated database.
-pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
+pub fn service(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
+    service_with_clock(config, db, Clock::system())
+}
+
+/// [`service`] with an explicit clock (tests).
+pub fn service_with_clock(
+    config: &Config,
+    db: DatabaseConnection,
+    clock: Clock,
+) -> Result<ServiceDef, String> {
+    let registry = Peer::new(
+        "registry",
+        &config.peers.registry,
+        &config.peers,
+        &config.auth,
+        "awards",
+    )?;
+    let review = Peer::new(
+        "review",
+        &config.peers.review,
+        &config.peers,
+        &config.auth,
+        "awards",
+    )?;
+    let api = api::AwardsApi::new(db, registry, review, config.time_zone(), clock);
     let limit = config.server.max_message_bytes;
-    let server = AwardAllocationServiceServer::new(api::AwardsApi::new(db))
+    let server = AwardAllocationServiceServer::new(api)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    ServiceDef::new(
+    Ok(ServiceDef::new(
         qilu_proto::service_names::AWARDS,
         roles::ROLE_TABLE,
         move |routes| {
             routes.add_service(server);
         },
-    )
+    ))
 }

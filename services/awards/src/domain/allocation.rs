@@ -36,7 +36,7 @@ pub const RANKING_RULE: &str = "exact aggregate score descending (sum/count comp
 pub const WHOLE_BASIS_POINTS: i64 = 10_000;
 
 /// An exact aggregate review score: `sum / count` points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Score {
     /// Sum of the (trimmed) review totals.
     pub sum: i64,
@@ -70,7 +70,9 @@ impl Score {
 }
 
 /// An award bucket (category × grade codes of the contract); `(0, 0)` for a project budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct BucketKey {
     /// `AwardCategory` number.
     pub category: i32,
@@ -129,7 +131,7 @@ pub fn field_name(code: i32) -> String {
 }
 
 /// One application as the allocator sees it, with the facts fetched at run time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     /// `programs/{p}/applications/{a}`: unique, the last tie-break.
     pub application: String,
@@ -223,7 +225,7 @@ pub struct Program {
 }
 
 /// An application's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// Project funded.
     Funded,
@@ -236,7 +238,7 @@ pub enum Outcome {
 }
 
 /// One application's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Application name.
     pub application: String,
@@ -267,7 +269,7 @@ pub struct Entry {
 }
 
 /// How one pool of one bucket was sized and filled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PoolResult {
     /// `{bucket}/{field}` or `{bucket}/open`.
     pub pool_id: String,
@@ -296,7 +298,7 @@ pub struct PoolResult {
 }
 
 /// One bucket's totals.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BucketResult {
     /// Bucket.
     pub bucket: BucketKey,
@@ -311,7 +313,7 @@ pub struct BucketResult {
 }
 
 /// Usage of a cap.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CapUsage {
     /// Description.
     pub description: String,
@@ -322,7 +324,7 @@ pub struct CapUsage {
 }
 
 /// Totals over the program.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Applications considered.
     pub applications: i32,
@@ -345,7 +347,7 @@ pub struct Totals {
 }
 
 /// The complete result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Allocation {
     /// One entry per application: by bucket, then rank; excluded last by name.
     pub entries: Vec<Entry>,

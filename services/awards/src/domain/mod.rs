@@ -1,4 +1,8 @@
 //! The awards service's domain: pure rules, no I/O.
 
 pub mod allocation;
+pub mod application;
+pub mod distribution;
 pub mod hamilton;
+pub mod program;
+pub mod run;

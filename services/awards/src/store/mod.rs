@@ -1,14 +1,24 @@
-//! Storage for the awards service: migrations (the common audit and idempotency tables; the
-//! service's own tables arrive with its issue).
+//! Storage for the awards service: sea-orm entities, queries and migrations. Each row keeps the
+//! domain value as canonical JSON (`doc`) next to the columns that are filtered, ordered or
+//! constrained (unique achievement per program), so the schema stays small and the same on
+//! SQLite and PostgreSQL.
 
-use sea_orm_migration::prelude::*;
+pub mod application;
+pub mod migration;
+pub mod objection;
+pub mod program;
+pub mod run;
 
-/// All migrations of this service, in order.
-#[derive(Debug)]
-pub struct Migrator;
+pub use migration::Migrator;
 
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        qilu_common::migration::common_migrations()
-    }
+use sea_orm::DbErr;
+
+/// A stored document that does not parse: a corrupted database, not a caller mistake.
+pub(crate) fn corrupt(what: &str, err: serde_json::Error) -> DbErr {
+    DbErr::Custom(format!("stored {what} is corrupt: {err}"))
+}
+
+/// The canonical JSON of a domain value.
+pub(crate) fn doc(value: &impl serde::Serialize) -> Result<String, DbErr> {
+    serde_json::to_string(value).map_err(|e| DbErr::Custom(format!("cannot serialize: {e}")))
 }

@@ -1,0 +1,378 @@
+//! The tonic implementation of `qilu.awards.v1.AwardAllocationService`. Thin on purpose: each
+//! RPC delegates to the module of its concept, which parses the request (`convert`), calls the
+//! domain and the store, and converts the answer. One module per concept:
+//!
+//! | module | RPCs |
+//! |---|---|
+//! | `programs` | create, get, list, update, open, close, publish, finalize |
+//! | `applications` | create (registry and review checked first), get, list, withdraw |
+//! | `allocation` | `AllocateProgram` (preview or run), `GetAllocation` |
+//! | `objections` | file, get, list, resolve (upheld → a new allocation revision) |
+//! | `statistics` | `GetFieldDistribution` |
+//! | `audit` | audit log |
+//!
+//! Who may call each RPC is `roles.rs`, enforced before any handler runs; "own only", DRAFT
+//! visibility and objector confidentiality are enforced here. Peer services are called before
+//! any write transaction opens, so a peer that is down (UNAVAILABLE) leaves nothing written.
+
+mod allocation;
+mod applications;
+mod audit;
+mod objections;
+mod programs;
+mod statistics;
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+use qilu_common::client::Peer;
+use qilu_common::{ApiError, CallContext};
+use qilu_proto::awards as pb;
+use qilu_proto::awards::award_allocation_service_server::AwardAllocationService;
+use qilu_proto::common as cpb;
+use qilu_proto::registry as rpb;
+use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
+use qilu_proto::review as vpb;
+use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tonic::{Code, Request, Response, Status};
+
+use crate::Clock;
+use crate::convert::PROGRAM_TYPE;
+use crate::domain::program::{self, Program};
+use crate::store::program as program_store;
+
+/// Most names one batch call to a peer carries (the peers' contract).
+const PEER_BATCH: usize = 1000;
+
+/// The service's gRPC handlers and what they share.
+#[derive(Debug, Clone)]
+pub struct AwardsApi {
+    db: DatabaseConnection,
+    registry: Peer,
+    review: Peer,
+    time_zone: Tz,
+    clock: Clock,
+}
+
+impl AwardsApi {
+    /// Handlers over `db`, calling the registry and the review service, with the programme time
+    /// zone and the clock windows are checked against.
+    pub fn new(
+        db: DatabaseConnection,
+        registry: Peer,
+        review: Peer,
+        time_zone: Tz,
+        clock: Clock,
+    ) -> Self {
+        AwardsApi {
+            db,
+            registry,
+            review,
+            time_zone,
+            clock,
+        }
+    }
+
+    /// Today in the programme time zone, by the service clock.
+    fn today(&self) -> chrono::NaiveDate {
+        program::today(self.clock.now_us(), self.time_zone)
+    }
+
+    /// A program by id, or NOT_FOUND.
+    async fn load_program(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: &str,
+    ) -> Result<Program, ApiError> {
+        program_store::get(conn, id)
+            .await?
+            .ok_or_else(|| program_not_found(id))
+    }
+
+    /// One enterprise from the registry. NOT_FOUND there is a failed precondition here.
+    async fn enterprise(&self, ctx: &CallContext, uscc: &str) -> Result<rpb::Enterprise, ApiError> {
+        let name = format!("enterprises/{uscc}");
+        let result = self
+            .registry
+            .call(
+                ctx,
+                rpb::GetEnterpriseRequest { name: name.clone() },
+                |channel, r| async move {
+                    EnterpriseRegistryServiceClient::new(channel)
+                        .get_enterprise(r)
+                        .await
+                },
+            )
+            .await;
+        match result {
+            Ok(e) => Ok(e),
+            Err(err) if matches!(err.code(), Some(Code::NotFound | Code::InvalidArgument)) => {
+                Err(ApiError::precondition(
+                    "ENTERPRISE_NOT_REGISTERED",
+                    name.clone(),
+                    format!("{name} is not registered in the enterprise registry"),
+                ))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Enterprises by USCC from the registry in batches; an unknown one is absent from the map.
+    async fn enterprises(
+        &self,
+        ctx: &CallContext,
+        usccs: &[String],
+    ) -> Result<HashMap<String, rpb::Enterprise>, ApiError> {
+        let mut out = HashMap::new();
+        for chunk in usccs.chunks(PEER_BATCH) {
+            let names: Vec<String> = chunk.iter().map(|u| format!("enterprises/{u}")).collect();
+            let result = self
+                .registry
+                .call(
+                    ctx,
+                    rpb::BatchGetEnterprisesRequest { names },
+                    |channel, r| async move {
+                        EnterpriseRegistryServiceClient::new(channel)
+                            .batch_get_enterprises(r)
+                            .await
+                    },
+                )
+                .await;
+            match result {
+                Ok(resp) => {
+                    for e in resp.enterprises {
+                        out.insert(e.uscc.clone(), e);
+                    }
+                }
+                // One unknown name fails the whole batch (AIP-231): ask one by one.
+                Err(err) if err.code() == Some(Code::NotFound) => {
+                    for u in chunk {
+                        match self.enterprise(ctx, u).await {
+                            Ok(e) => {
+                                out.insert(u.clone(), e);
+                            }
+                            Err(ApiError::FailedPrecondition { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Achievement facts from the review service, by achievement id, in batches.
+    async fn achievement_statuses(
+        &self,
+        ctx: &CallContext,
+        ids: &[String],
+    ) -> Result<HashMap<String, vpb::AchievementStatus>, ApiError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(PEER_BATCH) {
+            let names: Vec<String> = chunk.iter().map(|i| format!("achievements/{i}")).collect();
+            let resp = self
+                .review
+                .call(
+                    ctx,
+                    vpb::BatchGetAchievementStatusRequest { names },
+                    |channel, r| async move {
+                        AchievementReviewServiceClient::new(channel)
+                            .batch_get_achievement_status(r)
+                            .await
+                    },
+                )
+                .await?;
+            for s in resp.statuses {
+                if let Some(id) = s.name.strip_prefix("achievements/") {
+                    out.insert(id.to_string(), s.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// NOT_FOUND for a program.
+pub(crate) fn program_not_found(id: &str) -> ApiError {
+    ApiError::NotFound {
+        resource_type: PROGRAM_TYPE,
+        name: program::program_name(id),
+    }
+}
+
+/// A stale etag (when one is given) → ABORTED.
+pub(crate) fn check_etag(given: &str, current: &str, name: &str) -> Result<(), ApiError> {
+    if !given.is_empty() && given != current {
+        return Err(ApiError::Aborted(format!(
+            "{name} changed since etag {given} was read; read it again and retry"
+        )));
+    }
+    Ok(())
+}
+
+/// A lost optimistic-concurrency race → ABORTED.
+pub(crate) fn concurrent(name: &str) -> ApiError {
+    ApiError::Aborted(format!("{name} changed concurrently; retry"))
+}
+
+/// A new server-assigned id: time-ordered (UUIDv7), so names sort by creation.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Whether the caller sees programs in DRAFT (staff do; enterprise and expert tokens do not).
+pub(crate) fn sees_drafts(ctx: &CallContext) -> bool {
+    ctx.caller.is_staff()
+}
+
+#[tonic::async_trait]
+impl AwardAllocationService for AwardsApi {
+    async fn create_program(
+        &self,
+        request: Request<pb::CreateProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::create_program(self, request).await
+    }
+
+    async fn get_program(
+        &self,
+        request: Request<pb::GetProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::get_program(self, request).await
+    }
+
+    async fn list_programs(
+        &self,
+        request: Request<pb::ListProgramsRequest>,
+    ) -> Result<Response<pb::ListProgramsResponse>, Status> {
+        programs::list_programs(self, request).await
+    }
+
+    async fn update_program(
+        &self,
+        request: Request<pb::UpdateProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::update_program(self, request).await
+    }
+
+    async fn open_program(
+        &self,
+        request: Request<pb::OpenProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::open_program(self, request).await
+    }
+
+    async fn close_program(
+        &self,
+        request: Request<pb::CloseProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::close_program(self, request).await
+    }
+
+    async fn allocate_program(
+        &self,
+        request: Request<pb::AllocateProgramRequest>,
+    ) -> Result<Response<pb::Allocation>, Status> {
+        allocation::allocate_program(self, request).await
+    }
+
+    async fn get_allocation(
+        &self,
+        request: Request<pb::GetAllocationRequest>,
+    ) -> Result<Response<pb::Allocation>, Status> {
+        allocation::get_allocation(self, request).await
+    }
+
+    async fn publish_results(
+        &self,
+        request: Request<pb::PublishResultsRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::publish_results(self, request).await
+    }
+
+    async fn finalize_program(
+        &self,
+        request: Request<pb::FinalizeProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        programs::finalize_program(self, request).await
+    }
+
+    async fn create_application(
+        &self,
+        request: Request<pb::CreateApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
+        applications::create_application(self, request).await
+    }
+
+    async fn get_application(
+        &self,
+        request: Request<pb::GetApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
+        applications::get_application(self, request).await
+    }
+
+    async fn list_applications(
+        &self,
+        request: Request<pb::ListApplicationsRequest>,
+    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+        applications::list_applications(self, request).await
+    }
+
+    async fn withdraw_application(
+        &self,
+        request: Request<pb::WithdrawApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
+        applications::withdraw_application(self, request).await
+    }
+
+    async fn file_objection(
+        &self,
+        request: Request<pb::FileObjectionRequest>,
+    ) -> Result<Response<pb::Objection>, Status> {
+        objections::file_objection(self, request).await
+    }
+
+    async fn get_objection(
+        &self,
+        request: Request<pb::GetObjectionRequest>,
+    ) -> Result<Response<pb::Objection>, Status> {
+        objections::get_objection(self, request).await
+    }
+
+    async fn resolve_objection(
+        &self,
+        request: Request<pb::ResolveObjectionRequest>,
+    ) -> Result<Response<pb::Objection>, Status> {
+        objections::resolve_objection(self, request).await
+    }
+
+    async fn list_objections(
+        &self,
+        request: Request<pb::ListObjectionsRequest>,
+    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
+        objections::list_objections(self, request).await
+    }
+
+    async fn get_field_distribution(
+        &self,
+        request: Request<pb::GetFieldDistributionRequest>,
+    ) -> Result<Response<pb::FieldDistribution>, Status> {
+        statistics::get_field_distribution(self, request).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<cpb::ListAuditEventsRequest>,
+    ) -> Result<Response<cpb::ListAuditEventsResponse>, Status> {
+        audit::list_audit_events(self, request).await
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        request: Request<cpb::VerifyAuditChainRequest>,
+    ) -> Result<Response<cpb::VerifyAuditChainResponse>, Status> {
+        audit::verify_audit_chain(self, request).await
+    }
+}

@@ -1,0 +1,77 @@
+//! A stored allocation run: the candidates exactly as the allocator saw them (with the registry
+//! and review facts fetched at run time), the result, and the digest of the inputs. A revision
+//! caused by an upheld objection re-runs the allocator on the previous revision's candidates
+//! with the objection's remedy applied — no new peer calls — so the revision is explained by
+//! one change only and is deterministic.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::allocation::{self, Allocation, Candidate};
+use super::program::Program;
+
+/// One revision of a program's allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// The program id.
+    pub program_id: String,
+    /// 1 for the allocation run; +1 per upheld objection.
+    pub revision: i32,
+    /// `programs/{p}/objections/{o}` for revisions ≥ 2.
+    pub revised_by_objection: Option<String>,
+    /// The allocator's input, in application-name order.
+    pub candidates: Vec<Candidate>,
+    /// The allocator's output.
+    pub result: Allocation,
+    /// Lower-case hex SHA-256 of the canonical inputs.
+    pub input_digest: String,
+    /// Who ran it.
+    pub run_by: String,
+    /// When, µs.
+    pub run_time_us: i64,
+}
+
+/// Canonical inputs: the allocation settings and every candidate, as JSON with a fixed field
+/// order (serde emits struct fields in declaration order), candidates sorted by name.
+pub fn input_digest(program: &Program, candidates: &[Candidate]) -> String {
+    let mut sorted: Vec<&Candidate> = candidates.iter().collect();
+    sorted.sort_by(|a, b| a.application.cmp(&b.application));
+    let settings = &program.settings;
+    let canonical = serde_json::json!({
+        "program": program.name(),
+        "kind": program.kind,
+        "award_quotas": settings.award_quotas,
+        "quota_caps": settings.quota_caps,
+        "budget_fen": settings.budget_fen,
+        "per_project_cap_fen": settings.per_project_cap_fen,
+        "priority_fields": settings.priority_fields,
+        "score_threshold_millipoints": settings.score_threshold_millipoints,
+        "candidates": sorted,
+    });
+    let mut h = Sha256::new();
+    h.update(canonical.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Runs the allocator and packs the revision.
+pub fn run(
+    program: &Program,
+    mut candidates: Vec<Candidate>,
+    revision: i32,
+    revised_by_objection: Option<String>,
+    run_by: &str,
+    run_time_us: i64,
+) -> Run {
+    candidates.sort_by(|a, b| a.application.cmp(&b.application));
+    let result = allocation::allocate(&program.allocator_program(), &candidates);
+    Run {
+        program_id: program.id.clone(),
+        revision,
+        revised_by_objection,
+        input_digest: input_digest(program, &candidates),
+        candidates,
+        result,
+        run_by: run_by.to_string(),
+        run_time_us,
+    }
+}
