@@ -249,7 +249,13 @@ fn read_rows(file: &Path) -> Result<(Header, Vec<Row>), String> {
                 for (i, f) in record.iter().enumerate() {
                     if std::str::from_utf8(f).is_err() {
                         let column = header.names.get(i).map_or("?", String::as_str);
-                        problems.push((column.to_string(), "not valid UTF-8".to_string()));
+                        let key = column.trim().to_ascii_lowercase();
+                        let field = if COLUMNS.contains(&key.as_str()) {
+                            format!("enterprise.{key}")
+                        } else {
+                            column.to_string()
+                        };
+                        problems.push((field, "not valid UTF-8".to_string()));
                     }
                 }
                 let parsed = if problems.is_empty() {
