@@ -329,11 +329,12 @@ pub async fn import(
     }
 
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} rows, {elapsed}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar.set_message("importing");
     let ticker = bar.clone();
     let stream = tokio_stream::iter(messages).map(move |m| {
