@@ -3,13 +3,24 @@
 //! - `qilu dev` runs all three services in one process on SQLite under `./data` and prints a
 //!   development admin token;
 //! - `qilu token` mints a development token from the configured HS256 secret;
-//! - `qilu migrate` applies a service's migrations once (containers run it as a one-shot job).
+//! - `qilu migrate` applies a service's migrations once (containers run it as a one-shot job);
+//! - `qilu enterprises | achievements | programs | audit …` are client commands against a running
+//!   suite (`--addr`, `--token` / `QILU_TOKEN`, `--output table|json`).
+
+mod client;
+mod demo;
+mod enterprises;
+mod import;
+mod output;
+mod resources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use client::Conn;
+use output::Format;
 use qilu_awards::Awards;
 use qilu_common::app::{ServiceApp, load_config, open_database};
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
@@ -17,6 +28,7 @@ use qilu_common::config::Config;
 use qilu_common::server::{serve, shutdown_signal};
 use qilu_registry::Registry;
 use qilu_review::Review;
+use resources::Service;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +40,15 @@ struct Cli {
     /// Directory with `default.toml` and `$QILU_ENV.toml`.
     #[arg(long, global = true, default_value = "config")]
     config_dir: PathBuf,
+    /// The suite's address: where client commands call, and where `qilu dev` listens.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Bearer token for client commands (mint one with `qilu token`).
+    #[arg(long, global = true, env = "QILU_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How client commands print results.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,12 +57,13 @@ struct Cli {
 enum Command {
     /// Run every service in one process on SQLite (development).
     Dev {
-        /// Address to serve all three services on.
-        #[arg(long, default_value = "127.0.0.1:50051")]
-        addr: SocketAddr,
         /// Directory for the SQLite databases.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// After starting, load a realistic programme year through the public RPCs (safe to
+        /// repeat on the same data directory).
+        #[arg(long)]
+        demo: bool,
     },
     /// Mint a development token (HS256, from auth.hs256_secret).
     Token {
@@ -69,6 +91,142 @@ enum Command {
     },
     /// Print the effective configuration with secrets redacted.
     PrintConfig,
+    /// Registry enterprises: get, list, validate a USCC, import a CSV.
+    Enterprises {
+        #[command(subcommand)]
+        command: EnterprisesCommand,
+    },
+    /// Review service achievements: get, submit, screen.
+    Achievements {
+        #[command(subcommand)]
+        command: AchievementsCommand,
+    },
+    /// Awards service programs: get, allocate.
+    Programs {
+        #[command(subcommand)]
+        command: ProgramsCommand,
+    },
+    /// A service's tamper-evident audit log: list events, verify the hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnterprisesCommand {
+    /// Show one enterprise.
+    Get {
+        /// Its USCC or resource name (`enterprises/USCC`).
+        uscc_or_name: String,
+    },
+    /// List enterprises.
+    List {
+        /// AIP-160 filter, e.g. `city = "Jinan" AND green_category = GREEN_CATEGORY_CLEAN_ENERGY`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// `uscc` (default) or `display_name`, optionally followed by ` desc`.
+        #[arg(long, default_value = "")]
+        order_by: String,
+        /// Enterprises per page (1-1000; default 50).
+        #[arg(long)]
+        page_size: Option<i32>,
+        /// Start from this page token (printed by a previous list).
+        #[arg(long, default_value = "")]
+        page_token: String,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check a Unified Social Credit Code and explain its parts (exit 1 when not accepted).
+    Validate {
+        /// The code.
+        uscc: String,
+    },
+    /// Import enterprises from a CSV file (header row; see the README for the columns).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Where to write rejected rows with their reasons (default: FILE.rejected.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Check every row and report, but write nothing.
+        #[arg(long)]
+        validate_only: bool,
+        /// Rows per stream message (1-1000).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AchievementsCommand {
+    /// Show one achievement with its screening and decision.
+    Get {
+        /// `achievements/ID` or ID.
+        name: String,
+    },
+    /// Submit a draft (rule screening runs; a veto makes it VETOED).
+    Submit {
+        /// `achievements/ID` or ID.
+        name: String,
+    },
+    /// Screen an achievement's green data without storing anything (dry run).
+    Screen {
+        /// `achievements/ID` or ID.
+        name: String,
+        /// Veto rule set to use (`vetoRuleSets/ID` or ID); default: the active one.
+        #[arg(long)]
+        rule_set: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProgramsCommand {
+    /// Show one program.
+    Get {
+        /// `programs/ID` or ID.
+        name: String,
+    },
+    /// Allocate a closed program (all or nothing), or preview with --dry-run.
+    Allocate {
+        /// `programs/ID` or ID.
+        name: String,
+        /// Preview only (validate_only): nothing is stored.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// List a service's audit events in sequence order.
+    List {
+        /// Which service's log.
+        #[arg(long, value_enum)]
+        service: Service,
+        /// AIP-160 filter on `resource` and `actor`, e.g. `resource = "enterprises/…"`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Events per page (1-1000; default 50).
+        #[arg(long)]
+        page_size: Option<i32>,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Verify a service's audit hash chain (exit 1 when broken).
+    Verify {
+        /// Which service's log.
+        #[arg(long, value_enum)]
+        service: Service,
+        /// A head recorded earlier by a witness: its sequence…
+        #[arg(long, requires = "witnessed_hash", default_value_t = 0)]
+        witnessed_sequence: i64,
+        /// …and its hash.
+        #[arg(long, default_value = "")]
+        witnessed_hash: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,7 +264,7 @@ enum ServiceArg {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("qilu: {message}");
             ExitCode::FAILURE
@@ -114,10 +272,114 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let format = cli.output;
+    let conn = || Conn::connect(&cli.addr, cli.token.clone());
+    match cli.command {
+        Command::Enterprises { command } => {
+            let conn = conn().await?;
+            return match command {
+                EnterprisesCommand::Get { uscc_or_name } => {
+                    enterprises::get(&conn, format, &uscc_or_name).await
+                }
+                EnterprisesCommand::List {
+                    filter,
+                    order_by,
+                    page_size,
+                    page_token,
+                    all,
+                } => {
+                    let options = enterprises::ListOptions {
+                        filter,
+                        order_by,
+                        page_size,
+                        page_token,
+                        all,
+                    };
+                    enterprises::list(&conn, format, options).await
+                }
+                EnterprisesCommand::Validate { uscc } => {
+                    enterprises::validate(&conn, format, &uscc).await
+                }
+                EnterprisesCommand::Import {
+                    file,
+                    report,
+                    validate_only,
+                    batch,
+                } => {
+                    let options = import::ImportOptions {
+                        file,
+                        report,
+                        validate_only,
+                        batch,
+                    };
+                    import::import(&conn, format, options).await
+                }
+            };
+        }
+        Command::Achievements { command } => {
+            let conn = conn().await?;
+            return match command {
+                AchievementsCommand::Get { name } => {
+                    resources::achievement_get(&conn, format, &name).await
+                }
+                AchievementsCommand::Submit { name } => {
+                    resources::achievement_submit(&conn, format, &name).await
+                }
+                AchievementsCommand::Screen { name, rule_set } => {
+                    resources::achievement_screen(&conn, format, &name, rule_set.as_deref()).await
+                }
+            };
+        }
+        Command::Programs { command } => {
+            let conn = conn().await?;
+            return match command {
+                ProgramsCommand::Get { name } => resources::program_get(&conn, format, &name).await,
+                ProgramsCommand::Allocate { name, dry_run } => {
+                    resources::program_allocate(&conn, format, &name, dry_run).await
+                }
+            };
+        }
+        Command::Audit { command } => {
+            let conn = conn().await?;
+            return match command {
+                AuditCommand::List {
+                    service,
+                    filter,
+                    page_size,
+                    all,
+                } => resources::audit_list(&conn, format, service, filter, page_size, all).await,
+                AuditCommand::Verify {
+                    service,
+                    witnessed_sequence,
+                    witnessed_hash,
+                } => {
+                    let request = qilu_proto::common::VerifyAuditChainRequest {
+                        witnessed_sequence,
+                        witnessed_hash,
+                    };
+                    resources::audit_verify(&conn, format, service, request).await
+                }
+            };
+        }
+        _ => {}
+    }
+    operate(cli).await.map(|()| ExitCode::SUCCESS)
+}
+
+/// The commands that run the suite itself (and read the configuration).
+async fn operate(cli: Cli) -> Result<(), String> {
     let config = load_config(cli.config_dir)?;
     match cli.command {
-        Command::Dev { addr, data_dir } => dev(config, addr, data_dir).await,
+        Command::Dev { data_dir, demo } => {
+            let listen = cli.addr.trim();
+            let listen = listen.split_once("://").map_or(listen, |(_, rest)| rest);
+            let addr: SocketAddr = listen
+                .trim_end_matches('/')
+                .parse()
+                .map_err(|e| format!("--addr {:?} is not HOST:PORT to listen on: {e}", cli.addr))?;
+            dev(config, addr, data_dir, demo).await
+        }
         Command::Token {
             roles,
             enterprise,
@@ -162,6 +424,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", config.redacted());
             Ok(())
         }
+        Command::Enterprises { .. }
+        | Command::Achievements { .. }
+        | Command::Programs { .. }
+        | Command::Audit { .. } => Err("not an operating command".into()),
     }
 }
 
@@ -172,8 +438,14 @@ async fn migrate<A: ServiceApp>(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// All three services in one process, one port, SQLite files under `data_dir`.
-async fn dev(mut config: Config, addr: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
+/// All three services in one process, one port, SQLite files under `data_dir`; with `demo`,
+/// a programme year is loaded through the public RPCs once the server answers.
+async fn dev(
+    mut config: Config,
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    demo: bool,
+) -> Result<(), String> {
     config.server.addr = addr;
     if config.database.url.starts_with("sqlite:") {
         config.database.url = format!("sqlite://{}/{{service}}.db", data_dir.display());
@@ -182,7 +454,7 @@ async fn dev(mut config: Config, addr: SocketAddr, data_dir: PathBuf) -> Result<
     let here = format!("http://{addr}");
     config.peers.registry = here.clone();
     config.peers.review = here.clone();
-    config.peers.awards = here;
+    config.peers.awards = here.clone();
     qilu_common::telemetry::init(&config.telemetry);
 
     let registry_db = open_database::<Registry>(&config, true).await?;
@@ -209,18 +481,52 @@ async fn dev(mut config: Config, addr: SocketAddr, data_dir: PathBuf) -> Result<
     println!(
         "\nQilu development server on {addr} (registry, review, awards; SQLite under {dir}/)\n\n\
          Development admin token (24 h):\n\n  export QILU_TOKEN={token}\n\n\
-         Try:\n  grpcurl -plaintext {addr} list\n  \
+         Try:\n  qilu enterprises list\n  grpcurl -plaintext {addr} list\n  \
          grpcurl -plaintext -H \"authorization: Bearer $QILU_TOKEN\" -d '{{\"uscc\":\"91350100M000100Y43\"}}' \\\n      \
          {addr} qilu.registry.v1.EnterpriseRegistryService/ValidateUscc\n\n\
          Other roles: qilu token --role officer | --role enterprise --enterprise USCC | --role expert --expert ID\n\
          Stop with Ctrl-C.\n",
         dir = data_dir.display()
     );
-    serve(listener, services, &config, shutdown_signal())
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_config = config.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                _ = stopped => {}
+            }
+        };
+        serve(listener, services, &server_config, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let mut failure = None;
+    if demo {
+        println!("Loading the demo programme year…");
+        match demo::load(&config, &here).await {
+            Ok(lines) => {
+                println!("Demo programme year loaded:");
+                for line in lines {
+                    println!("  {line}");
+                }
+                println!();
+            }
+            Err(e) => {
+                failure = Some(e);
+                let _ = stop.send(());
+            }
+        }
+    }
+    let served = server
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("server task: {e}"))
+        .and_then(|r| r);
     for db in [registry_db, review_db, awards_db] {
         db.close().await.map_err(|e| e.to_string())?;
     }
-    Ok(())
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    served
 }
