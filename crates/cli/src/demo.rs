@@ -1019,6 +1019,30 @@ async fn awards_year(
         .map_err(at("creating the program"))?
         .into_inner();
     let name = program.name.clone();
+    // A second run finds the program already allocated and published: report it as it is.
+    let current = awards
+        .get_program(demo.admin(apb::GetProgramRequest { name: name.clone() }))
+        .await
+        .map_err(at("reading the program"))?
+        .into_inner();
+    if current.state >= apb::ProgramState::Publicized as i32 {
+        let allocation = awards
+            .get_allocation(demo.admin(apb::GetAllocationRequest {
+                name: format!("{name}/allocation"),
+            }))
+            .await
+            .map_err(at("reading the allocation"))?
+            .into_inner();
+        let totals = allocation.totals.unwrap_or_default();
+        loaded.lines.push(format!(
+            "awards: {name} already allocated and published: {} applications, {} funded, {} of {} yuan",
+            totals.applications,
+            totals.selected,
+            crate::output::yuan(totals.amount_fen),
+            crate::output::yuan(totals.budget_fen)
+        ));
+        return Ok(());
+    }
     awards
         .open_program(demo.admin(apb::OpenProgramRequest {
             name: name.clone(),

@@ -747,6 +747,29 @@ async fn ten_thousand_rows_with_one_percent_bad_import_in_batches_and_reimport_c
     let Some(server) = TestServer::start::<Registry>(backend).await else {
         return;
     };
+    // Rows may name only a registered zone (as CreateEnterprise requires).
+    EnterpriseRegistryServiceClient::new(server.channel.clone())
+        .create_zone(server.request(
+            Role::Officer,
+            pb::CreateZoneRequest {
+                zone_id: "jinan".into(),
+                zone: Some(pb::Zone {
+                    display_name: "济南高新技术产业开发区".into(),
+                    level: pb::ZoneLevel::National as i32,
+                    division_code: "370100".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let mut unknown = enterprise(&shandong("3702", 99_999), "青岛未登记园区企业");
+    unknown.zone = "zones/nowhere".into();
+    let refused = import(&server, vec![row(2, unknown)], 500, &Options::default()).await;
+    assert_eq!(refused.rejected_count, 1);
+    assert_eq!(problem_fields(&refused.row_results[0]), ["enterprise.zone"]);
+
     const ROWS: u32 = 10_000;
     let mut rows = Vec::with_capacity(ROWS as usize);
     let mut expected_bad = Vec::new();
@@ -812,8 +835,8 @@ async fn ten_thousand_rows_with_one_percent_bad_import_in_batches_and_reimport_c
     assert_eq!(count(&server, "enterprise").await, 9_900);
     assert_eq!(
         count(&server, "audit_event").await,
-        9_900,
-        "one event per created enterprise"
+        1 + 9_900,
+        "the zone, then one event per created enterprise"
     );
     // The import's last change is the newest in the feed.
     let tail = list_changes(&server, &first.last_change_cursor, 10, "")
@@ -839,9 +862,9 @@ async fn ten_thousand_rows_with_one_percent_bad_import_in_batches_and_reimport_c
     assert_eq!(second.unchanged_count, 9_900);
     assert_eq!(second.rejected_count, 100);
     assert!(second.last_change_cursor.is_empty());
-    assert_eq!(count(&server, "audit_event").await, 9_900);
+    assert_eq!(count(&server, "audit_event").await, 1 + 9_900);
     assert_eq!(get(&server, &shandong("3702", 1)).await.unwrap(), sample);
-    assert_chain_intact(&server, 9_900).await;
+    assert_chain_intact(&server, 1 + 9_900).await;
     server.stop().await;
 }
 

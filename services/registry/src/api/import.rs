@@ -181,6 +181,20 @@ impl<'a> Run<'a> {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
+        let batch = match self.reject_unknown_zones(batch).await {
+            Ok(batch) => batch,
+            Err((batch, e)) => {
+                // Treated like a failed batch below: every row is reported not saved.
+                tracing::warn!(error = %e, "import zone check failed");
+                batch
+                    .iter()
+                    .for_each(|row| self.not_saved(row.index, "the zone check failed"));
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
         let decided = if self.validate_only {
             self.decide_only(&batch).await
         } else {
@@ -200,17 +214,60 @@ impl<'a> Run<'a> {
                     _ => "an internal error",
                 };
                 for row in &batch {
-                    let result = &mut self.results[row.index];
-                    result.outcome = pb::ImportRowOutcome::Rejected as i32;
-                    result.problems = vec![pb::RowProblem {
-                        field: "enterprise".into(),
-                        description: format!(
-                            "not saved: the batch holding this row failed to commit ({why}); import the row again"
-                        ),
-                    }];
+                    self.not_saved(row.index, why);
                 }
             }
         }
+    }
+
+    /// Rejects rows naming a high-tech zone that is not registered (as CreateEnterprise does)
+    /// and returns the rest. A handful of distinct zones per batch: one lookup each.
+    async fn reject_unknown_zones(
+        &mut self,
+        batch: Vec<Pending>,
+    ) -> Result<Vec<Pending>, (Vec<Pending>, ApiError)> {
+        let zones: std::collections::BTreeSet<String> =
+            batch.iter().filter_map(|p| p.fields.zone.clone()).collect();
+        let mut unknown = std::collections::BTreeSet::new();
+        for zone in zones {
+            match crate::store::zones::zone_exists(&self.api.db, &zone).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    unknown.insert(zone);
+                }
+                Err(e) => return Err((batch, ApiError::from(e))),
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(batch);
+        }
+        let mut kept = Vec::with_capacity(batch.len());
+        for row in batch {
+            match &row.fields.zone {
+                Some(zone) if unknown.contains(zone) => {
+                    let result = &mut self.results[row.index];
+                    result.outcome = pb::ImportRowOutcome::Rejected as i32;
+                    result.problems = vec![pb::RowProblem {
+                        field: "enterprise.zone".into(),
+                        description: format!("{zone} is not a registered high-tech zone"),
+                    }];
+                }
+                _ => kept.push(row),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Marks a row as not saved because its batch could not be committed.
+    fn not_saved(&mut self, index: usize, why: &str) {
+        let result = &mut self.results[index];
+        result.outcome = pb::ImportRowOutcome::Rejected as i32;
+        result.problems = vec![pb::RowProblem {
+            field: "enterprise".into(),
+            description: format!(
+                "not saved: the batch holding this row failed to commit ({why}); import the row again"
+            ),
+        }];
     }
 
     /// The stored enterprises of a batch, by USCC.
