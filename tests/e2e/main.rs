@@ -8,6 +8,7 @@
 use qilu_common::app::{ServiceApp, open_database};
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
 use qilu_common::config::Config;
+use qilu_common::on_both_backends;
 use qilu_common::server::{ServiceDef, serve};
 use qilu_common::testing::{Backend, TestDb, test_config};
 use qilu_proto::awards::award_allocation_service_client::AwardAllocationServiceClient;
@@ -183,17 +184,6 @@ async fn each_service_keeps_its_own_audit_chain(backend: Backend) {
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 
     suite.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_backends!(each_service_keeps_its_own_audit_chain);

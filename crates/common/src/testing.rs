@@ -275,3 +275,31 @@ impl TestServer {
 
 /// The backends to test on: both, always (PostgreSQL skips only outside CI when unreachable).
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// Declares each scenario `async fn name(backend: Backend)` as two tests, `sqlite::name` and
+/// `postgres::name`, so every integration test runs on both backends:
+///
+/// ```text
+/// on_both_backends!(a_duplicate_is_already_exists, paging_returns_each_once);
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::testing::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::testing::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -14,6 +14,7 @@ use qilu_awards::{Awards, Clock};
 use qilu_common::app::ServiceApp;
 use qilu_common::auth::Role;
 use qilu_common::config::Config;
+use qilu_common::on_both_backends;
 use qilu_common::server::ServiceDef;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::awards as pb;
@@ -31,28 +32,6 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 type Client = AwardAllocationServiceClient<Channel>;
-
-/// Generates one `#[tokio::test]` per backend for each scenario.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     a_project_program_runs_from_creation_to_final,

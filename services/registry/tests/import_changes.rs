@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use qilu_common::auth::Role;
+use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
@@ -19,28 +20,6 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 type Client = EnterpriseRegistryServiceClient<Channel>;
-
-/// Generates one `#[tokio::test]` per backend for each scenario.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     revoke_then_deregister_records_reason_dates_and_new_etags,

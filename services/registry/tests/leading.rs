@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use qilu_common::auth::Role;
+use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
@@ -23,27 +24,6 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 type Client = EnterpriseRegistryServiceClient<Channel>;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second_is_refused,

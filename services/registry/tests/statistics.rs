@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use qilu_common::auth::Role;
+use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
@@ -24,28 +25,6 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 type Client = EnterpriseRegistryServiceClient<Channel>;
-
-/// Generates one `#[tokio::test]` per backend for each scenario.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     the_programme_year_counts_first_certificates_in_zones_and_green_fields_against_policy_targets,

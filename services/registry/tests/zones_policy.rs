@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use qilu_common::auth::Role;
+use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
@@ -17,28 +18,6 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 type Client = EnterpriseRegistryServiceClient<Channel>;
-
-/// Generates one `#[tokio::test]` per backend for each scenario.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     an_officer_registers_the_programme_zones_and_a_hydrogen_cluster_and_reads_its_progress,

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use qilu_common::app::ServiceApp;
 use qilu_common::auth::Role;
 use qilu_common::config::Config;
+use qilu_common::on_both_backends;
 use qilu_common::server::ServiceDef;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
@@ -27,28 +28,6 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 type Client = AchievementReviewServiceClient<Channel>;
-
-/// Generates one `#[tokio::test]` per backend for each scenario.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(qilu_common::testing::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     programme_year_step_4_screens_reviews_and_upholds_a_veto,
