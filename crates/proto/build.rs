@@ -22,9 +22,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("qilu_descriptor.bin"))
-        // RPCs not implemented yet answer UNIMPLEMENTED instead of failing to compile; each
-        // service issue replaces every default with a real handler.
-        .generate_default_stubs(true)
+        // No default (UNIMPLEMENTED) handlers: an RPC added to the contract without a handler
+        // fails to compile instead of shipping as a stub.
+        .generate_default_stubs(false)
         .compile_with_config(
             config,
             &protos,

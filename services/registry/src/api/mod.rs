@@ -81,6 +81,8 @@ impl RegistryApi {
 
 #[tonic::async_trait]
 impl EnterpriseRegistryService for RegistryApi {
+    type WatchChangesStream = BoxStream<pb::WatchChangesResponse>;
+
     async fn create_enterprise(
         &self,
         request: Request<pb::CreateEnterpriseRequest>,
