@@ -2,11 +2,22 @@
 //! in exactly one place. Callers get a code, a readable message, an `ErrorInfo` reason
 //! (UPPER_SNAKE) and, where it applies, `BadRequest` field violations, `ResourceInfo` or
 //! `PreconditionFailure`. Internal causes go to the logs, never to the caller.
+//!
+//! Echoed input is bounded here, once, for every error (`crate::limits`): long values are cut to
+//! a preview with their length, at most `MAX_VIOLATIONS` violations are listed ("and N more",
+//! and `omitted_violations` in `ErrorInfo.metadata`), and the message and the encoded details
+//! have hard caps, so the trailers stay a few KiB whatever the caller sent and the caller sees
+//! its real error, not RESOURCE_EXHAUSTED from its own client.
 
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::limits::{
+    MAX_DESCRIPTION_BYTES, MAX_DETAIL_NAME_BYTES, MAX_STATUS_DETAILS_BYTES,
+    MAX_STATUS_MESSAGE_BYTES, MAX_VIOLATIONS, preview, shorten_bytes,
+};
 
 /// The `ErrorInfo.domain` of every Qilu error.
 pub const ERROR_DOMAIN: &str = "qilu.gov.cn";
@@ -61,7 +72,7 @@ pub enum ApiError {
     #[error("invalid argument: {}", summarize(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// The named resource does not exist (or the caller may not know it exists).
-    #[error("{resource_type} {name} not found")]
+    #[error("{resource_type} {} not found", preview(name))]
     NotFound {
         /// Resource type, e.g. `registry.qilu.gov.cn/Enterprise`.
         resource_type: &'static str,
@@ -69,7 +80,7 @@ pub enum ApiError {
         name: String,
     },
     /// A resource with this name already exists.
-    #[error("{resource_type} {name} already exists")]
+    #[error("{resource_type} {} already exists", preview(name))]
     AlreadyExists {
         /// Resource type.
         resource_type: &'static str,
@@ -77,7 +88,7 @@ pub enum ApiError {
         name: String,
     },
     /// The system is not in a state that allows the operation.
-    #[error("failed precondition: {message}")]
+    #[error("failed precondition: {}", shorten_bytes(message, MAX_STATUS_MESSAGE_BYTES))]
     FailedPrecondition {
         /// Summary for the status message.
         message: String,
@@ -85,13 +96,13 @@ pub enum ApiError {
         violations: Vec<Precondition>,
     },
     /// A concurrency conflict (stale etag, lost race); the caller may re-read and retry.
-    #[error("aborted: {0}")]
+    #[error("aborted: {}", shorten_bytes(.0, MAX_STATUS_MESSAGE_BYTES))]
     Aborted(String),
     /// No valid credentials.
-    #[error("unauthenticated: {0}")]
+    #[error("unauthenticated: {}", shorten_bytes(.0, MAX_STATUS_MESSAGE_BYTES))]
     Unauthenticated(String),
     /// Valid credentials without the right to do this.
-    #[error("permission denied: {0}")]
+    #[error("permission denied: {}", shorten_bytes(.0, MAX_STATUS_MESSAGE_BYTES))]
     PermissionDenied(String),
     /// A dependency (database, peer service) is down; the caller may retry later.
     #[error("{dependency} unavailable")]
@@ -107,12 +118,73 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// "field: description; …" over the first violations, bounded like the status message.
 fn summarize(violations: &[FieldViolation]) -> String {
-    violations
+    let shown = violations.len().min(MAX_VIOLATIONS);
+    let mut out = violations[..shown]
         .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
+        .map(|v| {
+            format!(
+                "{}: {}",
+                shorten_bytes(&v.field, MAX_DETAIL_NAME_BYTES),
+                shorten_bytes(&v.description, MAX_DESCRIPTION_BYTES)
+            )
+        })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    let more = violations.len() - shown;
+    let suffix = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    out = shorten_bytes(&out, MAX_STATUS_MESSAGE_BYTES - 64 - suffix.len());
+    out + &suffix
+}
+
+/// The field violations that fit the details budget, each field shortened, and how many were
+/// left out.
+fn bounded_violations(violations: &[FieldViolation]) -> (Vec<tonic_types::FieldViolation>, usize) {
+    // The details also carry the message and the ErrorInfo; leave room for both.
+    let mut budget = MAX_STATUS_DETAILS_BYTES - MAX_STATUS_MESSAGE_BYTES - 256;
+    let mut kept = Vec::new();
+    for v in violations.iter().take(MAX_VIOLATIONS) {
+        let fv = tonic_types::FieldViolation {
+            field: shorten_bytes(&v.field, MAX_DETAIL_NAME_BYTES),
+            description: shorten_bytes(&v.description, MAX_DESCRIPTION_BYTES),
+            reason: shorten_bytes(&v.reason, MAX_DETAIL_NAME_BYTES),
+            localized_message: None,
+        };
+        // Each string costs its bytes plus a tag and a length; the violation itself, two more.
+        let cost = fv.field.len() + fv.description.len() + fv.reason.len() + 12;
+        if cost > budget && !kept.is_empty() {
+            break;
+        }
+        budget = budget.saturating_sub(cost);
+        kept.push(fv);
+    }
+    let omitted = violations.len() - kept.len();
+    (kept, omitted)
+}
+
+/// The precondition failures that fit the details budget, each shortened.
+fn bounded_preconditions(violations: &[Precondition]) -> Vec<tonic_types::PreconditionViolation> {
+    let mut budget = MAX_STATUS_DETAILS_BYTES - MAX_STATUS_MESSAGE_BYTES - 256;
+    let mut kept = Vec::new();
+    for v in violations.iter().take(MAX_VIOLATIONS) {
+        let pv = tonic_types::PreconditionViolation::new(
+            shorten_bytes(&v.kind, MAX_DETAIL_NAME_BYTES),
+            preview(&v.subject),
+            shorten_bytes(&v.description, MAX_DESCRIPTION_BYTES),
+        );
+        let cost = pv.r#type.len() + pv.subject.len() + pv.description.len() + 12;
+        if cost > budget && !kept.is_empty() {
+            break;
+        }
+        budget = budget.saturating_sub(cost);
+        kept.push(pv);
+    }
+    kept
 }
 
 impl ApiError {
@@ -184,18 +256,21 @@ impl From<ApiError> for Status {
         let mut metadata = HashMap::new();
         let (code, message, mut details) = match &err {
             ApiError::InvalidArgument(violations) => {
-                let fvs: Vec<tonic_types::FieldViolation> = violations
-                    .iter()
-                    .map(|v| tonic_types::FieldViolation {
-                        field: v.field.clone(),
-                        description: v.description.clone(),
-                        reason: v.reason.clone(),
-                        localized_message: None,
-                    })
-                    .collect();
+                let (fvs, omitted) = bounded_violations(violations);
+                if omitted > 0 {
+                    metadata.insert("omitted_violations".to_string(), omitted.to_string());
+                }
+                // The message lists exactly the violations the details carry.
+                let mut message = format!("invalid argument: {}", summarize(&violations[..fvs.len()]));
+                if omitted > 0 {
+                    message = format!(
+                        "{}; and {omitted} more",
+                        shorten_bytes(&message, MAX_STATUS_MESSAGE_BYTES - 32)
+                    );
+                }
                 (
                     Code::InvalidArgument,
-                    err.to_string(),
+                    message,
                     ErrorDetails::with_bad_request(fvs),
                 )
             }
@@ -205,7 +280,7 @@ impl From<ApiError> for Status {
             } => (
                 Code::NotFound,
                 err.to_string(),
-                ErrorDetails::with_resource_info(*resource_type, name.clone(), "", "not found"),
+                ErrorDetails::with_resource_info(*resource_type, preview(name), "", "not found"),
             ),
             ApiError::AlreadyExists {
                 resource_type,
@@ -215,7 +290,7 @@ impl From<ApiError> for Status {
                 err.to_string(),
                 ErrorDetails::with_resource_info(
                     *resource_type,
-                    name.clone(),
+                    preview(name),
                     "",
                     "already exists",
                 ),
@@ -223,18 +298,7 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition { violations, .. } => (
                 Code::FailedPrecondition,
                 err.to_string(),
-                ErrorDetails::with_precondition_failure(
-                    violations
-                        .iter()
-                        .map(|v| {
-                            tonic_types::PreconditionViolation::new(
-                                v.kind.clone(),
-                                v.subject.clone(),
-                                v.description.clone(),
-                            )
-                        })
-                        .collect::<Vec<_>>(),
-                ),
+                ErrorDetails::with_precondition_failure(bounded_preconditions(violations)),
             ),
             ApiError::Aborted(_) => (Code::Aborted, err.to_string(), ErrorDetails::new()),
             ApiError::Unauthenticated(_) => {
@@ -253,6 +317,14 @@ impl From<ApiError> for Status {
                 (Code::Internal, err.to_string(), ErrorDetails::new())
             }
         };
+        let message = shorten_bytes(&message, MAX_STATUS_MESSAGE_BYTES);
+        details.set_error_info(reason, ERROR_DOMAIN, metadata.clone());
+        let status = Status::with_error_details(code, message.clone(), details);
+        if status.details().len() <= MAX_STATUS_DETAILS_BYTES {
+            return status;
+        }
+        // Over the hard cap (many long preconditions): keep the code, message and reason.
+        let mut details = ErrorDetails::new();
         details.set_error_info(reason, ERROR_DOMAIN, metadata);
         Status::with_error_details(code, message, details)
     }
@@ -284,6 +356,90 @@ mod tests {
         let status: Status = ApiError::internal("password=hunter2 leaked").into();
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("hunter2"));
+    }
+
+    /// Bytes of the headers a status becomes (name + value + 32 each, as HTTP/2 counts them).
+    fn header_bytes(status: &Status) -> usize {
+        status
+            .clone()
+            .into_http::<tonic::body::Body>()
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum()
+    }
+
+    #[test]
+    fn huge_echoed_values_stay_small_and_keep_code_and_field() {
+        let huge = "氢".repeat(1 << 20);
+        let long = "氢".repeat(5000);
+        let cases: Vec<ApiError> = vec![
+            ApiError::invalid("name", "INVALID_NAME", format!("{huge:?} is not a name")),
+            ApiError::InvalidArgument(
+                (0..10_000)
+                    .map(|i| FieldViolation::new(format!("names[{i}]"), "BAD", long.clone()))
+                    .collect(),
+            ),
+            ApiError::NotFound {
+                resource_type: "registry.qilu.gov.cn/Enterprise",
+                name: huge.clone(),
+            },
+            ApiError::AlreadyExists {
+                resource_type: "registry.qilu.gov.cn/Enterprise",
+                name: huge.clone(),
+            },
+            ApiError::FailedPrecondition {
+                message: huge.clone(),
+                violations: (0..1000)
+                    .map(|_| Precondition {
+                        kind: long.clone(),
+                        subject: long.clone(),
+                        description: long.clone(),
+                    })
+                    .collect(),
+            },
+            ApiError::Aborted(huge.clone()),
+            ApiError::Unauthenticated(huge.clone()),
+            ApiError::PermissionDenied(huge.clone()),
+        ];
+        for err in cases {
+            let reason = err.reason();
+            assert!(err.to_string().len() < 1024, "{reason}: display is bounded");
+            let status: Status = err.into();
+            let size = header_bytes(&status);
+            assert!(size < 4500, "{reason}: {size} bytes of headers");
+            assert!(status.message().len() <= MAX_STATUS_MESSAGE_BYTES);
+            assert!(status.details().len() <= MAX_STATUS_DETAILS_BYTES);
+            let details = status.get_error_details();
+            assert_eq!(details.error_info().unwrap().reason, reason);
+            if status.code() == Code::InvalidArgument {
+                let bad = details.bad_request().unwrap();
+                assert!(bad.field_violations[0].field.starts_with("name"));
+            }
+        }
+    }
+
+    #[test]
+    fn many_violations_are_listed_up_to_the_bound_and_counted() {
+        let err = ApiError::InvalidArgument(
+            (0..50)
+                .map(|i| FieldViolation::new(format!("names[{i}]"), "BAD", "not a name"))
+                .collect(),
+        );
+        let status: Status = err.into();
+        let details = status.get_error_details();
+        let shown = details.bad_request().unwrap().field_violations.len();
+        assert_eq!(shown, MAX_VIOLATIONS);
+        let omitted = 50 - MAX_VIOLATIONS;
+        assert!(
+            status.message().ends_with(&format!("; and {omitted} more")),
+            "{}",
+            status.message()
+        );
+        assert_eq!(
+            details.error_info().unwrap().metadata["omitted_violations"],
+            omitted.to_string()
+        );
     }
 
     #[test]

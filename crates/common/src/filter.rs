@@ -2,8 +2,13 @@
 //! `display_name:"氢能" AND city = "Jinan" AND high_tech_certified = true`.
 //! Each List method says which fields it accepts; this module only parses. An unparsable filter
 //! is INVALID_ARGUMENT on `filter`, never ignored.
+//!
+//! A filter is bounded before and while it is parsed (`limits::MAX_FILTER_BYTES`,
+//! `MAX_FILTER_CONDITIONS`, `MAX_FILTER_VALUE_CHARS`): conditions become SQL that is rendered and
+//! parsed recursively, so an unbounded conjunction would overflow the stack.
 
 use crate::error::ApiError;
+use crate::limits::{MAX_FILTER_BYTES, MAX_FILTER_CONDITIONS, MAX_FILTER_VALUE_CHARS, echo};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,16 @@ pub struct Filter(Vec<Condition>);
 impl Filter {
     /// Parses `filter`; the empty string matches everything.
     pub fn parse(filter: &str) -> Result<Filter, ApiError> {
+        if filter.len() > MAX_FILTER_BYTES {
+            return Err(ApiError::invalid(
+                "filter",
+                "FILTER_TOO_LONG",
+                format!(
+                    "filter is {} bytes; at most {MAX_FILTER_BYTES} are accepted",
+                    filter.len()
+                ),
+            ));
+        }
         let mut lexer = Lexer {
             chars: filter.chars().collect(),
             pos: 0,
@@ -56,6 +71,23 @@ impl Filter {
                 .op()
                 .ok_or_else(|| lexer.error("an operator (=, !=, :, <, <=, >, >=)"))?;
             let value = lexer.value().ok_or_else(|| lexer.error("a value"))?;
+            if value.chars().count() > MAX_FILTER_VALUE_CHARS {
+                return Err(ApiError::invalid(
+                    "filter",
+                    "FILTER_VALUE_TOO_LONG",
+                    format!(
+                        "the value for {} is longer than {MAX_FILTER_VALUE_CHARS} characters",
+                        echo(&field)
+                    ),
+                ));
+            }
+            if conditions.len() == MAX_FILTER_CONDITIONS {
+                return Err(ApiError::invalid(
+                    "filter",
+                    "TOO_MANY_FILTER_CONDITIONS",
+                    format!("a filter may combine at most {MAX_FILTER_CONDITIONS} conditions"),
+                ));
+            }
             conditions.push(Condition { field, op, value });
             if lexer.at_end() {
                 break;
@@ -88,8 +120,8 @@ impl Filter {
                     "filter",
                     "UNSUPPORTED_FILTER_FIELD",
                     format!(
-                        "cannot filter on {:?}; supported fields: {}",
-                        c.field,
+                        "cannot filter on {}; supported fields: {}",
+                        echo(&c.field),
                         allowed.join(", ")
                     ),
                 ));
@@ -230,6 +262,39 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn reason(err: ApiError) -> String {
+        match err {
+            ApiError::InvalidArgument(v) => format!("{}:{}", v[0].field, v[0].reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn filters_are_bounded_in_bytes_conditions_and_value_length() {
+        let at_most = vec!["a = b"; MAX_FILTER_CONDITIONS].join(" AND ");
+        assert_eq!(
+            Filter::parse(&at_most).unwrap().conditions().len(),
+            MAX_FILTER_CONDITIONS
+        );
+        let one_more = vec!["a = b"; MAX_FILTER_CONDITIONS + 1].join(" AND ");
+        assert_eq!(
+            reason(Filter::parse(&one_more).unwrap_err()),
+            "filter:TOO_MANY_FILTER_CONDITIONS"
+        );
+        let huge = vec!["issue_date > \"2020-01-01\""; 40_000].join(" AND ");
+        assert_eq!(
+            reason(Filter::parse(&huge).unwrap_err()),
+            "filter:FILTER_TOO_LONG"
+        );
+        let value = "氢".repeat(MAX_FILTER_VALUE_CHARS);
+        assert!(Filter::parse(&format!("display_name:\"{value}\"")).is_ok());
+        let longer = "a".repeat(MAX_FILTER_VALUE_CHARS + 1);
+        assert_eq!(
+            reason(Filter::parse(&format!("display_name:\"{longer}\"")).unwrap_err()),
+            "filter:FILTER_VALUE_TOO_LONG"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod filter;
 pub mod idempotency;
+pub mod limits;
 pub mod migration;
 pub mod pagination;
 pub mod server;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::limits::{self, MAX_PAGE_TOKEN_BYTES};
 
 /// Page size when the caller asks for none.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -52,6 +53,8 @@ impl PageRequest {
             0 => DEFAULT_PAGE_SIZE,
             n => (n as u64).min(MAX_PAGE_SIZE),
         };
+        limits::order_by(order_by)?;
+        limits::check_bytes("page_token", page_token, MAX_PAGE_TOKEN_BYTES)?;
         let fingerprint = fingerprint(filter, order_by);
         let after = if page_token.is_empty() {
             None
@@ -137,5 +140,14 @@ mod tests {
         );
         assert!(PageRequest::parse(10, &token, "city = \"Qingdao\"", "").is_err());
         assert!(PageRequest::parse(10, "garbage!!", "", "").is_err());
+    }
+
+    #[test]
+    fn oversized_tokens_and_orders_are_refused_before_decoding() {
+        let long = "A".repeat(MAX_PAGE_TOKEN_BYTES + 1);
+        let err = PageRequest::parse(10, &long, "", "").unwrap_err();
+        assert!(err.to_string().starts_with("invalid argument: page_token"), "{err}");
+        let err = PageRequest::parse(10, "", "", &long).unwrap_err();
+        assert!(err.to_string().starts_with("invalid argument: order_by"), "{err}");
     }
 }

@@ -417,6 +417,7 @@ fn parse_list_filter(raw: &str) -> Result<store::ListFilter, ApiError> {
 }
 
 fn parse_order(raw: &str) -> Result<store::Order, ApiError> {
+    qilu_common::limits::order_by(raw)?;
     match raw.split_whitespace().collect::<Vec<_>>().as_slice() {
         [] | ["create_time"] => Ok(store::Order::CreateTime),
         ["rank"] => Ok(store::Order::Rank),

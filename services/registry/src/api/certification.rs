@@ -507,6 +507,7 @@ fn parse_list_filter(raw: &str, today: NaiveDate) -> Result<ParsedListFilter, Ap
 }
 
 fn parse_order(raw: &str) -> Result<Order, ApiError> {
+    qilu_common::limits::order_by(raw)?;
     match raw.split_whitespace().collect::<Vec<_>>().as_slice() {
         [] | ["issue_date"] | ["issue_date", "asc"] => Ok(Order::IssueDate { desc: false }),
         ["issue_date", "desc"] => Ok(Order::IssueDate { desc: true }),

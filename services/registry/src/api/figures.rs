@@ -259,6 +259,7 @@ fn parse_year_filter(raw: &str) -> Result<(Option<i32>, Option<i32>), ApiError> 
 }
 
 fn parse_year_order(raw: &str) -> Result<bool, ApiError> {
+    qilu_common::limits::order_by(raw)?;
     match raw.split_whitespace().collect::<Vec<_>>().as_slice() {
         [] | ["year"] | ["year", "asc"] => Ok(false),
         ["year", "desc"] => Ok(true),

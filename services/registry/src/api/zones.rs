@@ -120,6 +120,7 @@ fn not_updatable(path: &str, allowed: &[&str]) -> FieldViolation {
 
 /// `ORDER BY` for zones and clusters: `name` (default) or `display_name`, optional `desc`.
 fn parse_order(raw: &str) -> Result<Order, ApiError> {
+    qilu_common::limits::order_by(raw)?;
     let words: Vec<&str> = raw.split_whitespace().collect();
     let invalid = || {
         ApiError::invalid(

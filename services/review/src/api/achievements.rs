@@ -167,6 +167,7 @@ fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
 }
 
 fn parse_order(raw: &str) -> Result<Order, ApiError> {
+    qilu_common::limits::order_by(raw)?;
     let words: Vec<&str> = raw.split_whitespace().collect();
     let desc = match words.get(1).copied() {
         None | Some("asc") => false,

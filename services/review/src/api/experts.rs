@@ -189,7 +189,9 @@ pub(super) async fn list_experts(
 ) -> Result<Response<pb::ListExpertsResponse>, Status> {
     let req = request.into_inner();
     let filter = parse_list_filter(&req.filter)?;
-    let words: Vec<&str> = req.order_by.split_whitespace().collect();
+    let words: Vec<&str> = qilu_common::limits::order_by(&req.order_by)?
+        .split_whitespace()
+        .collect();
     let (by_load, desc) = match words.as_slice() {
         [] | ["name"] | ["name", "asc"] => (false, false),
         ["name", "desc"] => (false, true),
