@@ -137,12 +137,14 @@ impl Caller {
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Vec<(DecodingKey, Validation)>,
+    leeway_seconds: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("keys", &self.keys.len())
+            .field("leeway_seconds", &self.leeway_seconds)
             .finish()
     }
 }
@@ -156,6 +158,9 @@ impl Authenticator {
             v.set_issuer(&[config.issuer.as_str()]);
             v.set_audience(&[config.audience.as_str()]);
             v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            // A token is refused before its `nbf` (and, below, before its `iat`), with the same
+            // leeway for clock skew as `exp`.
+            v.validate_nbf = true;
             v.leeway = config.leeway_seconds;
             v
         };
@@ -172,7 +177,10 @@ impl Authenticator {
                 "auth: no key configured (auth.hs256_secret or auth.public_key_paths)".into(),
             );
         }
-        Ok(Authenticator { keys })
+        Ok(Authenticator {
+            keys,
+            leeway_seconds: config.leeway_seconds,
+        })
     }
 
     /// Checks an `authorization` header value and returns the caller.
@@ -186,15 +194,51 @@ impl Authenticator {
                 ApiError::Unauthenticated("authorization must be `Bearer <token>`".into())
             })?
             .trim();
+        // A key that verified the signature but refused a claim explains the refusal best.
+        let mut refusal: Option<String> = None;
         let mut last_error = String::from("no key accepted the token");
         for (key, validation) in &self.keys {
             match jsonwebtoken::decode::<Claims>(token, key, validation) {
-                Ok(data) => return Ok(caller_from(data.claims)),
-                Err(e) => last_error = e.to_string(),
+                Ok(data) => {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    if data.claims.iat > now.saturating_add(self.leeway_seconds) {
+                        return Err(ApiError::Unauthenticated(format!(
+                            "invalid token: issued in the future (iat is {}s ahead of this server's clock)",
+                            data.claims.iat - now
+                        )));
+                    }
+                    return Ok(caller_from(data.claims));
+                }
+                Err(e) => {
+                    use jsonwebtoken::errors::ErrorKind;
+                    let message = match e.kind() {
+                        ErrorKind::ExpiredSignature => "token expired (exp is in the past)".into(),
+                        ErrorKind::ImmatureSignature => {
+                            "token not valid yet (nbf is in the future)".into()
+                        }
+                        _ => e.to_string(),
+                    };
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ExpiredSignature
+                            | ErrorKind::ImmatureSignature
+                            | ErrorKind::InvalidIssuer
+                            | ErrorKind::InvalidAudience
+                            | ErrorKind::MissingRequiredClaim(_)
+                    ) && refusal.is_none()
+                    {
+                        refusal = Some(message.clone());
+                    }
+                    last_error = message;
+                }
             }
         }
         Err(ApiError::Unauthenticated(format!(
-            "invalid token: {last_error}"
+            "invalid token: {}",
+            refusal.unwrap_or(last_error)
         )))
     }
 }
@@ -388,6 +432,59 @@ mod tests {
         )
         .unwrap();
         assert!(auth.authenticate(Some(&format!("Bearer {t}"))).is_err());
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"test-secret").unwrap(),
+        )
+        .unwrap();
+        format!("Bearer {t}")
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn refusal(auth: &Authenticator, header: &str) -> String {
+        match auth.authenticate(Some(header)) {
+            Err(ApiError::Unauthenticated(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused_beyond_the_leeway() {
+        let mut c = config();
+        c.leeway_seconds = 30;
+        let auth = Authenticator::from_config(&c).unwrap();
+        let t = now();
+        let claims = |nbf: Option<u64>, iat: u64| {
+            let mut v = serde_json::json!({
+                "sub": "u", "roles": ["admin"], "iss": "qilu", "aud": "qilu",
+                "exp": t + 3600, "iat": iat,
+            });
+            if let Some(nbf) = nbf {
+                v["nbf"] = nbf.into();
+            }
+            v
+        };
+        let m = refusal(&auth, &signed(claims(Some(t + 600), t)));
+        assert!(m.contains("nbf is in the future"), "{m}");
+        let m = refusal(&auth, &signed(claims(None, t + 600)));
+        assert!(m.contains("issued in the future"), "{m}");
+        // Within the leeway both are clock skew, not an attack.
+        assert!(auth.authenticate(Some(&signed(claims(Some(t + 10), t + 10)))).is_ok());
+        assert!(auth.authenticate(Some(&signed(claims(Some(t - 10), t - 10)))).is_ok());
+        let mut expired = claims(None, t - 7200);
+        expired["exp"] = (t - 3600).into();
+        let m = refusal(&auth, &signed(expired));
+        assert!(m.contains("token expired"), "{m}");
     }
 
     #[test]

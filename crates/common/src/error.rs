@@ -240,6 +240,9 @@ impl From<sea_orm::DbErr> for ApiError {
     /// which resource); here a lost connection is UNAVAILABLE and anything else INTERNAL.
     fn from(err: sea_orm::DbErr) -> Self {
         use sea_orm::DbErr;
+        if let Some(limit) = query_limit_exceeded(&err) {
+            return limit;
+        }
         match err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => ApiError::Unavailable {
                 dependency: "database".into(),
@@ -248,6 +251,35 @@ impl From<sea_orm::DbErr> for ApiError {
             other => ApiError::Internal(Box::new(other)),
         }
     }
+}
+
+/// Database limits only the size of a request can reach. The bounds in `crate::limits` keep
+/// requests far below them; a request that still reaches one is the caller's to shrink, so it is
+/// INVALID_ARGUMENT, never INTERNAL.
+const QUERY_LIMIT_MESSAGES: &[&str] = &[
+    "too many SQL variables",           // SQLite SQLITE_MAX_VARIABLE_NUMBER
+    "Expression tree is too large",     // SQLite SQLITE_MAX_EXPR_DEPTH
+    "LIKE or GLOB pattern too complex", // SQLite SQLITE_MAX_LIKE_PATTERN_LENGTH
+    "string or blob too big",           // SQLite SQLITE_MAX_LENGTH
+    "too many terms in compound SELECT",
+    "parser stack overflow",
+    "stack depth limit exceeded",   // PostgreSQL 54001 (max_stack_depth)
+    "too many arguments for query", // sqlx: PostgreSQL takes at most 65,535 parameters
+];
+
+fn query_limit_exceeded(err: &sea_orm::DbErr) -> Option<ApiError> {
+    use sea_orm::DbErr;
+    if !matches!(err, DbErr::Query(_) | DbErr::Exec(_)) {
+        return None;
+    }
+    let text = err.to_string();
+    let limit = QUERY_LIMIT_MESSAGES.iter().find(|m| text.contains(**m))?;
+    tracing::warn!(limit = %limit, error = %text, "request reached a database limit");
+    Some(ApiError::invalid(
+        "request",
+        "REQUEST_TOO_COMPLEX",
+        "the request is too large or too complex for the database; use a shorter filter or fewer items",
+    ))
 }
 
 impl From<ApiError> for Status {
@@ -440,6 +472,22 @@ mod tests {
             details.error_info().unwrap().metadata["omitted_violations"],
             omitted.to_string()
         );
+    }
+
+    #[test]
+    fn database_limits_reached_by_a_request_are_invalid_argument() {
+        use sea_orm::{DbErr, RuntimeErr};
+        for text in [
+            "error returned from database: (code: 1) too many SQL variables",
+            "error returned from database: (code: 1) Expression tree is too large (maximum depth 1000)",
+            "error returned from database: (code: 1) LIKE or GLOB pattern too complex",
+            "error returned from database: stack depth limit exceeded",
+        ] {
+            let err = ApiError::from(DbErr::Query(RuntimeErr::Internal(text.into())));
+            assert!(matches!(err, ApiError::InvalidArgument(_)), "{text}: {err:?}");
+        }
+        let other = ApiError::from(DbErr::Query(RuntimeErr::Internal("disk I/O error".into())));
+        assert!(matches!(other, ApiError::Internal(_)));
     }
 
     #[test]

@@ -236,6 +236,19 @@ impl TestServer {
         format!("Bearer {token}")
     }
 
+    /// A bearer header value for any JWT claims, signed with the server's HS256 secret: for
+    /// tests of token validation (`exp`, `nbf`, `iat`).
+    pub fn bearer_for_claims(&self, claims: &serde_json::Value) -> String {
+        let secret = self.config.auth.hs256_secret.clone().expect("HS256 secret");
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
+        )
+        .expect("sign claims");
+        format!("Bearer {token}")
+    }
+
     /// Wraps a message in a request authenticated as `role`.
     pub fn request<T>(&self, role: Role, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
