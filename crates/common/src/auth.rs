@@ -479,8 +479,14 @@ mod tests {
         let m = refusal(&auth, &signed(claims(None, t + 600)));
         assert!(m.contains("issued in the future"), "{m}");
         // Within the leeway both are clock skew, not an attack.
-        assert!(auth.authenticate(Some(&signed(claims(Some(t + 10), t + 10)))).is_ok());
-        assert!(auth.authenticate(Some(&signed(claims(Some(t - 10), t - 10)))).is_ok());
+        assert!(
+            auth.authenticate(Some(&signed(claims(Some(t + 10), t + 10))))
+                .is_ok()
+        );
+        assert!(
+            auth.authenticate(Some(&signed(claims(Some(t - 10), t - 10))))
+                .is_ok()
+        );
         let mut expired = claims(None, t - 7200);
         expired["exp"] = (t - 3600).into();
         let m = refusal(&auth, &signed(expired));

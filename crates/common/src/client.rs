@@ -250,6 +250,7 @@ mod tests {
                 request_id: "req-123".into(),
                 traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
             },
+            shutdown: crate::context::Shutdown::never(),
         }
     }
 

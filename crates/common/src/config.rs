@@ -40,6 +40,12 @@ pub struct ServerConfig {
     /// Largest request or response message accepted, in bytes (tonic's default is 4 MiB; set
     /// deliberately so a bulk import page fits and a hostile message does not).
     pub max_message_bytes: usize,
+    /// Largest request header list a call may carry, in bytes as HTTP/2 counts them (name +
+    /// value + 32 per header). A call over it is refused alone with RESOURCE_EXHAUSTED; the
+    /// connection and the caller's other calls go on. Header blocks over 16 times this are
+    /// refused by HTTP/2 itself (the stream is reset, or the connection if the block cannot
+    /// even be skipped).
+    pub max_header_bytes: u32,
     /// How long in-flight calls may run after SIGTERM before the server exits anyway.
     pub drain_seconds: u64,
     /// Optional TLS (rustls): paths to a PEM certificate chain and private key.
@@ -148,6 +154,7 @@ pub const DEFAULTS: &str = r#"
 [server]
 addr = "127.0.0.1:50051"
 max_message_bytes = 8388608
+max_header_bytes = 16384
 drain_seconds = 20
 
 [database]
@@ -250,6 +257,12 @@ impl Config {
             return Err(ConfigError(
                 "server.max_message_bytes must be at least 65536".into(),
             ));
+        }
+        if !(1024..=1 << 20).contains(&self.server.max_header_bytes) {
+            return Err(ConfigError(format!(
+                "server.max_header_bytes must be between 1024 and 1048576, got {}",
+                self.server.max_header_bytes
+            )));
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {

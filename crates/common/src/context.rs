@@ -1,8 +1,67 @@
 //! Who is calling and under which request: built once per call by the middleware, read by
 //! handlers. Handlers never parse headers themselves.
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
+
+/// Tells a handler that the server has begun shutting down. Long-lived calls (server streams
+/// such as `WatchChanges`) watch it and end promptly, so SIGTERM does not wait out the drain
+/// deadline on a subscriber that would never finish by itself. Short calls ignore it and drain.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    started: watch::Receiver<bool>,
+    /// Keeps a never-firing signal's sender alive.
+    _never: Option<Arc<watch::Sender<bool>>>,
+}
+
+/// The server's side of [`Shutdown`]: `start` fires every handler's signal.
+#[derive(Debug)]
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+impl ShutdownTrigger {
+    /// Marks the server as shutting down.
+    pub fn start(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Shutdown {
+    /// A signal and its trigger, made once per server.
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (
+            ShutdownTrigger(tx),
+            Shutdown {
+                started: rx,
+                _never: None,
+            },
+        )
+    }
+
+    /// A signal that never fires, for contexts built outside a server (unit tests).
+    pub fn never() -> Shutdown {
+        let (tx, rx) = watch::channel(false);
+        Shutdown {
+            started: rx,
+            _never: Some(Arc::new(tx)),
+        }
+    }
+
+    /// Whether shutdown has begun (or the server is gone).
+    pub fn is_started(&self) -> bool {
+        *self.started.borrow() || self.started.has_changed().is_err()
+    }
+
+    /// Resolves once shutdown begins (or the server is gone).
+    pub async fn started(&self) {
+        let mut rx = self.started.clone();
+        let _ = rx.wait_for(|started| *started).await;
+    }
+}
 
 /// Per-call facts the middleware attaches to every request before the handler runs.
 #[derive(Debug, Clone)]
@@ -23,6 +82,8 @@ pub struct CallContext {
     pub caller: Caller,
     /// Request id, method and trace context.
     pub meta: RequestMeta,
+    /// Fires when the server begins shutting down.
+    pub shutdown: Shutdown,
 }
 
 impl CallContext {
@@ -41,7 +102,18 @@ impl CallContext {
             .ok_or_else(|| {
                 ApiError::internal("request metadata missing: middleware not installed")
             })?;
-        Ok(CallContext { caller, meta })
+        let shutdown = request
+            .extensions()
+            .get::<Shutdown>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::internal("shutdown signal missing: middleware not installed")
+            })?;
+        Ok(CallContext {
+            caller,
+            meta,
+            shutdown,
+        })
     }
 
     /// Whether the caller holds `role`.

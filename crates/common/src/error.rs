@@ -88,7 +88,10 @@ pub enum ApiError {
         name: String,
     },
     /// The system is not in a state that allows the operation.
-    #[error("failed precondition: {}", shorten_bytes(message, MAX_STATUS_MESSAGE_BYTES))]
+    #[error(
+        "failed precondition: {}",
+        shorten_bytes(message, MAX_STATUS_MESSAGE_BYTES)
+    )]
     FailedPrecondition {
         /// Summary for the status message.
         message: String,
@@ -293,7 +296,8 @@ impl From<ApiError> for Status {
                     metadata.insert("omitted_violations".to_string(), omitted.to_string());
                 }
                 // The message lists exactly the violations the details carry.
-                let mut message = format!("invalid argument: {}", summarize(&violations[..fvs.len()]));
+                let mut message =
+                    format!("invalid argument: {}", summarize(&violations[..fvs.len()]));
                 if omitted > 0 {
                     message = format!(
                         "{}; and {omitted} more",
@@ -484,7 +488,10 @@ mod tests {
             "error returned from database: stack depth limit exceeded",
         ] {
             let err = ApiError::from(DbErr::Query(RuntimeErr::Internal(text.into())));
-            assert!(matches!(err, ApiError::InvalidArgument(_)), "{text}: {err:?}");
+            assert!(
+                matches!(err, ApiError::InvalidArgument(_)),
+                "{text}: {err:?}"
+            );
         }
         let other = ApiError::from(DbErr::Query(RuntimeErr::Internal("disk I/O error".into())));
         assert!(matches!(other, ApiError::Internal(_)));

@@ -92,7 +92,10 @@ pub fn check_bytes(field: &str, value: &str, max: usize) -> Result<(), ApiError>
         return Err(ApiError::invalid(
             field,
             "TOO_LONG",
-            format!("{field} is {} bytes; at most {max} are accepted", value.len()),
+            format!(
+                "{field} is {} bytes; at most {max} are accepted",
+                value.len()
+            ),
         ));
     }
     Ok(())

@@ -146,8 +146,14 @@ mod tests {
     fn oversized_tokens_and_orders_are_refused_before_decoding() {
         let long = "A".repeat(MAX_PAGE_TOKEN_BYTES + 1);
         let err = PageRequest::parse(10, &long, "", "").unwrap_err();
-        assert!(err.to_string().starts_with("invalid argument: page_token"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid argument: page_token"),
+            "{err}"
+        );
         let err = PageRequest::parse(10, "", "", &long).unwrap_err();
-        assert!(err.to_string().starts_with("invalid argument: order_by"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid argument: order_by"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! limits, and one middleware that assigns a request id, continues or starts a W3C trace,
 //! authenticates the bearer token, checks the service's role table, records Prometheus metrics
 //! and logs the call. On shutdown: health turns NOT_SERVING, no new connections are accepted,
-//! in-flight calls drain until `server.drain_seconds`, then the server returns regardless.
+//! server streams are told to end (`CallContext::shutdown`), in-flight calls drain until
+//! `server.drain_seconds`, then the server returns regardless.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +29,7 @@ use tracing::Instrument;
 
 use crate::auth::{Authenticator, Caller, Role, RoleTable, authorize};
 use crate::config::Config;
-use crate::context::RequestMeta;
+use crate::context::{RequestMeta, Shutdown};
 use crate::error::ApiError;
 
 /// A gRPC service ready to mount: its full name, its role table, and how to add it to routes.
@@ -118,7 +119,12 @@ pub async fn serve(
     }
     health.set_service_status("", ServingStatus::Serving).await;
 
-    let mut builder = Server::builder();
+    // HTTP/2 itself takes header blocks up to 16 times the per-call limit, so that a call
+    // somewhat over it reaches the middleware and is refused alone, with a status that says why
+    // (a block over HTTP/2's limit that it cannot skip costs the whole connection).
+    let max_header_bytes = config.server.max_header_bytes;
+    let mut builder =
+        Server::builder().http2_max_header_list_size(max_header_bytes.saturating_mul(16));
     if let (Some(cert), Some(key)) = (&config.server.tls_cert_path, &config.server.tls_key_path) {
         let read = |p: &std::path::Path| {
             std::fs::read(p)
@@ -127,10 +133,13 @@ pub async fn serve(
         let identity = Identity::from_pem(read(cert)?, read(key)?);
         builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
+    let (shutdown_trigger, handler_shutdown) = Shutdown::new();
     let layer = MiddlewareLayer {
         shared: Arc::new(Shared {
             authenticator,
             tables,
+            shutdown: handler_shutdown,
+            max_header_bytes: max_header_bytes as usize,
         }),
     };
 
@@ -143,6 +152,8 @@ pub async fn serve(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutdown requested: refusing new calls, draining in-flight calls");
+        // Server streams see this and end now; other calls drain.
+        shutdown_trigger.start();
         for name in names {
             signal_health
                 .set_service_status(name, ServingStatus::NotServing)
@@ -221,6 +232,10 @@ struct Shared {
     authenticator: Authenticator,
     /// Service name → role table.
     tables: HashMap<String, RoleTable>,
+    /// Handed to every call (`CallContext::shutdown`).
+    shutdown: Shutdown,
+    /// `server.max_header_bytes`.
+    max_header_bytes: usize,
 }
 
 /// The middleware as a tower layer.
@@ -296,8 +311,11 @@ where
             caller = tracing::field::Empty,
         );
 
-        let mut denied: Option<ApiError> = None;
-        if !is_public(&path) {
+        let header_bytes = header_list_bytes(request.headers());
+        let mut denied: Option<tonic::Status> = None;
+        if header_bytes > shared.max_header_bytes {
+            denied = Some(headers_too_large(header_bytes, shared.max_header_bytes));
+        } else if !is_public(&path) {
             let header = request
                 .headers()
                 .get(http::header::AUTHORIZATION)
@@ -306,13 +324,14 @@ where
                 Ok(caller) => {
                     span.record("caller", caller.subject.as_str());
                     if let Err(e) = check_roles(&shared.tables, &path, &caller) {
-                        denied = Some(e);
+                        denied = Some(refuse(e));
                     }
                     request.extensions_mut().insert(caller);
                 }
-                Err(e) => denied = Some(e),
+                Err(e) => denied = Some(refuse(e)),
             }
         }
+        request.extensions_mut().insert(shared.shutdown.clone());
         request.extensions_mut().insert(RequestMeta {
             method: path.clone(),
             request_id: request_id.clone(),
@@ -322,10 +341,7 @@ where
         Box::pin(
             async move {
                 let mut response = match denied {
-                    Some(err) => {
-                        tracing::info!(error = %err, "call refused");
-                        tonic::Status::from(err).into_http::<Body>()
-                    }
+                    Some(status) => status.into_http::<Body>(),
                     None => inner.call(request).await?,
                 };
                 if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -346,6 +362,43 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Logs a refused call and turns its error into the status the caller gets.
+fn refuse(err: ApiError) -> tonic::Status {
+    tracing::info!(error = %err, "call refused");
+    tonic::Status::from(err)
+}
+
+/// A header list's size as HTTP/2 counts it (RFC 7540 §6.5.2): name + value + 32 per field.
+fn header_list_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
+}
+
+/// The status of a call whose headers exceed `server.max_header_bytes`: RESOURCE_EXHAUSTED,
+/// as gRPC reports metadata over a limit, with the size and the limit.
+fn headers_too_large(size: usize, limit: usize) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    tracing::info!(size, limit, "call refused: request headers too large");
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        "REQUEST_HEADERS_TOO_LARGE",
+        crate::error::ERROR_DOMAIN,
+        HashMap::from([
+            ("header_bytes".to_string(), size.to_string()),
+            ("max_header_bytes".to_string(), limit.to_string()),
+        ]),
+    );
+    tonic::Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "request headers are {size} bytes; this server accepts at most {limit} (server.max_header_bytes)"
+        ),
+        details,
+    )
 }
 
 /// Looks up the method in its service's role table. Methods of services this server does not

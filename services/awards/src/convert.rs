@@ -39,7 +39,10 @@ pub fn parse_program_name(name: &str, field: &str) -> Result<String, ApiError> {
         _ => Err(ApiError::invalid(
             field,
             "INVALID_NAME",
-            format!("{name:?} is not a program name (programs/{{program}})"),
+            format!(
+                "{} is not a program name (programs/{{program}})",
+                qilu_common::limits::echo(name)
+            ),
         )),
     }
 }
@@ -58,7 +61,10 @@ pub fn parse_child_name(
         _ => Err(ApiError::invalid(
             field,
             "INVALID_NAME",
-            format!("{name:?} is not a name of the form programs/{{program}}/{collection}/{{id}}"),
+            format!(
+                "{} is not a name of the form programs/{{program}}/{collection}/{{id}}",
+                qilu_common::limits::echo(name)
+            ),
         )),
     }
 }
@@ -73,7 +79,10 @@ pub fn parse_allocation_name(name: &str, field: &str) -> Result<String, ApiError
         _ => Err(ApiError::invalid(
             field,
             "INVALID_NAME",
-            format!("{name:?} is not an allocation name (programs/{{program}}/allocation)"),
+            format!(
+                "{} is not an allocation name (programs/{{program}}/allocation)",
+                qilu_common::limits::echo(name)
+            ),
         )),
     }
 }
@@ -87,7 +96,10 @@ pub fn parse_enterprise_ref(name: &str, field: &str) -> Result<String, ApiError>
         _ => Err(ApiError::invalid(
             field,
             "INVALID_NAME",
-            format!("{name:?} is not an enterprise name (enterprises/{{uscc}})"),
+            format!(
+                "{} is not an enterprise name (enterprises/{{uscc}})",
+                qilu_common::limits::echo(name)
+            ),
         )),
     }
 }
@@ -99,7 +111,10 @@ pub fn parse_achievement_ref(name: &str, field: &str) -> Result<String, ApiError
         _ => Err(ApiError::invalid(
             field,
             "INVALID_NAME",
-            format!("{name:?} is not an achievement name (achievements/{{id}})"),
+            format!(
+                "{} is not an achievement name (achievements/{{id}})",
+                qilu_common::limits::echo(name)
+            ),
         )),
     }
 }
@@ -114,7 +129,10 @@ fn parse_date(raw: &str, field: &str, v: &mut Vec<FieldViolation>) -> Option<Nai
             v.push(FieldViolation::new(
                 field,
                 "INVALID_DATE",
-                format!("{raw:?} is not an ISO date YYYY-MM-DD"),
+                format!(
+                    "{} is not an ISO date YYYY-MM-DD",
+                    qilu_common::limits::echo(raw)
+                ),
             ));
             None
         }

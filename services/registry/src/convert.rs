@@ -92,7 +92,10 @@ pub fn parse_enterprise_name(
         return Err(ApiError::invalid(
             field,
             "INVALID_RESOURCE_NAME",
-            format!("expected enterprises/{{uscc}}, got {name:?}"),
+            format!(
+                "expected enterprises/{{uscc}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         ));
     };
     parse_uscc(code, field, known).map_err(|v| ApiError::InvalidArgument(vec![v]))
@@ -243,7 +246,10 @@ fn date(raw: &str, at: &str, today: NaiveDate) -> Result<NaiveDate, FieldViolati
         FieldViolation::new(
             at,
             "INVALID_DATE",
-            format!("{raw:?} is not a date YYYY-MM-DD"),
+            format!(
+                "{} is not a date YYYY-MM-DD",
+                qilu_common::limits::echo(raw)
+            ),
         )
     })?;
     let (y, m, dd) = EARLIEST_ESTABLISHED;
@@ -282,7 +288,10 @@ fn zone(raw: &str, at: &str) -> Result<Option<String>, FieldViolation> {
         Err(FieldViolation::new(
             at,
             "INVALID_RESOURCE_NAME",
-            format!("expected zones/{{zone}} with a lower-case id, got {raw:?}"),
+            format!(
+                "expected zones/{{zone}} with a lower-case id, got {}",
+                qilu_common::limits::echo(raw)
+            ),
         ))
     }
 }

@@ -60,7 +60,10 @@ pub fn parse_user_id(raw: &str, field: &str) -> Result<String, ApiError> {
             } else {
                 "INVALID_ID"
             },
-            format!("expected 1-63 lower-case letters, digits or '-', got {raw:?}"),
+            format!(
+                "expected 1-63 lower-case letters, digits or '-', got {}",
+                qilu_common::limits::echo(raw)
+            ),
         ))
     }
 }
@@ -80,7 +83,10 @@ fn parse_name<'a>(
             } else {
                 "INVALID_RESOURCE_NAME"
             },
-            format!("expected {prefix}{{id}}, got {name:?}"),
+            format!(
+                "expected {prefix}{{id}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         )),
     }
 }
@@ -100,7 +106,10 @@ pub fn parse_review_name(name: &str, field: &str) -> Result<(String, String), Ap
             } else {
                 "INVALID_RESOURCE_NAME"
             },
-            format!("expected achievements/{{achievement}}/reviews/{{review}}, got {name:?}"),
+            format!(
+                "expected achievements/{{achievement}}/reviews/{{review}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         )
     };
     let rest = name.strip_prefix("achievements/").ok_or_else(bad)?;
@@ -123,7 +132,10 @@ pub fn parse_expert_name(name: &str, field: &str) -> Result<String, ApiError> {
             } else {
                 "INVALID_RESOURCE_NAME"
             },
-            format!("expected experts/{{expert}}, got {name:?}"),
+            format!(
+                "expected experts/{{expert}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         )
     })
 }
@@ -139,7 +151,10 @@ pub fn parse_rule_set_name(name: &str, field: &str) -> Result<String, ApiError> 
             } else {
                 "INVALID_RESOURCE_NAME"
             },
-            format!("expected vetoRuleSets/{{id}}, got {name:?}"),
+            format!(
+                "expected vetoRuleSets/{{id}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         )
     })
 }
@@ -161,7 +176,10 @@ pub fn parse_enterprise(raw: &str, field: &str) -> Result<String, FieldViolation
             } else {
                 "INVALID_RESOURCE_NAME"
             },
-            format!("expected enterprises/{{uscc}} with an 18-character USCC, got {raw:?}"),
+            format!(
+                "expected enterprises/{{uscc}} with an 18-character USCC, got {}",
+                qilu_common::limits::echo(raw)
+            ),
         ))
     }
 }

@@ -426,7 +426,8 @@ fn parse_order(raw: &str) -> Result<store::Order, ApiError> {
             "order_by",
             "INVALID_ORDER_BY",
             format!(
-                "cannot order by {raw:?}; use create_time (default), rank or \"score_millipoints desc\""
+                "cannot order by {}; use create_time (default), rank or \"score_millipoints desc\"",
+                qilu_common::limits::echo(raw)
             ),
         )),
     }

@@ -181,7 +181,10 @@ fn parse_order(raw: &str) -> Result<store::Order, ApiError> {
         _ => Err(ApiError::invalid(
             "order_by",
             "INVALID_ORDER_BY",
-            format!("cannot order by {raw:?}; use \"year desc\" (default) or \"name\""),
+            format!(
+                "cannot order by {}; use \"year desc\" (default) or \"name\"",
+                qilu_common::limits::echo(raw)
+            ),
         )),
     }
 }

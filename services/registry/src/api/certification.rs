@@ -54,7 +54,8 @@ fn parse_name(api: &RegistryApi, name: &str, field: &str) -> Result<(Uscc, Strin
             field,
             "INVALID_RESOURCE_NAME",
             format!(
-                "expected enterprises/{{uscc}}/highTechCertificates/{{certificate_number}}, got {name:?}"
+                "expected enterprises/{{uscc}}/highTechCertificates/{{certificate_number}}, got {}",
+                qilu_common::limits::echo(name)
             ),
         )
     };
@@ -79,7 +80,10 @@ fn parse_date(raw: &str, at: &str) -> Result<Option<NaiveDate>, FieldViolation> 
             FieldViolation::new(
                 at,
                 "INVALID_DATE",
-                format!("{raw:?} is not a date YYYY-MM-DD"),
+                format!(
+                    "{} is not a date YYYY-MM-DD",
+                    qilu_common::limits::echo(raw)
+                ),
             )
         })
 }
@@ -516,7 +520,10 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
         _ => Err(ApiError::invalid(
             "order_by",
             "INVALID_ORDER_BY",
-            format!("cannot order by {raw:?}; use issue_date or expiry_date, optionally with desc"),
+            format!(
+                "cannot order by {}; use issue_date or expiry_date, optionally with desc",
+                qilu_common::limits::echo(raw)
+            ),
         )),
     }
 }

@@ -16,7 +16,9 @@
 //! - **Consistency**: a read first takes the newest committed sequence `h`, then reads events
 //!   `≤ h`: every one of them is already visible, so a page never has a hole that fills later.
 //! - **Watching** polls the database every `POLL_INTERVAL` (works across replicas, no
-//!   notifier to lose) and stops when the client goes away.
+//!   notifier to lose) and stops when the client goes away. When the server begins shutting
+//!   down, the stream ends at once with UNAVAILABLE naming the cursor to resume from (also in
+//!   `ErrorInfo.metadata["resume_cursor"]`), so a subscriber never holds up the drain.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +26,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use qilu_common::ApiError;
 use qilu_common::audit::entity as audit_entity;
+use qilu_common::context::{CallContext, Shutdown};
+use qilu_common::error::ERROR_DOMAIN;
 use qilu_common::filter::{Filter, Op};
 use qilu_common::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use qilu_common::time::to_timestamp;
@@ -33,7 +37,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::convert::enterprise_to_proto;
 use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState, StateChange};
@@ -104,7 +109,10 @@ fn decode_cursor(raw: &str, field: &str) -> Result<i64, ApiError> {
             ApiError::invalid(
                 field,
                 "INVALID_CURSOR",
-                format!("{raw:?} is not a change-feed cursor; pass a cursor the feed returned"),
+                format!(
+                    "{} is not a change-feed cursor; pass a cursor the feed returned",
+                    qilu_common::limits::echo(raw)
+                ),
             )
         })
 }
@@ -416,24 +424,46 @@ pub(super) async fn watch_changes(
     api: &RegistryApi,
     request: Request<pb::WatchChangesRequest>,
 ) -> Result<Response<BoxStream<pb::WatchChangesResponse>>, Status> {
+    let ctx = CallContext::of(&request)?;
     let req = request.into_inner();
     let (after, filter) = parse_start(&api.db, &req.after_cursor, &req.filter).await?;
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(follow(api.db.clone(), after, filter, tx));
+    tokio::spawn(follow(api.db.clone(), after, filter, tx, ctx.shutdown));
     Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
 }
 
+/// How a watch ends when the server shuts down: UNAVAILABLE (retry elsewhere or later) with
+/// the cursor of the last change the client was sent or skipped.
+fn shutting_down(position: i64) -> Status {
+    let cursor = encode_cursor(position);
+    let mut details = ErrorDetails::with_retry_info(Some(Duration::from_secs(1)));
+    details.set_error_info(
+        "SERVER_SHUTTING_DOWN",
+        ERROR_DOMAIN,
+        HashMap::from([("resume_cursor".to_string(), cursor.clone())]),
+    );
+    Status::with_error_details(
+        Code::Unavailable,
+        format!("server shutting down; resume from cursor {cursor}"),
+        details,
+    )
+}
+
 /// Sends the backlog after `position`, then new changes as they commit, until the client goes
-/// away (the receiver is dropped) or the database fails (the error ends the stream; the client
-/// resumes from its last cursor).
+/// away (the receiver is dropped), the database fails (the error ends the stream; the client
+/// resumes from its last cursor) or the server begins shutting down.
 async fn follow(
     db: DatabaseConnection,
     mut position: i64,
     filter: ChangeFilter,
     tx: mpsc::Sender<Result<pb::WatchChangesResponse, Status>>,
+    shutdown: Shutdown,
 ) {
     let mut last_sent = tokio::time::Instant::now();
     loop {
+        if shutdown.is_started() {
+            return end_for_shutdown(&tx, position).await;
+        }
         let page = match read_page(&db, position, &filter, WATCH_BATCH).await {
             Ok(page) => page,
             Err(e) => {
@@ -442,26 +472,49 @@ async fn follow(
                 return;
             }
         };
-        position = page.position;
         if !page.changes.is_empty() || last_sent.elapsed() >= HEARTBEAT_INTERVAL {
             let message = pb::WatchChangesResponse {
                 changes: page.changes,
-                cursor: encode_cursor(position),
+                cursor: encode_cursor(page.position),
             };
-            if tx.send(Ok(message)).await.is_err() {
-                return;
+            // A client that stopped reading must not keep the watcher past shutdown; the page
+            // it was not sent is not skipped: the resume cursor stays before it.
+            tokio::select! {
+                sent = tx.send(Ok(message)) => {
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+                () = shutdown.started() => return end_for_shutdown(&tx, position).await,
             }
             last_sent = tokio::time::Instant::now();
         }
+        // Everything up to here was sent or did not match the filter.
+        position = page.position;
         if page.caught_up {
             tokio::select! {
                 () = tx.closed() => return,
+                () = shutdown.started() => {}
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
             }
         } else if tx.is_closed() {
             return;
         }
     }
+}
+
+/// Ends a watch for shutdown: after the messages already queued, UNAVAILABLE with the cursor to
+/// resume from. Waits at most a second for a client that stopped reading.
+async fn end_for_shutdown(
+    tx: &mpsc::Sender<Result<pb::WatchChangesResponse, Status>>,
+    position: i64,
+) {
+    tracing::info!(cursor = %encode_cursor(position), "change feed watcher ended for shutdown");
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        tx.send(Err(shutting_down(position))),
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -135,7 +135,10 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
         _ => Err(ApiError::invalid(
             "order_by",
             "INVALID_ORDER_BY",
-            format!("cannot order by {raw:?}; use uscc or display_name, optionally with desc"),
+            format!(
+                "cannot order by {}; use uscc or display_name, optionally with desc",
+                qilu_common::limits::echo(raw)
+            ),
         )),
     }
 }

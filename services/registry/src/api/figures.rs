@@ -48,7 +48,10 @@ fn parse_name(api: &RegistryApi, name: &str, field: &str) -> Result<(Uscc, i32),
         ApiError::invalid(
             field,
             "INVALID_RESOURCE_NAME",
-            format!("expected enterprises/{{uscc}}/annualFigures/{{year}}, got {name:?}"),
+            format!(
+                "expected enterprises/{{uscc}}/annualFigures/{{year}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         )
     };
     let Some((parent, year)) = name.rsplit_once("/annualFigures/") else {
@@ -266,7 +269,10 @@ fn parse_year_order(raw: &str) -> Result<bool, ApiError> {
         _ => Err(ApiError::invalid(
             "order_by",
             "INVALID_ORDER_BY",
-            format!("cannot order by {raw:?}; use year or year desc"),
+            format!(
+                "cannot order by {}; use year or year desc",
+                qilu_common::limits::echo(raw)
+            ),
         )),
     }
 }

@@ -99,7 +99,10 @@ fn parse_cohort_name(raw: &str, field: &str) -> Result<i32, ApiError> {
         ApiError::invalid(
             field,
             "INVALID_RESOURCE_NAME",
-            format!("expected leadingCohorts/{{year}} with a four-digit year, got {raw:?}"),
+            format!(
+                "expected leadingCohorts/{{year}} with a four-digit year, got {}",
+                qilu_common::limits::echo(raw)
+            ),
         )
     })
 }
@@ -116,7 +119,10 @@ fn parse_member_name(api: &RegistryApi, raw: &str, field: &str) -> Result<(i32, 
         ApiError::invalid(
             field,
             "INVALID_RESOURCE_NAME",
-            format!("expected leadingCohorts/{{year}}/members/{{uscc}}, got {raw:?}"),
+            format!(
+                "expected leadingCohorts/{{year}}/members/{{uscc}}, got {}",
+                qilu_common::limits::echo(raw)
+            ),
         )
     })?;
     let uscc = parse_uscc(code, field, &api.known_exceptions)
@@ -136,7 +142,10 @@ fn parse_policy_name(api: &RegistryApi, raw: &str, field: &str) -> Result<(Uscc,
         ApiError::invalid(
             field,
             "INVALID_RESOURCE_NAME",
-            format!("expected enterprises/{{uscc}}/supportPolicies/{{year}}, got {raw:?}"),
+            format!(
+                "expected enterprises/{{uscc}}/supportPolicies/{{year}}, got {}",
+                qilu_common::limits::echo(raw)
+            ),
         )
     })?;
     let uscc = parse_uscc(code, field, &api.known_exceptions)
@@ -187,7 +196,10 @@ fn date(raw: &str, at: &str) -> Result<NaiveDate, FieldViolation> {
         FieldViolation::new(
             at,
             "INVALID_DATE",
-            format!("{raw:?} is not a date YYYY-MM-DD"),
+            format!(
+                "{} is not a date YYYY-MM-DD",
+                qilu_common::limits::echo(raw)
+            ),
         )
     })?;
     if !rank::valid_year(d.year()) {

@@ -40,7 +40,10 @@ fn parse_name(name: &str, field: &str) -> Result<String, FieldViolation> {
         return Err(FieldViolation::new(
             field,
             "INVALID_RESOURCE_NAME",
-            format!("expected policyTargets/{{policy_target}}, got {name:?}"),
+            format!(
+                "expected policyTargets/{{policy_target}}, got {}",
+                qilu_common::limits::echo(name)
+            ),
         ));
     };
     parse_id(id).map_err(|e| FieldViolation::new(field, "INVALID_RESOURCE_NAME", e.to_string()))
@@ -174,7 +177,10 @@ fn parse_draft(p: &pb::PolicyTarget, today: NaiveDate) -> Result<Draft, ApiError
                 violations.push(FieldViolation::new(
                     "policy_target.source_date",
                     "INVALID_DATE",
-                    format!("{raw:?} is not a date YYYY-MM-DD"),
+                    format!(
+                        "{} is not a date YYYY-MM-DD",
+                        qilu_common::limits::echo(raw)
+                    ),
                 ));
                 None
             }
@@ -444,7 +450,8 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
             "order_by",
             "INVALID_ORDER_BY",
             format!(
-                "cannot order by {raw:?}; use effective_from_year or create_time, optionally with desc"
+                "cannot order by {}; use effective_from_year or create_time, optionally with desc",
+                qilu_common::limits::echo(raw)
             ),
         )
     };

@@ -88,7 +88,10 @@ fn parse_effective_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, ApiErr
         ApiError::invalid(
             "effective_date",
             "INVALID_DATE",
-            format!("{raw:?} is not a date YYYY-MM-DD"),
+            format!(
+                "{} is not a date YYYY-MM-DD",
+                qilu_common::limits::echo(raw)
+            ),
         )
     })?;
     if date > today {

@@ -54,7 +54,10 @@ fn parse_name(name: &str, collection: &str, field: &str) -> Result<String, ApiEr
             ApiError::invalid(
                 field,
                 "INVALID_RESOURCE_NAME",
-                format!("expected {collection}/{{id}}, got {name:?}"),
+                format!(
+                    "expected {collection}/{{id}}, got {}",
+                    qilu_common::limits::echo(name)
+                ),
             )
         })?;
     parse_id(id).map_err(|e| ApiError::invalid(field, "INVALID_RESOURCE_NAME", e.to_string()))
@@ -126,7 +129,10 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
         ApiError::invalid(
             "order_by",
             "INVALID_ORDER_BY",
-            format!("cannot order by {raw:?}; use name or display_name, optionally with desc"),
+            format!(
+                "cannot order by {}; use name or display_name, optionally with desc",
+                qilu_common::limits::echo(raw)
+            ),
         )
     };
     let desc = match words.get(1).copied() {
@@ -264,7 +270,10 @@ fn apply_zone_field(
                         FieldViolation::new(
                             &at,
                             "INVALID_DATE",
-                            format!("{raw:?} is not a date YYYY-MM-DD"),
+                            format!(
+                                "{} is not a date YYYY-MM-DD",
+                                qilu_common::limits::echo(raw)
+                            ),
                         )
                     })?;
                 let (y, m, dd) = EARLIEST_APPROVAL;

@@ -188,7 +188,8 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
             "order_by",
             "INVALID_ORDER_BY",
             format!(
-                "cannot order by {raw:?}; use create_time or submit_time, optionally with desc"
+                "cannot order by {}; use create_time or submit_time, optionally with desc",
+                qilu_common::limits::echo(raw)
             ),
         )),
     }
