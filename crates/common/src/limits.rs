@@ -26,6 +26,8 @@ pub const MAX_PAGE_TOKEN_BYTES: usize = 2048;
 
 /// Longest preview of a caller's value echoed in an error message, in characters.
 pub const MAX_ECHO_CHARS: usize = 64;
+/// Longest resource name an error carries whole. Names of this API are far shorter.
+pub const MAX_RESOURCE_NAME_CHARS: usize = 256;
 /// Longest description of one field violation or precondition, in bytes (UTF-8).
 pub const MAX_DESCRIPTION_BYTES: usize = 300;
 /// Longest field path, reason or precondition subject in an error detail, in bytes.
@@ -52,13 +54,20 @@ pub fn echo(value: &str) -> String {
     }
 }
 
-/// A caller's value (e.g. a resource name) unquoted: whole when short, otherwise its first
-/// [`MAX_ECHO_CHARS`] characters, an ellipsis and its full length, e.g. `enterprises/XXX… (5012
-/// chars)`.
+/// A resource name in an error (`ResourceInfo`, "X not found", a precondition's subject): whole
+/// up to [`MAX_RESOURCE_NAME_CHARS`], so every real name survives exactly; longer ones (only a
+/// caller's invention) as their first characters, an ellipsis and the full length, e.g.
+/// `enterprises/XXX… (5012 chars)`.
 pub fn preview(value: &str) -> String {
-    match value.char_indices().nth(MAX_ECHO_CHARS) {
+    match value.char_indices().nth(MAX_RESOURCE_NAME_CHARS) {
         None => value.to_string(),
-        Some((cut, _)) => format!("{}… ({} chars)", &value[..cut], value.chars().count()),
+        Some(_) => {
+            let cut = value
+                .char_indices()
+                .nth(MAX_ECHO_CHARS)
+                .map_or(value.len(), |(i, _)| i);
+            format!("{}… ({} chars)", &value[..cut], value.chars().count())
+        }
     }
 }
 
@@ -124,6 +133,17 @@ mod tests {
         assert_eq!(
             echo(&"a".repeat(MAX_ECHO_CHARS + 1)),
             format!("\"{}…\" (65 chars)", "a".repeat(64))
+        );
+    }
+
+    #[test]
+    fn real_resource_names_survive_whole_and_invented_ones_are_cut() {
+        let real = "programs/awards-2024/applications/01a23707d980725494ee2947bdfe3041";
+        assert_eq!(preview(real), real);
+        let invented = format!("enterprises/{}", "X".repeat(5000));
+        assert_eq!(
+            preview(&invented),
+            format!("enterprises/{}… (5012 chars)", "X".repeat(MAX_ECHO_CHARS - 12))
         );
     }
 
