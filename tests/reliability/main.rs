@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod health;
 mod load;
 mod outage;
 mod pg;

@@ -100,7 +100,7 @@ async fn postgres_stopped_and_restarted_under_write_load_loses_no_acknowledged_w
 
     let health = HealthWatch::start(replica.channel.clone());
     let load = Load::start(
-        &[replica.channel.clone()],
+        std::slice::from_ref(&replica.channel),
         &bearer,
         12,
         Arc::new(AtomicU32::new(0)),
