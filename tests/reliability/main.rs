@@ -7,6 +7,9 @@
 //!   the outage, retries with the same request id not duplicated, the audit chain intact.
 //! - `replicas`: two registry servers on one PostgreSQL database writing concurrently.
 //! - `sigterm`: the real registry process stopped with SIGTERM under load.
+//! - `health`: a server of two services reports NOT_SERVING for the one whose database is
+//!   unreachable (and for `""`), SERVING for the other.
+//! - `busy`: a SQLite lock held past the busy timeout is `DATABASE_BUSY`, not a lost database.
 //!
 //! The measured figures are printed; run with
 //! `cargo test -p qilu-e2e --test reliability -- --nocapture` to see them. Without initdb and
@@ -14,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod busy;
 mod health;
 mod load;
 mod outage;
