@@ -5,8 +5,8 @@
 #      same file refused without them
 #   3. kubernetes-validate --strict on every manifest under deploy/k8s (pinned Kubernetes version,
 #      schemas shipped in the package: offline), plus what a schema cannot see: the
-#      kustomization lists every manifest, each Deployment has native gRPC probes for its full
-#      service name, requests/limits and a non-root securityContext, and each service binary
+#      kustomization lists every manifest, each Deployment has native gRPC startup and readiness
+#      probes for its full service name and a TCP liveness probe, requests/limits and a non-root securityContext, and each service binary
 #      accepts the ConfigMap + Secret template as its configuration (--print-config)
 #   4. the compose-equivalent smoke test (tests/clients/python/compose_smoke.py): the three
 #      service binaries as processes with exactly the compose environment, against PostgreSQL
@@ -131,10 +131,13 @@ for svc, full in grpc_name.items():
             if kind == "Job" and c.get("args") != ["migrate"]:
                 problems.append(f"{name} Job: runs `migrate`")
     c = dep["spec"]["template"]["spec"]["containers"][0]
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         g = (c.get(probe) or {}).get("grpc")
         if g != {"port": 50051, "service": full}:
             problems.append(f"{name}: {probe} must be grpc {{port: 50051, service: {full}}}, got {g}")
+    # Health is NOT_SERVING while the database is down; liveness must not restart for that.
+    if (c.get("livenessProbe") or {}).get("tcpSocket") != {"port": 50051}:
+        problems.append(f"{name}: livenessProbe must be tcpSocket {{port: 50051}} (not gRPC health)")
     if cm["data"].get("QILU__DATABASE__MIGRATE_ON_START") != "false":
         problems.append(f"{name}: replicas must not migrate (the Job does)")
     # The binary itself judges the configuration: unknown keys and bad values fail by name.

@@ -193,6 +193,7 @@ impl From<PeerError> for ApiError {
                 Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
                     ApiError::Unavailable {
                         dependency: peer.to_string(),
+                        reason: "DEPENDENCY_UNAVAILABLE",
                         source: Box::new(status),
                     }
                 }

@@ -65,6 +65,16 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// SQLite: how long a writer waits for the lock before giving up.
     pub busy_timeout_ms: u64,
+    /// How long a call waits for a pooled connection (including opening a new one) before it
+    /// fails with `UNAVAILABLE`: the fail-fast bound while the database is gone.
+    pub acquire_timeout_ms: u64,
+    /// How long start-up keeps trying to open the first connection (e.g. while PostgreSQL is
+    /// still starting) before the service gives up and exits.
+    pub connect_timeout_ms: u64,
+    /// How often the health probe checks that the database answers.
+    pub health_interval_ms: u64,
+    /// How long one health probe may take before the database counts as unreachable.
+    pub health_timeout_ms: u64,
     /// Run pending migrations at start (with a lock on PostgreSQL). Turn off when a one-shot
     /// `migrate` job runs them.
     pub migrate_on_start: bool,
@@ -161,6 +171,10 @@ drain_seconds = 20
 url = "sqlite://data/{service}.db"
 max_connections = 8
 busy_timeout_ms = 5000
+acquire_timeout_ms = 1000
+connect_timeout_ms = 5000
+health_interval_ms = 1000
+health_timeout_ms = 1000
 migrate_on_start = true
 
 [auth]
@@ -273,6 +287,38 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError("database.max_connections must be > 0".into()));
+        }
+        for (key, value, min, max) in [
+            (
+                "acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+                10,
+                60_000,
+            ),
+            (
+                "connect_timeout_ms",
+                self.database.connect_timeout_ms,
+                10,
+                600_000,
+            ),
+            (
+                "health_interval_ms",
+                self.database.health_interval_ms,
+                100,
+                60_000,
+            ),
+            (
+                "health_timeout_ms",
+                self.database.health_timeout_ms,
+                10,
+                60_000,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError(format!(
+                    "database.{key} must be between {min} and {max}, got {value}"
+                )));
+            }
         }
         if self.programme.time_zone.parse::<chrono_tz::Tz>().is_err() {
             return Err(ConfigError(format!(
@@ -392,6 +438,23 @@ mod tests {
     fn an_unknown_key_is_refused_by_name() {
         let err = load_with(&[("QILU__SERVER__ADRESS", "0.0.0.0:1")]).unwrap_err();
         assert!(err.to_string().contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn database_timeouts_default_short_and_are_checked() {
+        let c = load_with(&[]).unwrap();
+        assert_eq!(c.database.acquire_timeout_ms, 1000);
+        assert!(c.database.health_interval_ms <= 1000);
+        let err = load_with(&[("QILU__DATABASE__ACQUIRE_TIMEOUT_MS", "0")]).unwrap_err();
+        assert!(
+            err.to_string().contains("database.acquire_timeout_ms"),
+            "{err}"
+        );
+        let err = load_with(&[("QILU__DATABASE__HEALTH_INTERVAL_MS", "5")]).unwrap_err();
+        assert!(
+            err.to_string().contains("database.health_interval_ms"),
+            "{err}"
+        );
     }
 
     #[test]

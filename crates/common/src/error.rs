@@ -112,6 +112,9 @@ pub enum ApiError {
     Unavailable {
         /// What is down, e.g. `database` or `registry`.
         dependency: String,
+        /// The `ErrorInfo` reason: `DATABASE_UNAVAILABLE`, `DATABASE_BUSY` or
+        /// `DEPENDENCY_UNAVAILABLE` (a peer service).
+        reason: &'static str,
         /// The underlying error, for the logs.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -232,7 +235,7 @@ impl ApiError {
             ApiError::Aborted(_) => "CONCURRENT_MODIFICATION",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
-            ApiError::Unavailable { .. } => "DEPENDENCY_UNAVAILABLE",
+            ApiError::Unavailable { reason, .. } => reason,
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -240,18 +243,23 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     /// Unique violations become ALREADY_EXISTS only where a handler maps them itself (it knows
-    /// which resource); here a lost connection is UNAVAILABLE and anything else INTERNAL.
+    /// which resource); here a lost database is UNAVAILABLE (`DATABASE_UNAVAILABLE`), a lock not
+    /// granted in time UNAVAILABLE (`DATABASE_BUSY`, see [`crate::db::classify`]), and anything
+    /// else — our own fault — INTERNAL.
     fn from(err: sea_orm::DbErr) -> Self {
-        use sea_orm::DbErr;
         if let Some(limit) = query_limit_exceeded(&err) {
             return limit;
         }
-        match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => ApiError::Unavailable {
-                dependency: "database".into(),
-                source: Box::new(err),
-            },
-            other => ApiError::Internal(Box::new(other)),
+        use crate::db::DbTrouble;
+        let reason = match crate::db::classify(&err) {
+            Some(DbTrouble::Unreachable) => "DATABASE_UNAVAILABLE",
+            Some(DbTrouble::Busy) => "DATABASE_BUSY",
+            None => return ApiError::Internal(Box::new(err)),
+        };
+        ApiError::Unavailable {
+            dependency: "database".into(),
+            reason,
+            source: Box::new(err),
         }
     }
 }
@@ -343,7 +351,9 @@ impl From<ApiError> for Status {
             ApiError::PermissionDenied(_) => {
                 (Code::PermissionDenied, err.to_string(), ErrorDetails::new())
             }
-            ApiError::Unavailable { dependency, source } => {
+            ApiError::Unavailable {
+                dependency, source, ..
+            } => {
                 tracing::warn!(dependency = %dependency, error = %source, "dependency unavailable");
                 metadata.insert("dependency".to_string(), dependency.clone());
                 (Code::Unavailable, err.to_string(), ErrorDetails::new())
@@ -495,6 +505,25 @@ mod tests {
         }
         let other = ApiError::from(DbErr::Query(RuntimeErr::Internal("disk I/O error".into())));
         assert!(matches!(other, ApiError::Internal(_)));
+    }
+
+    #[test]
+    fn a_lost_database_is_unavailable_and_a_bug_is_internal() {
+        use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
+        use std::sync::Arc;
+        let reset = DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ))));
+        for err in [reset, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)] {
+            let status = Status::from(ApiError::from(err));
+            assert_eq!(status.code(), Code::Unavailable);
+            let info = status.get_error_details().error_info().cloned().unwrap();
+            assert_eq!(info.reason, "DATABASE_UNAVAILABLE");
+            assert_eq!(info.metadata["dependency"], "database");
+            assert!(!status.message().contains("reset"), "{status:?}");
+        }
+        let bug = DbErr::Type("column sequence is not an integer".into());
+        assert_eq!(Status::from(ApiError::from(bug)).code(), Code::Internal);
     }
 
     #[test]

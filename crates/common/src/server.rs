@@ -30,6 +30,7 @@ use tracing::Instrument;
 use crate::auth::{Authenticator, Caller, Role, RoleTable, authorize};
 use crate::config::Config;
 use crate::context::{RequestMeta, Shutdown};
+use crate::db::HealthProbe;
 use crate::error::ApiError;
 
 /// A gRPC service ready to mount: its full name, its role table, and how to add it to routes.
@@ -39,6 +40,8 @@ pub struct ServiceDef {
     /// Who may call each RPC.
     pub roles: RoleTable,
     register: Box<dyn FnOnce(&mut RoutesBuilder) + Send>,
+    /// Checks the service's database for gRPC health (see [`ServiceDef::with_health_probe`]).
+    probe: Option<HealthProbe>,
 }
 
 impl std::fmt::Debug for ServiceDef {
@@ -60,7 +63,15 @@ impl ServiceDef {
             name,
             roles,
             register: Box::new(register),
+            probe: None,
         }
+    }
+
+    /// Reports the service NOT_SERVING (its name and, on a server of several services, `""`)
+    /// while `probe` finds its database unreachable, and SERVING again when it answers.
+    pub fn with_health_probe(mut self, probe: HealthProbe) -> Self {
+        self.probe = Some(probe);
+        self
     }
 }
 
@@ -107,9 +118,13 @@ pub async fn serve(
     routes.add_service(reflection_v1alpha);
     let mut tables = HashMap::new();
     let mut names = Vec::new();
+    let mut probes = Vec::new();
     for service in services {
         tables.insert(service.name.to_string(), service.roles);
         names.push(service.name);
+        if let Some(probe) = service.probe {
+            probes.push((service.name, probe));
+        }
         (service.register)(&mut routes);
     }
     for name in &names {
@@ -146,6 +161,7 @@ pub async fn serve(
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, services = ?names, "serving gRPC");
 
+    let probing = DatabaseHealth::start(health.clone(), probes, names.len());
     let drain = Duration::from_secs(config.server.drain_seconds);
     let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_health = health.clone();
@@ -154,6 +170,7 @@ pub async fn serve(
         tracing::info!("shutdown requested: refusing new calls, draining in-flight calls");
         // Server streams see this and end now; other calls drain.
         shutdown_trigger.start();
+        probing.stop().await;
         for name in names {
             signal_health
                 .set_service_status(name, ServingStatus::NotServing)
@@ -186,6 +203,108 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// The background task that turns health NOT_SERVING while a service's database is unreachable
+/// and SERVING when it answers again. Stopped (for good) when shutdown begins, so it never
+/// reports SERVING for a draining server.
+struct DatabaseHealth {
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Held while statuses are set; `true` once stopped.
+    stopped: Arc<tokio::sync::Mutex<bool>>,
+}
+
+impl DatabaseHealth {
+    fn start(
+        health: Health,
+        probes: Vec<(&'static str, HealthProbe)>,
+        service_count: usize,
+    ) -> DatabaseHealth {
+        let stopped = Arc::new(tokio::sync::Mutex::new(false));
+        let Some(interval) = probes.iter().map(|(_, p)| p.interval()).min() else {
+            return DatabaseHealth {
+                task: None,
+                stopped,
+            };
+        };
+        let guard = stopped.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            for (name, probe) in &probes {
+                match probe.connection().await {
+                    Ok(conn) => conns.push((*name, probe, conn, true)),
+                    Err(e) => tracing::warn!(service = name, error = %e, "no health probe"),
+                }
+            }
+            // Services without a probe count as healthy for the overall ("") status.
+            let unprobed = service_count - conns.len();
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let mut changed = Vec::new();
+                for (name, probe, conn, up) in &mut conns {
+                    let now_up = match probe.check(conn).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            if *up {
+                                tracing::warn!(service = %name, error = %e, "database unreachable: health NOT_SERVING");
+                            }
+                            false
+                        }
+                    };
+                    if now_up != *up {
+                        if now_up {
+                            tracing::info!(service = %name, "database reachable again: health SERVING");
+                        }
+                        *up = now_up;
+                        changed.push((*name, now_up));
+                    }
+                }
+                if changed.is_empty() {
+                    continue;
+                }
+                let all_up = unprobed + conns.iter().filter(|c| c.3).count() == service_count;
+                let stopped = guard.lock().await;
+                if *stopped {
+                    return;
+                }
+                for (name, up) in changed {
+                    health.set_service_status(name, serving(up)).await;
+                }
+                health.set_service_status("", serving(all_up)).await;
+                drop(stopped);
+            }
+        });
+        DatabaseHealth {
+            task: Some(task),
+            stopped,
+        }
+    }
+
+    /// Stops probing; after this returns no probe result changes health any more.
+    async fn stop(&self) {
+        *self.stopped.lock().await = true;
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for DatabaseHealth {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+fn serving(up: bool) -> ServingStatus {
+    if up {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -107,5 +107,9 @@ pub fn service_with_clock(
         move |routes| {
             routes.add_service(server);
         },
-    ))
+    )
+    .with_health_probe(qilu_common::db::HealthProbe::new(
+        config.database_url(<Awards as ServiceApp>::NAME),
+        &config.database,
+    )))
 }

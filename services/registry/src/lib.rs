@@ -56,4 +56,8 @@ pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
             routes.add_service(server);
         },
     )
+    .with_health_probe(qilu_common::db::HealthProbe::new(
+        config.database_url(<Registry as ServiceApp>::NAME),
+        &config.database,
+    ))
 }

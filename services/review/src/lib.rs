@@ -101,5 +101,9 @@ pub fn service_with_clock(
         move |routes| {
             routes.add_service(server);
         },
-    ))
+    )
+    .with_health_probe(qilu_common::db::HealthProbe::new(
+        config.database_url(<Review as ServiceApp>::NAME),
+        &config.database,
+    )))
 }
