@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod replay;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

@@ -13,6 +13,16 @@
 //!     }
 //! }
 //! ```
+//!
+//! A replay happens in `begin`, before the handler's own resource-level checks (ownership,
+//! assignment), and that is safe because records are scoped to the caller
+//! ([`idempotency::CallerScope`]: subject, roles and enterprise/expert claims): a replay only
+//! ever returns a response this same principal already got — or was about to get — from a run
+//! that passed every check, and it changes nothing. Another principal reusing the id finds no
+//! record and runs the handler, checks included, as a fresh request. Authority that lapses in
+//! between (say, an expert unassigned after submitting) is not re-checked: the replay reveals
+//! only what that caller was shown at the time, and the middleware still re-checks the role
+//! table on every call.
 
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
@@ -23,7 +33,7 @@ use serde::Serialize;
 use crate::audit::{self, EventBody, Head};
 use crate::context::CallContext;
 use crate::error::ApiError;
-use crate::idempotency::{self, RequestId};
+use crate::idempotency::{self, CallerScope, RequestId};
 use crate::time::now_micros;
 
 /// Either the first result of a repeated request, or an open write transaction.
@@ -42,6 +52,7 @@ pub struct WriteTx {
     actor: String,
     actor_roles: String,
     method: String,
+    caller_scope: CallerScope,
     request_id: Option<RequestId>,
     audit_request_id: String,
     fingerprint: String,
@@ -69,9 +80,11 @@ impl WriteTx {
             .await?;
         let head = audit::read_head(&txn, true).await?;
         // Stored as `package.Service/Method`, without the path's leading slash.
-        let method = ctx.meta.method.trim_start_matches('/').to_string();
+        let method = idempotency::method_of(ctx);
+        let caller_scope = CallerScope::of(&ctx.caller);
         if let Some(id) = &request_id
-            && let Some(bytes) = idempotency::replay(&txn, id, &method, &fingerprint).await?
+            && let Some(bytes) =
+                idempotency::replay(&txn, &caller_scope, id, &method, &fingerprint).await?
         {
             txn.rollback().await?;
             let previous = R::decode(bytes.as_slice()).map_err(ApiError::internal)?;
@@ -84,6 +97,7 @@ impl WriteTx {
             actor: ctx.caller.subject.clone(),
             actor_roles: roles.join(","),
             method,
+            caller_scope,
             audit_request_id: request_id
                 .as_ref()
                 .map(|r| r.as_str().to_string())
@@ -150,6 +164,7 @@ impl WriteTx {
         if let Some(id) = &self.request_id {
             idempotency::store(
                 &self.txn,
+                &self.caller_scope,
                 id,
                 &self.method,
                 self.fingerprint,

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
+use qilu_common::idempotency;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::awards as pb;
@@ -190,8 +191,9 @@ pub(super) async fn allocate_program(
     if !allowed || !req.etag.is_empty() && req.etag != program.etag() {
         if !req.validate_only {
             // A retry of a run that already succeeded replays its result.
-            if let Begun::Replay(previous) =
-                WriteTx::begin::<pb::Allocation>(&api.db, &ctx, &req.request_id, &req).await?
+            if let Some(previous) =
+                idempotency::previous::<pb::Allocation>(&api.db, &ctx, &req.request_id, &req)
+                    .await?
             {
                 return Ok(Response::new(previous));
             }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use qilu_common::filter::{Filter, Op};
+use qilu_common::idempotency;
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation};
@@ -235,6 +236,13 @@ pub(super) async fn create_application(
     };
     check_own(&ctx, &uscc)?;
     let program = visible_program(api, &ctx, &program_id).await?;
+    // A retry of a completed create replays without the peers (which may be down now) and
+    // whatever the program's stage is by now.
+    if let Some(previous) =
+        idempotency::previous::<pb::Application>(&api.db, &ctx, &req.request_id, &req).await?
+    {
+        return Ok(Response::new(previous));
+    }
     let nomination = check_nomination(&program, input);
     if !nomination.is_empty() {
         return Err(ApiError::InvalidArgument(nomination).into());

@@ -415,7 +415,8 @@ pub(super) async fn import_enterprises(
         return Ok(Response::new(pb::ImportEnterprisesResponse::default()));
     };
     let request_id = RequestId::parse(&first.request_id)?;
-    let method = ctx.meta.method.trim_start_matches('/').to_string();
+    let method = idempotency::method_of(&ctx);
+    let scope = idempotency::CallerScope::of(&ctx.caller);
     // The run's identity for idempotency: its options (rows are not read on a retry).
     let fingerprint = idempotency::fingerprint(&pb::ImportEnterprisesRequest {
         rows: Vec::new(),
@@ -425,7 +426,7 @@ pub(super) async fn import_enterprises(
     });
     if let Some(id) = &request_id
         && !first.validate_only
-        && let Some(bytes) = idempotency::replay(&api.db, id, &method, &fingerprint).await?
+        && let Some(bytes) = idempotency::replay(&api.db, &scope, id, &method, &fingerprint).await?
     {
         let previous =
             pb::ImportEnterprisesResponse::decode(bytes.as_slice()).map_err(ApiError::internal)?;
@@ -454,6 +455,7 @@ pub(super) async fn import_enterprises(
         && !validate_only
         && let Err(e) = idempotency::store(
             &api.db,
+            &scope,
             id,
             &method,
             fingerprint,

@@ -3,6 +3,7 @@
 //! and withdraw.
 
 use qilu_common::filter::{Filter, Op};
+use qilu_common::idempotency;
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
@@ -67,6 +68,12 @@ pub(super) async fn create_achievement(
             "an enterprise token may create achievements only for its own enterprise".into(),
         )
         .into());
+    }
+    // A retry of a completed create replays without the registry (which may be down now).
+    if let Some(previous) =
+        idempotency::previous::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await?
+    {
+        return Ok(Response::new(previous));
     }
     // The registry first: nothing is written when it is down or says no.
     api.check_registered(&ctx, &owner, "achievement.owner")
@@ -332,6 +339,12 @@ pub(super) async fn submit_achievement(
     // Read first to learn the owner, then ask the registry before any write transaction opens.
     let before = api.load_achievement(&api.db, &id).await?;
     check_own(&ctx, &before)?;
+    // A retry of a completed submit replays without the registry (which may be down now).
+    if let Some(previous) =
+        idempotency::previous::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await?
+    {
+        return Ok(Response::new(previous));
+    }
     if before.state == State::Draft {
         api.check_registered(&ctx, &before.owner, "name").await?;
     }

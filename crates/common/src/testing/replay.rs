@@ -1,0 +1,201 @@
+//! Replay isolation, checked the same way for every mutating RPC of every service: caller A
+//! performs a request with request id X; caller B — another principal — sends the identical
+//! request with X and must get its own treatment (refused by the handler's authorization or
+//! rules, or its own fresh result), never A's stored response.
+//!
+//! The RPCs to cover come from the descriptor set: every method whose request message has a
+//! `request_id` field. A service's test compares its cases with [`mutating_rpcs`], so a new
+//! mutating RPC without an isolation case fails.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use prost::Message;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tonic::{Code, Status};
+
+use crate::auth::Role;
+use crate::testing::TestServer;
+
+/// The methods of `package.service` whose request message has a `request_id` field.
+pub fn mutating_rpcs(package: &str, service: &str) -> BTreeSet<String> {
+    let set = prost_types::FileDescriptorSet::decode(qilu_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptor set");
+    let with_request_id: BTreeSet<String> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            f.message_type
+                .iter()
+                .filter(|m| m.field.iter().any(|x| x.name() == "request_id"))
+                .map(move |m| format!(".{}.{}", f.package(), m.name()))
+        })
+        .collect();
+    set.file
+        .iter()
+        .filter(|f| f.package() == package)
+        .flat_map(|f| &f.service)
+        .filter(|s| s.name() == service)
+        .flat_map(|s| &s.method)
+        .filter(|m| with_request_id.contains(m.input_type()))
+        .map(|m| m.name().to_string())
+        .collect()
+}
+
+/// An authenticated caller: the bearer header value and its subject (the audit log's actor).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `Bearer …`.
+    pub bearer: String,
+    /// The token's `sub`.
+    pub subject: String,
+}
+
+impl Principal {
+    /// A caller of `server` with these roles and claims.
+    pub fn new(
+        server: &TestServer,
+        subject: &str,
+        roles: &[Role],
+        enterprise: Option<&str>,
+        expert: Option<&str>,
+    ) -> Principal {
+        Principal {
+            bearer: server.bearer(subject, roles, enterprise, expert),
+            subject: subject.to_string(),
+        }
+    }
+
+    /// An enterprise token for `uscc` (subject `enterprise-{uscc}`).
+    pub fn enterprise(server: &TestServer, uscc: &str) -> Principal {
+        Self::new(
+            server,
+            &format!("enterprise-{uscc}"),
+            &[Role::Enterprise],
+            Some(uscc),
+            None,
+        )
+    }
+
+    /// An expert token for `id` (subject `expert-{id}`).
+    pub fn expert(server: &TestServer, id: &str) -> Principal {
+        Self::new(
+            server,
+            &format!("expert-{id}"),
+            &[Role::Expert],
+            None,
+            Some(id),
+        )
+    }
+
+    /// A staff token with one role and subject `subject`.
+    pub fn staff(server: &TestServer, subject: &str, role: Role) -> Principal {
+        Self::new(server, subject, &[role], None, None)
+    }
+
+    /// `message` as a request from this caller.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.bearer.parse().expect("header"));
+        request
+    }
+}
+
+/// What caller B must get for A's request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Refused with this code (its authorization or the resource's state said no); nothing
+    /// written for B.
+    Refused(Code),
+    /// Its own fresh result (a response other than A's), stored as a second record under B's
+    /// own scope and replayed to B's own retry.
+    Fresh,
+}
+
+async fn count(db: &DatabaseConnection, sql: &str, value: &str) -> i64 {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => sql.replace('?', "$1"),
+        _ => sql.to_string(),
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [value.into()]))
+        .await
+        .expect("count query")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("count")
+}
+
+/// Runs the isolation check for one RPC. `call` sends the identical request (request id
+/// `request_id`) as the given caller and returns the encoded response.
+pub async fn assert_isolated<F, Fut>(
+    db: &DatabaseConnection,
+    method: &str,
+    request_id: &str,
+    a: &Principal,
+    b: &Principal,
+    expect: Expect,
+    call: F,
+) where
+    F: Fn(Principal) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, Status>>,
+{
+    let records = "SELECT COUNT(*) FROM idempotency WHERE request_id = ?";
+    let by_actor = "SELECT COUNT(*) FROM audit_event WHERE actor = ?";
+    let first = call(a.clone())
+        .await
+        .unwrap_or_else(|s| panic!("{method}: caller A's request failed: {s:?}"));
+    let again = call(a.clone())
+        .await
+        .unwrap_or_else(|s| panic!("{method}: caller A's retry failed: {s:?}"));
+    assert_eq!(again, first, "{method}: A's retry must replay A's response");
+    assert_eq!(count(db, records, request_id).await, 1, "{method}");
+    let b_events = count(db, by_actor, &b.subject).await;
+
+    let got = call(b.clone()).await;
+    match expect {
+        Expect::Refused(code) => {
+            let status = got.err().unwrap_or_else(|| {
+                panic!("{method}: caller B reusing A's request id must be refused with {code:?}")
+            });
+            assert_eq!(status.code(), code, "{method}: {status:?}");
+            assert_eq!(
+                count(db, records, request_id).await,
+                1,
+                "{method}: nothing stored for B"
+            );
+            assert_eq!(
+                count(db, by_actor, &b.subject).await,
+                b_events,
+                "{method}: nothing written for B"
+            );
+        }
+        Expect::Fresh => {
+            let mine = got.unwrap_or_else(|s| {
+                panic!("{method}: caller B's own request must run fresh: {s:?}")
+            });
+            assert_ne!(mine, first, "{method}: B got A's stored response");
+            assert_eq!(
+                count(db, records, request_id).await,
+                2,
+                "{method}: B's result is stored under B's own scope"
+            );
+            let replayed = call(b.clone())
+                .await
+                .unwrap_or_else(|s| panic!("{method}: caller B's retry failed: {s:?}"));
+            assert_eq!(replayed, mine, "{method}: B's retry replays B's response");
+        }
+    }
+    // A still gets its own response.
+    let last = call(a.clone())
+        .await
+        .unwrap_or_else(|s| panic!("{method}: caller A's late retry failed: {s:?}"));
+    assert_eq!(last, first, "{method}: A's record is untouched by B");
+}
+
+/// A new request id.
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
