@@ -350,30 +350,30 @@ struct Request {
     reply: oneshot::Sender<Result<Lease, ApiError>>,
 }
 
-/// The running writers, by connection pool; each entry is (generation, queue).
-type Writers = HashMap<usize, (u64, mpsc::UnboundedSender<Request>)>;
+/// The running writers, by connection pool: (generation, queue, the pool's identity).
+type Writers = HashMap<usize, (u64, mpsc::UnboundedSender<Request>, PoolId)>;
 static WRITERS: LazyLock<Mutex<Writers>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Identifies a connection pool: every clone of one `DatabaseConnection` shares its options
-/// allocation, and a writer holds the pool only while a batch is open, so a reused address
-/// belongs to a pool whose previous owner is gone.
-fn pool_key(db: &DatabaseConnection) -> Option<usize> {
+/// A pool's identity: every clone of one `DatabaseConnection` shares its connect-options
+/// allocation. The map keeps a `Weak` to it, so the address cannot be reused by another pool
+/// while the entry exists, and a dead pool's entry is recognised and replaced.
+type PoolId = std::sync::Weak<dyn std::any::Any + Send + Sync>;
+
+fn pool_id(db: &DatabaseConnection) -> Option<(usize, PoolId)> {
     use sea_orm::DatabaseConnectionType as T;
-    match &db.inner {
-        T::SqlxPostgresPoolConnection(_) => {
-            Some(Arc::as_ptr(&db.get_postgres_connection_pool().connect_options()) as usize)
-        }
-        T::SqlxSqlitePoolConnection(_) => {
-            Some(Arc::as_ptr(&db.get_sqlite_connection_pool().connect_options()) as usize)
-        }
-        _ => None,
-    }
+    let options: Arc<dyn std::any::Any + Send + Sync> = match &db.inner {
+        T::SqlxPostgresPoolConnection(_) => db.get_postgres_connection_pool().connect_options(),
+        T::SqlxSqlitePoolConnection(_) => db.get_sqlite_connection_pool().connect_options(),
+        _ => return None,
+    };
+    let key = Arc::as_ptr(&options) as *const () as usize;
+    Some((key, Arc::downgrade(&options)))
 }
 
 /// Queues for a lease on `db`'s writer (starting it if needed) and waits for it.
 async fn lease(db: &DatabaseConnection) -> Result<Lease, ApiError> {
-    let key = pool_key(db)
+    let (key, id) = pool_id(db)
         .ok_or_else(|| ApiError::internal("writes need a SQLite or PostgreSQL connection pool"))?;
     let (reply, granted) = oneshot::channel();
     {
@@ -383,7 +383,7 @@ async fn lease(db: &DatabaseConnection) -> Result<Lease, ApiError> {
             reply,
         };
         let unqueued = match writers.get(&key) {
-            Some((_, queue)) => match queue.send(request) {
+            Some((_, queue, _)) => match queue.send(request) {
                 Ok(()) => None,
                 // Its runtime is gone (a test's): start a new one.
                 Err(mpsc::error::SendError(back)) => Some(back),
@@ -391,10 +391,12 @@ async fn lease(db: &DatabaseConnection) -> Result<Lease, ApiError> {
             None => Some(request),
         };
         if let Some(request) = unqueued {
+            // Entries of pools that no longer exist go too.
+            writers.retain(|_, (_, queue, pool)| !queue.is_closed() && pool.strong_count() > 0);
             let (queue, requests) = mpsc::unbounded_channel();
             let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             queue.send(request).map_err(|_| writer_gone())?;
-            writers.insert(key, (generation, queue));
+            writers.insert(key, (generation, queue, id));
             tokio::spawn(run_writer(key, generation, requests));
         }
     }
@@ -412,7 +414,7 @@ async fn run_writer(key: usize, generation: u64, mut requests: mpsc::UnboundedRe
                 // Idle: retire, unless a request slipped in (queued under the same lock).
                 let mut writers = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
                 if requests.is_empty() {
-                    if writers.get(&key).is_some_and(|(g, _)| *g == generation) {
+                    if writers.get(&key).is_some_and(|(g, _, _)| *g == generation) {
                         writers.remove(&key);
                     }
                     return;
