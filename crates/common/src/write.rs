@@ -1,7 +1,7 @@
-//! The one way a Qilu handler changes data: a short write transaction that takes the audit
-//! chain's lock first, replays an earlier result for a repeated `request_id`, and at commit
-//! writes the audit events, the new chain head and the idempotency record together with the
-//! change. A mutation that records no audit event is refused at commit: every change is audited.
+//! The one way a Qilu handler changes data: a write that runs serialised behind the audit
+//! chain's lock, replays an earlier result for a repeated `request_id`, and at commit writes the
+//! audit events, the new chain head and the idempotency record together with the change. A
+//! mutation that records no audit event is refused at commit: every change is audited.
 //!
 //! ```text
 //! match WriteTx::begin::<Enterprise>(&db, &ctx, &req.request_id, &req).await? {
@@ -23,18 +23,88 @@
 //! between (say, an expert unassigned after submitting) is not re-checked: the replay reveals
 //! only what that caller was shown at the time, and the middleware still re-checks the role
 //! table on every call.
+//!
+//! # Group commit
+//!
+//! Every write must extend one hash chain, so writes are serialised: the audit head row is
+//! locked `FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` takes SQLite's write lock. With one
+//! database transaction per write, that lock is held across the whole transaction *including its
+//! `COMMIT`* (a WAL flush), so a service could never do more writes per second than it could do
+//! fsyncs one after another. Instead, each database (each connection pool) has one **writer**:
+//!
+//! * A batch is ONE database transaction. The writer opens it (SQLite `BEGIN IMMEDIATE`;
+//!   PostgreSQL `BEGIN` + head row `FOR UPDATE`), reads the chain head **from the database**
+//!   (another replica may have appended since the last batch), and hands out **leases** to
+//!   queued writes in FIFO order, one at a time.
+//! * A lease is a `SAVEPOINT` inside the batch transaction. [`WriteTx::begin`] waits for one;
+//!   the handler's reads and writes on [`WriteTx::conn`] run in it and see every earlier lease of
+//!   the batch, exactly as if the earlier writes had committed first (they will have, or nothing
+//!   will). [`WriteTx::commit`] writes the audit events (chained from the head the writer passed
+//!   in), the head row and the idempotency record **inside the savepoint**, then hands back; the
+//!   writer `RELEASE`s the savepoint. A handler that fails or drops its `WriteTx` ends its lease
+//!   by dropping a channel end (no async drop needed); the writer rolls back to the savepoint,
+//!   so none of its partial writes reach the batch, and the head in memory does not move.
+//! * When no write is queued, or the batch reached [`MAX_BATCH_LEASES`] leases or
+//!   [`MAX_BATCH_AGE`], the writer `COMMIT`s once and only then answers every lease of the batch
+//!   with the outcome. **Nothing is acknowledged before it is durable**: if the `COMMIT` fails,
+//!   every write of the batch fails (nothing of it was stored). A replay found inside a batch is
+//!   likewise answered only after that batch commits (its record may be an earlier lease's).
+//!
+//! What stays true, and why:
+//! * *Audit in the same commit*: events, head and idempotency record are written in the lease's
+//!   savepoint, released into the one transaction that commits the change.
+//! * *Gap-free chain*: leases are strictly serial; a lease's events continue from the head the
+//!   previous committed lease left; a rolled-back lease leaves the head where it was; the head row
+//!   is updated by every lease, so a handler reading it (the change feed cursor of an import)
+//!   sees the chain so far. Several replicas on one PostgreSQL still serialise on the head row
+//!   lock, now per batch, and each batch re-reads the head after taking it.
+//! * *Idempotency*: a repeated `request_id` in the same batch sees the first lease's record (same
+//!   transaction) and replays; across batches and replicas as before.
+//! * *`now_us()`*: fixed when the lease is granted and never earlier than the previous lease's
+//!   (the clock may step back), so `commit_time_us` never decreases along the chain written by
+//!   one process — the change feed and the audit listing order by sequence and may show it.
+//! * *PostgreSQL subtransactions*: a savepoint that writes takes a subtransaction id; more than
+//!   64 in one transaction overflow the per-backend cache and slow every other snapshot, hence
+//!   [`MAX_BATCH_LEASES`] = 64.
+//! * *A stalled handler* (a peer call inside its write) stalls its batch as it stalled the lock
+//!   before; after [`LEASE_DEADLINE`] its lease is revoked: its later statements and its commit
+//!   fail, its savepoint is rolled back, and the batch goes on without it.
+//!
+//! Rejected alternative: letting writes run in parallel transactions and sequencing only the
+//! audit rows afterwards would break handlers that rely on writes being serialised (read, check,
+//! write), and the audit event would no longer be chained in the transaction of its change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait,
 };
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{self, EventBody, Head};
 use crate::context::CallContext;
 use crate::error::ApiError;
 use crate::idempotency::{self, CallerScope, RequestId};
 use crate::time::now_micros;
+
+/// At most this many leases share one transaction (PostgreSQL caches 64 subtransaction ids
+/// per backend; beyond that every snapshot in the cluster gets slower).
+pub const MAX_BATCH_LEASES: usize = 64;
+/// A batch takes no new lease after it has been open this long, so early writers are
+/// acknowledged promptly even under a steady stream of writes.
+pub const MAX_BATCH_AGE: Duration = Duration::from_millis(50);
+/// A lease not ended within this time is revoked (its write fails) so one stalled handler
+/// cannot hold every other write of its service forever.
+pub const LEASE_DEADLINE: Duration = Duration::from_secs(30);
+/// A writer with nothing to do for this long stops (and is started again by the next write).
+const WRITER_IDLE: Duration = Duration::from_secs(30);
+/// The savepoint every lease runs in.
+const SAVEPOINT: &str = "qilu_lease";
 
 /// Either the first result of a repeated request, or an open write transaction.
 #[derive(Debug)]
@@ -45,10 +115,11 @@ pub enum Begun<R> {
     Fresh(Box<WriteTx>),
 }
 
-/// An open write transaction holding the audit lock.
+/// An open write: a lease on its database's writer, holding the audit lock.
 #[derive(Debug)]
 pub struct WriteTx {
-    txn: DatabaseTransaction,
+    conn: LeaseConn,
+    done: Option<oneshot::Sender<Outcome>>,
     actor: String,
     actor_roles: String,
     method: String,
@@ -62,8 +133,8 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    /// Opens the transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: locks the audit head row),
-    /// validates `request_id`, and replays an earlier result if there is one.
+    /// Waits for this database's writer to grant a lease (the audit lock), validates
+    /// `request_id`, and replays an earlier result if there is one.
     pub async fn begin<R: prost::Message + Default>(
         db: &DatabaseConnection,
         ctx: &CallContext,
@@ -72,28 +143,29 @@ impl WriteTx {
     ) -> Result<Begun<R>, ApiError> {
         let request_id = RequestId::parse(request_id)?;
         let fingerprint = idempotency::fingerprint(request);
-        let txn = db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
-        let head = audit::read_head(&txn, true).await?;
+        let lease = lease(db).await?;
         // Stored as `package.Service/Method`, without the path's leading slash.
         let method = idempotency::method_of(ctx);
         let caller_scope = CallerScope::of(&ctx.caller);
         if let Some(id) = &request_id
             && let Some(bytes) =
-                idempotency::replay(&txn, &caller_scope, id, &method, &fingerprint).await?
+                idempotency::replay(&lease.conn, &caller_scope, id, &method, &fingerprint).await?
         {
-            txn.rollback().await?;
+            // The record may be an earlier lease's of this very batch: answer once it is durable.
+            let (ack, acked) = oneshot::channel();
+            lease
+                .done
+                .send(Outcome::Wait { ack })
+                .map_err(|_| writer_gone())?;
+            acked.await.map_err(|_| writer_gone())??;
             let previous = R::decode(bytes.as_slice()).map_err(ApiError::internal)?;
             return Ok(Begun::Replay(previous));
         }
         let mut roles: Vec<&str> = ctx.caller.roles.iter().map(|r| r.as_str()).collect();
         roles.sort_unstable();
         Ok(Begun::Fresh(Box::new(WriteTx {
-            txn,
+            conn: lease.conn,
+            done: Some(lease.done),
             actor: ctx.caller.subject.clone(),
             actor_roles: roles.join(","),
             method,
@@ -104,15 +176,15 @@ impl WriteTx {
                 .unwrap_or_else(|| ctx.meta.request_id.clone()),
             request_id,
             fingerprint,
-            head,
-            commit_time_us: now_micros(),
+            head: lease.head,
+            commit_time_us: lease.commit_time_us,
             events: Vec::new(),
         })))
     }
 
     /// The transaction, for the handler's own reads and writes.
-    pub fn conn(&self) -> &DatabaseTransaction {
-        &self.txn
+    pub fn conn(&self) -> &LeaseConn {
+        &self.conn
     }
 
     /// The commit time every row written in this transaction should carry (µs).
@@ -151,29 +223,360 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Writes the audit events, the head and the idempotency record, then commits.
-    pub async fn commit<R: prost::Message>(self, response: &R) -> Result<(), ApiError> {
+    /// Writes the audit events, the head and the idempotency record, then waits until the batch
+    /// holding them has committed: `Ok` means durable.
+    pub async fn commit<R: prost::Message>(mut self, response: &R) -> Result<(), ApiError> {
         if self.events.is_empty() {
             return Err(ApiError::internal(format!(
                 "{} tried to commit a change without an audit event",
                 self.method
             )));
         }
-        audit::insert_events(&self.txn, &self.events).await?;
-        audit::write_head(&self.txn, &self.head).await?;
+        audit::append(&self.conn, &self.events, &self.head).await?;
         if let Some(id) = &self.request_id {
             idempotency::store(
-                &self.txn,
+                &self.conn,
                 &self.caller_scope,
                 id,
                 &self.method,
-                self.fingerprint,
+                std::mem::take(&mut self.fingerprint),
                 response.encode_to_vec(),
                 self.commit_time_us,
             )
             .await?;
         }
-        self.txn.commit().await?;
-        Ok(())
+        let done = self.done.take().ok_or_else(writer_gone)?;
+        let (ack, acked) = oneshot::channel();
+        done.send(Outcome::Commit {
+            head: self.head.clone(),
+            ack,
+        })
+        // The writer stopped waiting: the lease was revoked and its savepoint rolled back.
+        .map_err(|_| revoked_error())?;
+        acked.await.map_err(|_| writer_gone())?
+    }
+}
+
+/// The connection of one lease: the batch transaction, usable only while the lease is current.
+/// After the lease ended (committed, failed or revoked) every statement fails, so a late handler
+/// can never write into a batch it no longer belongs to.
+pub struct LeaseConn {
+    slot: Arc<tokio::sync::Mutex<Slot>>,
+    id: u64,
+    backend: DbBackend,
+}
+
+impl std::fmt::Debug for LeaseConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseConn")
+            .field("lease", &self.id)
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// The batch transaction and which lease may use it.
+struct Slot {
+    txn: Option<DatabaseTransaction>,
+    lease: u64,
+}
+
+impl Slot {
+    fn txn_for(&self, lease: u64) -> Result<&DatabaseTransaction, DbErr> {
+        match &self.txn {
+            Some(txn) if self.lease == lease => Ok(txn),
+            _ => Err(revoked_db_err()),
+        }
+    }
+}
+
+fn revoked_db_err() -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(
+        "this write's lease on the database has ended (it exceeded its deadline)".into(),
+    ))
+}
+
+fn revoked_error() -> ApiError {
+    ApiError::Unavailable {
+        dependency: "database".into(),
+        source: Box::new(revoked_db_err()),
+    }
+}
+
+fn writer_gone() -> ApiError {
+    ApiError::Unavailable {
+        dependency: "database".into(),
+        source: "the database writer stopped before the write was committed".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for LeaseConn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let slot = self.slot.lock().await;
+        slot.txn_for(self.id)?.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let slot = self.slot.lock().await;
+        slot.txn_for(self.id)?.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let slot = self.slot.lock().await;
+        slot.txn_for(self.id)?.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let slot = self.slot.lock().await;
+        slot.txn_for(self.id)?.query_all_raw(stmt).await
+    }
+}
+
+/// What a granted lease carries to its handler.
+struct Lease {
+    conn: LeaseConn,
+    head: Head,
+    commit_time_us: i64,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// How a lease ended (a dropped sender: it failed, roll its savepoint back).
+#[derive(Debug)]
+enum Outcome {
+    /// Its writes are in the savepoint; `head` is the chain's new head.
+    Commit {
+        head: Head,
+        ack: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// It wrote nothing (a replay) but must be answered only once the batch is durable.
+    Wait {
+        ack: oneshot::Sender<Result<(), ApiError>>,
+    },
+}
+
+/// A write waiting for a lease.
+struct Request {
+    db: DatabaseConnection,
+    reply: oneshot::Sender<Result<Lease, ApiError>>,
+}
+
+/// The running writers, by connection pool: (generation, queue, the pool's identity).
+type Writers = HashMap<usize, (u64, mpsc::UnboundedSender<Request>, PoolId)>;
+static WRITERS: LazyLock<Mutex<Writers>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A pool's identity: every clone of one `DatabaseConnection` shares its connect-options
+/// allocation. The map keeps a `Weak` to it, so the address cannot be reused by another pool
+/// while the entry exists, and a dead pool's entry is recognised and replaced.
+type PoolId = std::sync::Weak<dyn std::any::Any + Send + Sync>;
+
+fn pool_id(db: &DatabaseConnection) -> Option<(usize, PoolId)> {
+    use sea_orm::DatabaseConnectionType as T;
+    let options: Arc<dyn std::any::Any + Send + Sync> = match &db.inner {
+        T::SqlxPostgresPoolConnection(_) => db.get_postgres_connection_pool().connect_options(),
+        T::SqlxSqlitePoolConnection(_) => db.get_sqlite_connection_pool().connect_options(),
+        _ => return None,
+    };
+    let key = Arc::as_ptr(&options) as *const () as usize;
+    Some((key, Arc::downgrade(&options)))
+}
+
+/// Queues for a lease on `db`'s writer (starting it if needed) and waits for it.
+async fn lease(db: &DatabaseConnection) -> Result<Lease, ApiError> {
+    let (key, id) = pool_id(db)
+        .ok_or_else(|| ApiError::internal("writes need a SQLite or PostgreSQL connection pool"))?;
+    let (reply, granted) = oneshot::channel();
+    {
+        let mut writers = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let request = Request {
+            db: db.clone(),
+            reply,
+        };
+        let unqueued = match writers.get(&key) {
+            Some((_, queue, _)) => match queue.send(request) {
+                Ok(()) => None,
+                // Its runtime is gone (a test's): start a new one.
+                Err(mpsc::error::SendError(back)) => Some(back),
+            },
+            None => Some(request),
+        };
+        if let Some(request) = unqueued {
+            // Entries of pools that no longer exist go too.
+            writers.retain(|_, (_, queue, pool)| !queue.is_closed() && pool.strong_count() > 0);
+            let (queue, requests) = mpsc::unbounded_channel();
+            let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            queue.send(request).map_err(|_| writer_gone())?;
+            writers.insert(key, (generation, queue, id));
+            tokio::spawn(run_writer(key, generation, requests));
+        }
+    }
+    granted.await.map_err(|_| writer_gone())?
+}
+
+/// One writer: batches, one after another, until idle.
+async fn run_writer(key: usize, generation: u64, mut requests: mpsc::UnboundedReceiver<Request>) {
+    let mut last_time_us = 0i64;
+    loop {
+        let first = match tokio::time::timeout(WRITER_IDLE, requests.recv()).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(_) => {
+                // Idle: retire, unless a request slipped in (queued under the same lock).
+                let mut writers = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
+                if requests.is_empty() {
+                    if writers.get(&key).is_some_and(|(g, _, _)| *g == generation) {
+                        writers.remove(&key);
+                    }
+                    return;
+                }
+                continue;
+            }
+        };
+        run_batch(first, &mut requests, &mut last_time_us).await;
+    }
+}
+
+/// Opens the batch transaction and reads the head under its lock.
+async fn open_batch(db: &DatabaseConnection) -> Result<(DatabaseTransaction, Head), DbErr> {
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    let head = audit::read_head(&txn, true).await?;
+    txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}"))
+        .await?;
+    Ok((txn, head))
+}
+
+/// One batch: leases in FIFO order in one transaction, one `COMMIT`, then every answer.
+async fn run_batch(
+    first: Request,
+    requests: &mut mpsc::UnboundedReceiver<Request>,
+    last_time_us: &mut i64,
+) {
+    let db = first.db.clone();
+    let backend = db.get_database_backend();
+    let (txn, mut head) = match open_batch(&db).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = first.reply.send(Err(e.into()));
+            return;
+        }
+    };
+    let slot = Arc::new(tokio::sync::Mutex::new(Slot {
+        txn: Some(txn),
+        lease: 0,
+    }));
+    let started = Instant::now();
+    let mut acks: Vec<oneshot::Sender<Result<(), ApiError>>> = Vec::new();
+    let mut leases = 0usize;
+    let mut writes = 0usize;
+    let mut broken: Option<DbErr> = None;
+    let mut next = Some(first);
+    while let Some(request) = next.take() {
+        leases += 1;
+        let id = leases as u64;
+        let commit_time_us = now_micros().max(*last_time_us);
+        *last_time_us = commit_time_us;
+        slot.lock().await.lease = id;
+        let (done, ended) = oneshot::channel();
+        let lease = Lease {
+            conn: LeaseConn {
+                slot: slot.clone(),
+                id,
+                backend,
+            },
+            head: head.clone(),
+            commit_time_us,
+            done,
+        };
+        let outcome = if request.reply.send(Ok(lease)).is_err() {
+            // The caller went away while queued; the lease was dropped unused.
+            None
+        } else {
+            match tokio::time::timeout(LEASE_DEADLINE, ended).await {
+                Ok(Ok(outcome)) => Some(outcome),
+                Ok(Err(_)) => None,
+                Err(_) => {
+                    tracing::warn!(
+                        deadline_s = LEASE_DEADLINE.as_secs(),
+                        "a write held its lease past the deadline; revoked"
+                    );
+                    None
+                }
+            }
+        };
+        // Revoke (waits for a statement in flight), then close the savepoint.
+        let mut guard = slot.lock().await;
+        guard.lease = 0;
+        let sql = match &outcome {
+            Some(Outcome::Commit { .. }) => {
+                format!("RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}")
+            }
+            _ => format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
+        };
+        let closed = match guard.txn.as_ref() {
+            Some(txn) => txn.execute_unprepared(&sql).await.map(|_| ()),
+            None => Err(DbErr::Custom("batch transaction missing".into())),
+        };
+        drop(guard);
+        match outcome {
+            Some(Outcome::Commit {
+                head: new_head,
+                ack,
+            }) => {
+                acks.push(ack);
+                if closed.is_ok() {
+                    head = new_head;
+                    writes += 1;
+                }
+            }
+            Some(Outcome::Wait { ack }) => acks.push(ack),
+            None => {}
+        }
+        if let Err(e) = closed {
+            broken = Some(e);
+            break;
+        }
+        if leases < MAX_BATCH_LEASES && started.elapsed() < MAX_BATCH_AGE {
+            next = requests.try_recv().ok();
+        }
+    }
+    let txn = slot.lock().await.txn.take();
+    let result = match (txn, broken) {
+        (Some(txn), None) if writes > 0 => txn.commit().await,
+        // Only replays of records committed by earlier batches, or failures: nothing to keep.
+        (Some(txn), None) => txn.rollback().await,
+        (Some(txn), Some(e)) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+        (None, broken) => Err(broken.unwrap_or_else(|| DbErr::Custom("batch lost".into()))),
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, writes, "a write batch failed to commit; every write in it fails");
+    }
+    for ack in acks {
+        let _ = ack.send(result.clone().map_err(batch_error));
+    }
+}
+
+/// What each write of a batch that could not commit is told: nothing of it was stored.
+fn batch_error(err: DbErr) -> ApiError {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => ApiError::from(err),
+        other => {
+            tracing::debug!(error = %other, "batch error");
+            ApiError::Aborted(
+                "the write could not be committed together with the writes batched with it; nothing was stored; retry".into(),
+            )
+        }
     }
 }
