@@ -211,7 +211,12 @@ pub async fn validate(conn: &Conn, format: Format, uscc: &str) -> Result<ExitCod
                 ),
                 ("uscc", r.uscc.clone()),
                 ("registering_department", r.registering_department.clone()),
+                (
+                    "registering_department_name",
+                    r.registering_department_name.clone(),
+                ),
                 ("category", r.category.clone()),
+                ("category_name", r.category_name.clone()),
                 ("division_code", r.division_code.clone()),
                 ("city", r.city.clone()),
                 ("organization_code", r.organization_code.clone()),

@@ -47,6 +47,8 @@ on_both_backends!(
     the_registry_down_when_applying_is_unavailable_and_writes_nothing,
     field_distribution_compares_years_against_targets,
     every_role_is_allowed_or_refused_exactly_as_the_role_table_says,
+    a_years_programs_together_never_exceed_the_statutory_first_prize_ceiling,
+    allocation_counts_awards_made_in_the_years_other_programs_against_the_ceiling,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2331,5 +2333,344 @@ async fn every_role_is_allowed_or_refused_exactly_as_the_role_table_says(backend
             }
         }
     }
+    env.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statutory ceilings across a year's programs
+// ---------------------------------------------------------------------------------------------
+
+/// An AWARD program of `year` with `(category, grade, seats)` buckets and a 70-point threshold.
+fn award(year: i32, buckets: &[(pb::AwardCategory, pb::AwardGrade, i32)]) -> pb::Program {
+    pb::Program {
+        display_name: format!("山东省科学技术奖 {year}"),
+        kind: pb::ProgramKind::Award as i32,
+        year,
+        award_quotas: buckets
+            .iter()
+            .map(|&(category, grade, quota)| pb::AwardQuota {
+                category: category as i32,
+                grade: grade as i32,
+                quota,
+                amount_fen: 30_000_000,
+            })
+            .collect(),
+        score_threshold_millipoints: 70_000,
+        ..Default::default()
+    }
+}
+
+async fn create_as_admin(env: &Env, id: &str, program: pb::Program) -> Result<pb::Program, Status> {
+    env.client()
+        .create_program(env.as_role(
+            Role::Admin,
+            pb::CreateProgramRequest {
+                program_id: id.into(),
+                program: Some(program),
+                request_id: uuid(),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn open_as_admin(env: &Env, id: &str) -> Result<pb::Program, Status> {
+    env.client()
+        .open_program(env.as_role(
+            Role::Admin,
+            pb::OpenProgramRequest {
+                name: format!("programs/{id}"),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Asserts `s` is the statutory ceiling `key` refusing `year` at `total` against `limit`.
+#[track_caller]
+fn assert_ceiling_refusal(s: &Status, key: &str, year: i32, total: i64, limit: i64) {
+    assert_eq!(precondition_kind(s), "STATUTORY_CEILING_EXCEEDED", "{s:?}");
+    let v = s
+        .get_error_details()
+        .precondition_failure()
+        .unwrap()
+        .violations[0]
+        .clone();
+    assert_eq!(
+        v.subject,
+        format!("awardCeilings/{key}/years/{year}"),
+        "{v:?}"
+    );
+    for part in [
+        format!("{key} v"),
+        format!("programme year {year}"),
+        format!("total {total}"),
+        format!("limit of {limit}"),
+    ] {
+        assert!(
+            v.description.contains(&part),
+            "{part:?} in {:?}",
+            v.description
+        );
+    }
+}
+
+async fn a_years_programs_together_never_exceed_the_statutory_first_prize_ceiling(
+    backend: Backend,
+) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    use pb::AwardCategory::{NaturalScience, ScienceTechnologyProgress, TechnologicalInvention};
+    use pb::AwardGrade::{First, Second};
+    // Three drafts of 2025: drafts are plans and never block each other.
+    create_as_admin(
+        &env,
+        "natural-2025",
+        award(
+            2025,
+            &[(NaturalScience, First, 20), (NaturalScience, Second, 40)],
+        ),
+    )
+    .await
+    .unwrap();
+    create_as_admin(
+        &env,
+        "progress-2025",
+        award(2025, &[(ScienceTechnologyProgress, First, 10)]),
+    )
+    .await
+    .unwrap();
+    create_as_admin(
+        &env,
+        "invention-2025",
+        award(2025, &[(TechnologicalInvention, First, 10)]),
+    )
+    .await
+    .unwrap();
+    // Opening commits the quotas: 20, then 20 + 10 = 30; the third would make 40 > 35.
+    open_as_admin(&env, "natural-2025").await.unwrap();
+    open_as_admin(&env, "progress-2025").await.unwrap();
+    let refused = open_as_admin(&env, "invention-2025").await.unwrap_err();
+    assert_ceiling_refusal(&refused, "first-prizes", 2025, 40, 35);
+    let v = refused
+        .get_error_details()
+        .precondition_failure()
+        .unwrap()
+        .violations[0]
+        .clone();
+    assert!(v.description.contains("programs/natural-2025"), "{v:?}");
+    assert!(v.description.contains("programs/progress-2025"), "{v:?}");
+    assert_eq!(
+        env.program("invention-2025").await.state,
+        pb::ProgramState::Draft as i32,
+        "a refused open changes nothing"
+    );
+
+    // Updating the draft down to the 5 seats left makes it openable; 6 would not be.
+    let current = env.program("invention-2025").await;
+    let update = |quota: i32, etag: String| pb::UpdateProgramRequest {
+        program: Some(pb::Program {
+            name: "programs/invention-2025".into(),
+            etag,
+            ..award(2025, &[(TechnologicalInvention, First, quota)])
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["award_quotas".into()],
+        }),
+        request_id: uuid(),
+    };
+    let refused = env
+        .client()
+        .update_program(env.as_role(Role::Admin, update(6, current.etag.clone())))
+        .await
+        .unwrap_err();
+    assert_ceiling_refusal(&refused, "first-prizes", 2025, 36, 35);
+    env.client()
+        .update_program(env.as_role(Role::Admin, update(5, current.etag)))
+        .await
+        .unwrap();
+    open_as_admin(&env, "invention-2025").await.unwrap();
+
+    // The year is full: creating one more first prize in 2025 is refused at once.
+    let refused = create_as_admin(
+        &env,
+        "late-2025",
+        award(2025, &[(NaturalScience, First, 1)]),
+    )
+    .await
+    .unwrap_err();
+    assert_ceiling_refusal(&refused, "first-prizes", 2025, 36, 35);
+    // Second prizes still fit under the 300 of the three categories: 75 + 225 = 300.
+    create_as_admin(
+        &env,
+        "seconds-2025",
+        award(2025, &[(ScienceTechnologyProgress, Second, 225)]),
+    )
+    .await
+    .unwrap();
+    open_as_admin(&env, "seconds-2025").await.unwrap();
+    let refused = create_as_admin(
+        &env,
+        "one-more-2025",
+        award(2025, &[(TechnologicalInvention, Second, 1)]),
+    )
+    .await
+    .unwrap_err();
+    assert_ceiling_refusal(&refused, "three-categories", 2025, 301, 300);
+    // A single program past a ceiling is refused on its own too (top award ≤ 2).
+    let refused = create_as_admin(
+        &env,
+        "top-2025",
+        award(
+            2025,
+            &[(pb::AwardCategory::TopAward, pb::AwardGrade::Ungraded, 3)],
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_ceiling_refusal(&refused, "top-award", 2025, 3, 2);
+
+    // Another year is independent: 35 first prizes in 2026 open beside the full 2025.
+    create_as_admin(
+        &env,
+        "natural-2026",
+        award(2026, &[(NaturalScience, First, 35)]),
+    )
+    .await
+    .unwrap();
+    open_as_admin(&env, "natural-2026").await.unwrap();
+    // Moving a draft into the full year is refused like creating it there.
+    create_as_admin(&env, "movable", award(2027, &[(NaturalScience, First, 1)]))
+        .await
+        .unwrap();
+    let movable = env.program("movable").await;
+    let refused = env
+        .client()
+        .update_program(env.as_role(
+            Role::Admin,
+            pb::UpdateProgramRequest {
+                program: Some(pb::Program {
+                    name: "programs/movable".into(),
+                    etag: movable.etag,
+                    year: 2026,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["year".into()],
+                }),
+                request_id: uuid(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_ceiling_refusal(&refused, "first-prizes", 2026, 36, 35);
+    env.chain_verifies().await;
+    env.stop().await;
+}
+
+async fn allocation_counts_awards_made_in_the_years_other_programs_against_the_ceiling(
+    backend: Backend,
+) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    use pb::AwardCategory::{NaturalScience, ScienceTechnologyProgress};
+    use pb::AwardGrade::First;
+    // Two programs of 2028 open with 2 first prizes each under the seeded ceiling (35).
+    env.open_program("natural-2028", award(2028, &[(NaturalScience, First, 2)]))
+        .await;
+    env.open_program(
+        "progress-2028",
+        award(2028, &[(ScienceTechnologyProgress, First, 2)]),
+    )
+    .await;
+    let mut n = 0;
+    for (program, category) in [
+        ("natural-2028", NaturalScience),
+        ("progress-2028", ScienceTechnologyProgress),
+    ] {
+        for points in [90, 85] {
+            n += 1;
+            let e = env.enterprise(500 + n).await;
+            let a = env.approved(&e, BIO, points).await;
+            env.apply(program, &e, &a, 0, Some((category, First)))
+                .await
+                .unwrap();
+        }
+        env.close(program).await;
+    }
+    // Then the ceiling is lowered for 2028 by a new version of the data (as an operator's
+    // migration would add it): 3 first prizes.
+    let db = &env.awards.db;
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        "INSERT INTO award_ceiling (key, version, description, categories, grades, \
+         limit_per_year, effective_from_year, effective_to_year, source, create_time_us) \
+         VALUES ('first-prizes', 2, 'first prizes ≤ 3 a year (test)', '[]', '[2]', 3, 2028, \
+         2028, 'integration test: a lowered ceiling', 0)"
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+
+    let first = env.allocate("natural-2028").await.unwrap();
+    let awarded = |a: &pb::Allocation| {
+        a.entries
+            .iter()
+            .filter(|e| e.outcome == pb::ApplicationOutcome::Awarded as i32)
+            .count()
+    };
+    assert_eq!(awarded(&first), 2);
+    let cap = first
+        .caps
+        .iter()
+        .find(|c| c.description.contains("first-prizes v2"))
+        .unwrap();
+    assert_eq!((cap.limit, cap.used), (3, 2), "{cap:?}");
+
+    // The preview and the run of the second program see the 2 awarded elsewhere: 1 seat left.
+    let preview = env
+        .client()
+        .allocate_program(env.as_role(
+            Role::Officer,
+            pb::AllocateProgramRequest {
+                name: "programs/progress-2028".into(),
+                validate_only: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(awarded(&preview), 1);
+    let second = env.allocate("progress-2028").await.unwrap();
+    assert_eq!(awarded(&second), 1);
+    let cap = second
+        .caps
+        .iter()
+        .find(|c| c.description.contains("first-prizes v2"))
+        .unwrap();
+    assert_eq!((cap.limit, cap.used), (1, 1), "{cap:?}");
+    assert!(
+        cap.description.contains("2 of 3 already awarded"),
+        "{cap:?}"
+    );
+    let skipped = second
+        .entries
+        .iter()
+        .find(|e| e.outcome == pb::ApplicationOutcome::NotSelected as i32)
+        .unwrap();
+    assert!(
+        skipped.reason.contains("statutory ceiling"),
+        "the reason names the ceiling: {skipped:?}"
+    );
+    assert_eq!(
+        awarded(&first) + awarded(&second),
+        3,
+        "the year never exceeds 3"
+    );
+    env.chain_verifies().await;
     env.stop().await;
 }

@@ -66,6 +66,8 @@ pub fn uscc_violation(field: &str, err: &UsccError) -> FieldViolation {
     let reason = match err {
         UsccError::InvalidFormat(_) => "INVALID_FORMAT",
         UsccError::InvalidChecksum { .. } => "INVALID_CHECKSUM",
+        UsccError::UnknownRegisteringDepartment { .. } => "UNKNOWN_REGISTERING_DEPARTMENT",
+        UsccError::UnknownCategory { .. } => "UNKNOWN_CATEGORY",
     };
     FieldViolation::new(field, reason, err.to_string())
 }
@@ -303,6 +305,7 @@ pub fn report_to_proto(report: uscc::UsccReport) -> pb::ValidateUsccResponse {
         uscc::Verdict::InvalidFormat => pb::UsccVerdict::InvalidFormat,
         uscc::Verdict::InvalidChecksum => pb::UsccVerdict::InvalidChecksum,
         uscc::Verdict::KnownException => pb::UsccVerdict::KnownException,
+        uscc::Verdict::UnknownDepartmentOrCategory => pb::UsccVerdict::UnknownDepartmentOrCategory,
     } as i32;
     let parts = report.parts;
     pb::ValidateUsccResponse {
@@ -335,6 +338,16 @@ pub fn report_to_proto(report: uscc::UsccReport) -> pb::ValidateUsccResponse {
             .expected_check_character
             .map(String::from)
             .unwrap_or_default(),
+        registering_department_name: parts
+            .as_ref()
+            .and_then(|p| p.registering_department_name)
+            .unwrap_or("")
+            .to_string(),
+        category_name: parts
+            .as_ref()
+            .and_then(|p| p.category_name)
+            .unwrap_or("")
+            .to_string(),
     }
 }
 

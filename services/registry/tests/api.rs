@@ -27,6 +27,7 @@ on_both_backends!(
     every_bad_field_is_reported_together_with_its_path,
     the_allow_listed_pilot_code_is_accepted_as_a_known_exception,
     validate_uscc_reports_verdicts_and_parts,
+    a_department_or_category_outside_the_code_table_is_refused_with_its_reason,
     a_duplicate_uscc_is_already_exists_naming_the_enterprise,
     a_repeated_request_id_creates_once_and_replays_the_first_result,
     a_reused_request_id_with_a_different_request_is_invalid_argument,
@@ -552,6 +553,67 @@ async fn the_allow_listed_pilot_code_is_accepted_as_a_known_exception(backend: B
         .await
         .unwrap_err();
     assert_single_violation(&status, "enterprise.uscc", "INVALID_CHECKSUM");
+    server.stop().await;
+}
+
+async fn a_department_or_category_outside_the_code_table_is_refused_with_its_reason(
+    backend: Backend,
+) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    // Each passes the checksum; only the GB 32100-2015 code table tells them apart.
+    let farmers = valid("93370100MA3C00003");
+    let foundation = valid("53370100MA3C00003");
+    let unknown_category = valid("94370100MA3C00003");
+    let unknown_department = valid("B1370100MA3C00003");
+    for (code, reason) in [
+        (&unknown_category, "UNKNOWN_CATEGORY"),
+        (&unknown_department, "UNKNOWN_REGISTERING_DEPARTMENT"),
+    ] {
+        let status = client(&server)
+            .create_enterprise(server.request(
+                Role::Officer,
+                create_request(enterprise(code, "编码表外企业")),
+            ))
+            .await
+            .unwrap_err();
+        assert_single_violation(&status, "enterprise.uscc", reason);
+        let status = get(&server, Role::Officer, code).await.unwrap_err();
+        assert_single_violation(&status, "name", reason);
+
+        let report = client(&server)
+            .validate_uscc(
+                server.request(Role::Expert, pb::ValidateUsccRequest { uscc: code.clone() }),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            pb::UsccVerdict::try_from(report.verdict).unwrap(),
+            pb::UsccVerdict::UnknownDepartmentOrCategory,
+            "{code}: {report:?}"
+        );
+        assert!(report.category_name.is_empty(), "{code}");
+        assert_eq!(report.problems.len(), 1, "{code}: {:?}", report.problems);
+    }
+    for (code, department, category) in [
+        (&farmers, "工商", "农民专业合作社"),
+        (&foundation, "民政", "基金会"),
+    ] {
+        let created = create_named(&server, code, "编码表内组织").await;
+        assert!(!created.uscc_known_exception);
+        let report = client(&server)
+            .validate_uscc(
+                server.request(Role::Expert, pb::ValidateUsccRequest { uscc: code.clone() }),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(report.verdict, pb::UsccVerdict::Valid as i32, "{code}");
+        assert_eq!(report.registering_department_name, department);
+        assert_eq!(report.category_name, category);
+    }
     server.stop().await;
 }
 

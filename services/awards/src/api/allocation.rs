@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::applications::{achievement_problem, enterprise_problem};
 use super::programs::{illegal, save};
-use super::{AwardsApi, check_etag, concurrent};
+use super::{AwardsApi, ceilings, check_etag, concurrent};
 use crate::convert::{
     ALLOCATION_TYPE, allocation_to_proto, parse_allocation_name, parse_program_name,
 };
@@ -220,9 +220,11 @@ pub(super) async fn allocate_program(
     let candidates = candidates(api, &ctx, &program, &apps).await?;
 
     if req.validate_only {
+        let ceiling_caps = ceilings::allocation_caps(&api.db, &program).await?;
         let preview = run::run(
             &program,
             candidates,
+            ceiling_caps,
             program.allocation_revision.max(0) + 1,
             None,
             &ctx.caller.subject,
@@ -252,9 +254,13 @@ pub(super) async fn allocate_program(
         ))
         .into());
     }
+    // Read under the audit lock: awards other programs of the year made count against the
+    // statutory ceilings, and no other allocation can commit in between.
+    let ceiling_caps = ceilings::allocation_caps(tx.conn(), &current).await?;
     let stored = run::run(
         &current,
         candidates,
+        ceiling_caps,
         1,
         None,
         &ctx.caller.subject,

@@ -9,6 +9,7 @@
 //! | `allocation` | `AllocateProgram` (preview or run), `GetAllocation` |
 //! | `objections` | file, get, list, resolve (upheld → a new allocation revision) |
 //! | `statistics` | `GetFieldDistribution` |
+//! | `ceilings` | (no RPC) the statutory ceilings, checked on create/update/open and allocation |
 //! | `audit` | audit log |
 //!
 //! Who may call each RPC is `roles.rs`, enforced before any handler runs; "own only", DRAFT
@@ -18,6 +19,7 @@
 mod allocation;
 mod applications;
 mod audit;
+mod ceilings;
 mod objections;
 mod programs;
 mod statistics;

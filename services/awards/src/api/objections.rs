@@ -382,6 +382,7 @@ pub(super) async fn resolve_objection(
         let next = run::run(
             &program,
             candidates,
+            previous.ceiling_caps.clone(),
             revision,
             Some(current.name()),
             &ctx.caller.subject,

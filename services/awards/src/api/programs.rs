@@ -9,7 +9,7 @@ use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation
 use qilu_proto::awards as pb;
 use tonic::{Request, Response, Status};
 
-use super::{AwardsApi, check_etag, concurrent, program_not_found, sees_drafts};
+use super::{AwardsApi, ceilings, check_etag, concurrent, program_not_found, sees_drafts};
 use crate::convert::{PROGRAM_TYPE, parse_program_name, program_to_proto, settings_from_proto};
 use crate::domain::program::{
     self, DEFAULT_OBJECTION_WINDOW_DAYS, Kind, MAX_OBJECTION_WINDOW_DAYS, Program, State,
@@ -83,6 +83,7 @@ pub(super) async fn create_program(
         update_time_us: now,
         version: 1,
     };
+    ceilings::check_quotas(tx.conn(), &p).await?;
     if let Err(e) = store::insert(tx.conn(), &p).await {
         return Err(if is_unique_violation(&e) {
             ApiError::AlreadyExists {
@@ -321,6 +322,7 @@ pub(super) async fn update_program(
     }
     let mut updated = current.clone();
     updated.settings = s;
+    ceilings::check_quotas(tx.conn(), &updated).await?;
     let response = save(&mut tx, &current, updated).await?;
     tx.commit(&response).await?;
     Ok(Response::new(response))
@@ -383,20 +385,27 @@ pub(super) async fn open_program(
 ) -> Result<Response<pb::Program>, Status> {
     let ctx = CallContext::of(&request)?;
     let req = request.into_inner();
-    let response = transition(
-        api,
-        &ctx,
-        &req.name,
-        &req.etag,
-        &req.request_id,
-        &req,
-        Transition::Open,
-        |_, p| match p.incomplete() {
-            Some(why) => Err(ApiError::precondition("PROGRAM_INCOMPLETE", p.name(), why)),
-            None => Ok(()),
-        },
-    )
-    .await?;
+    // Not `transition`: the ceiling check reads the year's other programs, inside the same
+    // transaction (under the audit lock), so two drafts cannot open past a ceiling together.
+    let id = parse_program_name(&req.name, "name")?;
+    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, &ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(Response::new(previous)),
+        Begun::Fresh(tx) => tx,
+    };
+    let current = api.load_program(tx.conn(), &id).await?;
+    check_etag(&req.etag, &current.etag(), &current.name())?;
+    let next = current
+        .state
+        .transition(Transition::Open)
+        .map_err(|why| illegal(&current, format!("{}: {why}", current.name())))?;
+    if let Some(why) = current.incomplete() {
+        return Err(ApiError::precondition("PROGRAM_INCOMPLETE", current.name(), why).into());
+    }
+    ceilings::check_quotas(tx.conn(), &current).await?;
+    let mut updated = current.clone();
+    updated.state = next;
+    let response = save(&mut tx, &current, updated).await?;
+    tx.commit(&response).await?;
     Ok(Response::new(response))
 }
 

@@ -166,7 +166,7 @@ pub struct Quota {
 
 /// A cap across buckets: at most `limit` awards over every bucket whose category is in
 /// `categories` (all when empty) and grade in `grades` (all when empty).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cap {
     /// What it is, e.g. "first prizes ≤ 35 a year".
     pub description: String,

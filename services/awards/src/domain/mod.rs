@@ -2,6 +2,7 @@
 
 pub mod allocation;
 pub mod application;
+pub mod ceiling;
 pub mod distribution;
 pub mod hamilton;
 pub mod program;

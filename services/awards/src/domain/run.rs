@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::allocation::{self, Allocation, Candidate};
+use super::allocation::{self, Allocation, Candidate, Cap};
 use super::program::Program;
 
 /// One revision of a program's allocation.
@@ -21,6 +21,12 @@ pub struct Run {
     pub revised_by_objection: Option<String>,
     /// The allocator's input, in application-name order.
     pub candidates: Vec<Candidate>,
+    /// The statutory ceilings as they stood for this program when it was allocated: what is
+    /// left of each after the awards other programs of the year had made
+    /// (`domain::ceiling::allocation_caps`). A revision keeps its predecessor's, so an
+    /// objection changes one thing only.
+    #[serde(default)]
+    pub ceiling_caps: Vec<Cap>,
     /// The allocator's output.
     pub result: Allocation,
     /// Lower-case hex SHA-256 of the canonical inputs.
@@ -33,7 +39,7 @@ pub struct Run {
 
 /// Canonical inputs: the allocation settings and every candidate, as JSON with a fixed field
 /// order (serde emits struct fields in declaration order), candidates sorted by name.
-pub fn input_digest(program: &Program, candidates: &[Candidate]) -> String {
+pub fn input_digest(program: &Program, candidates: &[Candidate], ceiling_caps: &[Cap]) -> String {
     let mut sorted: Vec<&Candidate> = candidates.iter().collect();
     sorted.sort_by(|a, b| a.application.cmp(&b.application));
     let settings = &program.settings;
@@ -47,29 +53,36 @@ pub fn input_digest(program: &Program, candidates: &[Candidate]) -> String {
         "priority_fields": settings.priority_fields,
         "score_threshold_millipoints": settings.score_threshold_millipoints,
         "candidates": sorted,
+        "ceiling_caps": ceiling_caps,
     });
     let mut h = Sha256::new();
     h.update(canonical.to_string().as_bytes());
     hex::encode(h.finalize())
 }
 
-/// Runs the allocator and packs the revision.
+/// Runs the allocator, with the program's own caps and `ceiling_caps`, and packs the revision.
 pub fn run(
     program: &Program,
     mut candidates: Vec<Candidate>,
+    ceiling_caps: Vec<Cap>,
     revision: i32,
     revised_by_objection: Option<String>,
     run_by: &str,
     run_time_us: i64,
 ) -> Run {
     candidates.sort_by(|a, b| a.application.cmp(&b.application));
-    let result = allocation::allocate(&program.allocator_program(), &candidates);
+    let mut allocator_program = program.allocator_program();
+    if let allocation::Kind::Award { caps, .. } = &mut allocator_program.kind {
+        caps.extend(ceiling_caps.iter().cloned());
+    }
+    let result = allocation::allocate(&allocator_program, &candidates);
     Run {
         program_id: program.id.clone(),
         revision,
         revised_by_objection,
-        input_digest: input_digest(program, &candidates),
+        input_digest: input_digest(program, &candidates, &ceiling_caps),
         candidates,
+        ceiling_caps,
         result,
         run_by: run_by.to_string(),
         run_time_us,

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = qilu_common::migration::common_migrations();
         all.push(Box::new(CreateAwardTables));
+        all.extend(super::ceiling::migrations());
         all
     }
 }

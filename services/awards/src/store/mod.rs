@@ -4,6 +4,7 @@
 //! SQLite and PostgreSQL.
 
 pub mod application;
+pub mod ceiling;
 pub mod migration;
 pub mod objection;
 pub mod program;

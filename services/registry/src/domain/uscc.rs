@@ -14,6 +14,9 @@
 //!   [`Verdict::KnownException`] and keeps [`Uscc::is_known_exception`] for its whole life;
 //! - hard-code the allow-list: it is configuration ([`KnownExceptions`]);
 //! - demand digits in positions 1-2: the registering department and category may be letters;
+//! - accept a department/category pair outside the GB 32100-2015 code table ([`CODE_TABLE`]):
+//!   such a code has the right shape and may even carry a matching check character, yet no
+//!   registry can have issued it (only the allow-list rescues one, as a known exception);
 //! - let the organisation code's own GB 11714 check change the verdict: it is a warning only;
 //! - do I/O or logging: everything here is a pure function of its arguments.
 
@@ -61,6 +64,145 @@ const ORGANIZATION_CODE_MODULUS: u32 = 11;
 /// pasted document does not turn into a report thousands of lines long.
 const MAX_LISTED_CHARACTER_PROBLEMS: usize = 10;
 
+/// One registering department of the code table and the categories it may register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Department {
+    /// Position 1 of the code.
+    pub code: char,
+    /// The department's name as the standard writes it.
+    pub name: &'static str,
+    /// The categories (position 2) listed under this department, with their names.
+    pub categories: &'static [(char, &'static str)],
+}
+
+/// The registering department codes (position 1) and the category codes (position 2) each may
+/// issue: GB 32100-2015, Table 1 "登记管理部门代码和机构类别代码" (code table of registering
+/// departments and organisation categories), as maintained by the national credit code
+/// authority. A pair not listed here cannot have been issued: the standard assigns categories per
+/// department, so `93` exists and `94` does not. `Y` (其他) has no category subdivision and always
+/// uses `1` ("不再具体划分机构类别，统一用1表示").
+///
+/// A standard's code table, like the check weights, not programme policy: it changes only with
+/// the standard. Real codes that do not conform are handled by the allow-list
+/// ([`KnownExceptions`]), not by loosening this table.
+pub const CODE_TABLE: &[Department] = &[
+    Department {
+        code: '1',
+        name: "机构编制",
+        categories: &[
+            ('1', "机关"),
+            ('2', "事业单位"),
+            ('3', "中央编办直接管理机构编制的群众团体"),
+            ('9', "其他"),
+        ],
+    },
+    Department {
+        code: '2',
+        name: "外交",
+        categories: &[('1', "外国常驻新闻机构"), ('9', "其他")],
+    },
+    Department {
+        code: '3',
+        name: "司法行政",
+        categories: &[
+            ('1', "律师执业机构"),
+            ('2', "公证处"),
+            ('3', "基层法律服务所"),
+            ('4', "司法鉴定机构"),
+            ('5', "仲裁委员会"),
+            ('9', "其他"),
+        ],
+    },
+    Department {
+        code: '4',
+        name: "文化",
+        categories: &[('1', "外国在华文化中心"), ('9', "其他")],
+    },
+    Department {
+        code: '5',
+        name: "民政",
+        categories: &[
+            ('1', "社会团体"),
+            ('2', "民办非企业单位"),
+            ('3', "基金会"),
+            ('9', "其他"),
+        ],
+    },
+    Department {
+        code: '6',
+        name: "旅游",
+        categories: &[
+            ('1', "外国旅游部门常驻代表机构"),
+            ('2', "港澳台地区旅游部门常驻内地（大陆）代表机构"),
+            ('9', "其他"),
+        ],
+    },
+    Department {
+        code: '7',
+        name: "宗教",
+        categories: &[('1', "宗教活动场所"), ('2', "宗教院校"), ('9', "其他")],
+    },
+    Department {
+        code: '8',
+        name: "工会",
+        categories: &[('1', "基层工会"), ('9', "其他")],
+    },
+    Department {
+        code: '9',
+        name: "工商",
+        categories: &[('1', "企业"), ('2', "个体工商户"), ('3', "农民专业合作社")],
+    },
+    Department {
+        code: 'A',
+        name: "中央军委改革和编制办公室",
+        categories: &[('1', "军队事业单位"), ('9', "其他")],
+    },
+    Department {
+        code: 'N',
+        name: "农业",
+        categories: &[
+            ('1', "组级集体经济组织"),
+            ('2', "村级集体经济组织"),
+            ('3', "乡镇级集体经济组织"),
+            ('9', "其他"),
+        ],
+    },
+    Department {
+        code: 'Y',
+        name: "其他",
+        categories: &[('1', "其他")],
+    },
+];
+
+/// The registering department of position 1, if the code table lists it.
+pub fn department(code: char) -> Option<&'static Department> {
+    CODE_TABLE.iter().find(|d| d.code == code)
+}
+
+/// The name of `category` under `department`, if the code table lists the pair.
+pub fn category_name(department_code: char, category: char) -> Option<&'static str> {
+    department(department_code)?
+        .categories
+        .iter()
+        .find(|(code, _)| *code == category)
+        .map(|(_, name)| *name)
+}
+
+/// Why positions 1-2 are not a pair of the code table, or `None` when they are.
+fn code_table_error(department_code: char, category: char) -> Option<UsccError> {
+    match department(department_code) {
+        None => Some(UsccError::UnknownRegisteringDepartment {
+            department: department_code,
+        }),
+        Some(d) if category_name(d.code, category).is_none() => Some(UsccError::UnknownCategory {
+            department: d.code,
+            department_name: d.name,
+            category,
+        }),
+        Some(_) => None,
+    }
+}
+
 /// Shandong prefecture-level division prefixes (GB/T 2260) and the English city names the
 /// programme uses. 3712 was Laiwu, merged into Jinan in 2019: codes issued there before the
 /// merger still carry 3712, and the enterprise now belongs to Jinan.
@@ -93,13 +235,14 @@ const SHANDONG_CITIES: [(&str, &str); 17] = [
 /// Why a newtype: handlers, storage and resource names can only hold codes that went through
 /// [`Uscc::parse`], so nothing downstream re-checks, or forgets to. The known-exception flag
 /// travels with the code so an allow-listed code is never mistaken for one that passed the
-/// check. The flag is determined by the code itself (set exactly when its checksum fails), so
+/// check. The flag is determined by the code itself (set exactly when its checksum or its
+/// department/category pair fails), so
 /// the derived equality, ordering and hashing agree with those of the code string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uscc {
     /// The normalised code (see the type's invariant).
     code: String,
-    /// The checksum fails and the code is on the allow-list.
+    /// The checksum or the code table fails and the code is on the allow-list.
     known_exception: bool,
 }
 
@@ -127,6 +270,14 @@ impl Uscc {
                 // `check` always fills both for a checksum failure; stay total anyway.
                 _ => Err(UsccError::InvalidFormat(report.problems.join("; "))),
             },
+            Verdict::UnknownDepartmentOrCategory => match report
+                .parts
+                .and_then(|p| code_table_error(p.registering_department, p.category))
+            {
+                Some(err) => Err(err),
+                // `check` gives this verdict only for a pair outside the table; stay total.
+                None => Err(UsccError::InvalidFormat(report.problems.join("; "))),
+            },
             Verdict::InvalidFormat => Err(UsccError::InvalidFormat(report.problems.join("; "))),
         }
     }
@@ -141,8 +292,9 @@ impl Uscc {
         parts_of(&self.code)
     }
 
-    /// Whether this code fails the GB 32100-2015 check and was accepted only because it is on
-    /// the allow-list; callers should show that rather than present the code as checked.
+    /// Whether this code fails the GB 32100-2015 check (checksum or code table) and was
+    /// accepted only because it is on the allow-list; callers should show that rather than
+    /// present the code as checked.
     pub fn is_known_exception(&self) -> bool {
         self.known_exception
     }
@@ -179,7 +331,9 @@ impl From<Uscc> for String {
 /// configuration, an explicit and reviewable decision, and a listed code is reported as
 /// [`Verdict::KnownException`], never as [`Verdict::Valid`]. The list is consulted only for
 /// checksum failures: an entry that is malformed (wrong length, forbidden characters) never
-/// makes a malformed code acceptable.
+/// makes a malformed code acceptable. It also rescues a well-formed code whose department and
+/// category pair is outside the GB 32100-2015 code table ([`CODE_TABLE`]): such a code too can
+/// only be a real, non-conforming code that an operator chose to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownExceptions(BTreeSet<String>);
 
@@ -232,8 +386,13 @@ pub enum Verdict {
     /// Well formed, but the check character does not match (including a letter that never
     /// appears in codes, such as the `Z` of `91350100M000100Y4Z`).
     InvalidChecksum,
-    /// The check character does not match, but the code is on the allow-list.
+    /// The check character does not match, or the department/category pair is outside the
+    /// code table, but the code is on the allow-list.
     KnownException,
+    /// Well formed, but positions 1-2 are not a registering department and category pair of
+    /// the GB 32100-2015 code table ([`CODE_TABLE`]), so no registry can have issued it. Takes
+    /// precedence over a checksum failure (both are reported in the problems).
+    UnknownDepartmentOrCategory,
 }
 
 impl Verdict {
@@ -249,6 +408,7 @@ impl Verdict {
             Verdict::InvalidFormat => "INVALID_FORMAT",
             Verdict::InvalidChecksum => "INVALID_CHECKSUM",
             Verdict::KnownException => "KNOWN_EXCEPTION",
+            Verdict::UnknownDepartmentOrCategory => "UNKNOWN_DEPARTMENT_OR_CATEGORY",
         }
     }
 }
@@ -266,9 +426,15 @@ impl fmt::Display for Verdict {
 pub struct UsccParts {
     /// Position 1: the registering department (1-9, A, N, Y; 9 = market regulation).
     pub registering_department: char,
+    /// The department's name in the code table ([`CODE_TABLE`]), e.g. `工商` for 9; `None` for
+    /// a department the table does not list.
+    pub registering_department_name: Option<&'static str>,
     /// Position 2: the category within that department (under 9: 1 enterprise, 2 individual
     /// business, 3 farmers' cooperative).
     pub category: char,
+    /// The category's name under its department in the code table, e.g. `企业` for 91; `None`
+    /// for a pair the table does not list.
+    pub category_name: Option<&'static str>,
     /// Positions 3-8: the administrative division of registration (GB/T 2260), six digits.
     pub division_code: String,
     /// The Shandong city of `division_code` ([`city_for_division`]); `None` outside Shandong
@@ -309,6 +475,28 @@ pub enum UsccError {
     /// which.
     #[error("not a Unified Social Credit Code (GB 32100-2015): {0}")]
     InvalidFormat(String),
+    /// Position 1 is not a registering department of the GB 32100-2015 code table.
+    #[error(
+        "not a Unified Social Credit Code (GB 32100-2015): position 1 is '{department}', \
+         which is not a registering department of the code table (1-9, A, N, Y)"
+    )]
+    UnknownRegisteringDepartment {
+        /// Position 1 as given.
+        department: char,
+    },
+    /// Position 2 is not a category the code table lists under the department of position 1.
+    #[error(
+        "not a Unified Social Credit Code (GB 32100-2015): category '{category}' is not listed \
+         under registering department '{department}' ({department_name}) in the code table"
+    )]
+    UnknownCategory {
+        /// Position 1.
+        department: char,
+        /// The department's name in the code table.
+        department_name: &'static str,
+        /// Position 2 as given.
+        category: char,
+    },
     /// Well formed, but the check character is wrong: most likely a typo.
     #[error(
         "Unified Social Credit Code check failed (GB 32100-2015): \
@@ -349,23 +537,44 @@ pub fn check(input: &str, known_exceptions: &KnownExceptions) -> UsccReport {
     };
 
     let parts = parts_of(&normalized);
-    let verdict = if parts.check_character == expected {
-        Verdict::Valid
-    } else {
+    let table_error = code_table_error(parts.registering_department, parts.category);
+    if let Some(err) = &table_error {
+        problems.push(match err {
+            UsccError::UnknownCategory {
+                department,
+                department_name,
+                category,
+            } => format!(
+                "category {category:?} at position 2 is not listed under registering department \
+                 {department:?} ({department_name}) in the GB 32100-2015 code table"
+            ),
+            _ => format!(
+                "registering department {:?} at position 1 is not in the GB 32100-2015 code \
+                 table (1-9, A, N, Y)",
+                parts.registering_department
+            ),
+        });
+    }
+    let checksum_ok = parts.check_character == expected;
+    if !checksum_ok {
         problems.push(format!(
             "check character is {:?}, expected {:?}",
             parts.check_character, expected
         ));
-        if known_exceptions.contains(&normalized) {
-            problems.push(
-                "accepted only as a known exception: the code is on the allow-list of real \
-                 early pilot codes that fail the check"
-                    .to_owned(),
-            );
-            Verdict::KnownException
-        } else {
-            Verdict::InvalidChecksum
-        }
+    }
+    let verdict = if checksum_ok && table_error.is_none() {
+        Verdict::Valid
+    } else if known_exceptions.contains(&normalized) {
+        problems.push(
+            "accepted only as a known exception: the code is on the allow-list of real \
+             early pilot codes that fail the check"
+                .to_owned(),
+        );
+        Verdict::KnownException
+    } else if table_error.is_some() {
+        Verdict::UnknownDepartmentOrCategory
+    } else {
+        Verdict::InvalidChecksum
     };
 
     let organization_code_check_passed = match organization_code_problem(&parts.organization_code) {
@@ -526,7 +735,9 @@ fn format_problems(normalized: &str) -> Vec<String> {
 fn parts_of(code: &str) -> UsccParts {
     let mut parts = UsccParts {
         registering_department: '0',
+        registering_department_name: None,
         category: '0',
+        category_name: None,
         division_code: String::with_capacity(6),
         city: None,
         organization_code: String::with_capacity(9),
@@ -545,6 +756,8 @@ fn parts_of(code: &str) -> UsccParts {
         }
     }
     parts.city = city_for_division(&parts.division_code);
+    parts.registering_department_name = department(parts.registering_department).map(|d| d.name);
+    parts.category_name = category_name(parts.registering_department, parts.category);
     parts
 }
 
@@ -599,9 +812,12 @@ mod tests {
             for replacement in ALPHABET.chars().filter(|&c| c != was) {
                 let mut changed = original.clone();
                 changed[index] = replacement;
+                let (department, category) = (changed[0], changed[1]);
                 let expected =
                     if DIVISION_POSITIONS.contains(&position) && !replacement.is_ascii_digit() {
                         Verdict::InvalidFormat
+                    } else if category_name(department, category).is_none() {
+                        Verdict::UnknownDepartmentOrCategory
                     } else {
                         Verdict::InvalidChecksum
                     };
@@ -807,7 +1023,8 @@ mod tests {
 
     #[test]
     fn letters_are_allowed_in_positions_1_and_2() {
-        for prefix in ["Y1", "N2", "A1", "9A", "YY"] {
+        // Letters where the code table has them: departments A, N and Y.
+        for prefix in ["Y1", "N2", "A1", "A9", "N9"] {
             let code = with_check_character(&format!("{prefix}350100M000100Y4"));
             let report = check(&code, &no_exceptions());
             assert_eq!(
@@ -916,6 +1133,210 @@ mod tests {
         }
     }
 
+    /// The code table as GB 32100-2015 Table 1 gives it, written out independently of
+    /// [`CODE_TABLE`]: every listed (department, category) pair.
+    const STANDARD_PAIRS: &[(&str, &str)] = &[
+        ("11", "机关"),
+        ("12", "事业单位"),
+        ("13", "中央编办直接管理机构编制的群众团体"),
+        ("19", "其他"),
+        ("21", "外国常驻新闻机构"),
+        ("29", "其他"),
+        ("31", "律师执业机构"),
+        ("32", "公证处"),
+        ("33", "基层法律服务所"),
+        ("34", "司法鉴定机构"),
+        ("35", "仲裁委员会"),
+        ("39", "其他"),
+        ("41", "外国在华文化中心"),
+        ("49", "其他"),
+        ("51", "社会团体"),
+        ("52", "民办非企业单位"),
+        ("53", "基金会"),
+        ("59", "其他"),
+        ("61", "外国旅游部门常驻代表机构"),
+        ("62", "港澳台地区旅游部门常驻内地（大陆）代表机构"),
+        ("69", "其他"),
+        ("71", "宗教活动场所"),
+        ("72", "宗教院校"),
+        ("79", "其他"),
+        ("81", "基层工会"),
+        ("89", "其他"),
+        ("91", "企业"),
+        ("92", "个体工商户"),
+        ("93", "农民专业合作社"),
+        ("A1", "军队事业单位"),
+        ("A9", "其他"),
+        ("N1", "组级集体经济组织"),
+        ("N2", "村级集体经济组织"),
+        ("N3", "乡镇级集体经济组织"),
+        ("N9", "其他"),
+        ("Y1", "其他"),
+    ];
+
+    /// A code with `head` in positions 1-2 and the right check characters (GB 32100 and
+    /// GB 11714).
+    fn code_with_head(head: &str) -> String {
+        with_check_character(&format!("{head}370100MA3C00003"))
+    }
+
+    #[test]
+    fn every_pair_of_the_code_table_is_valid_and_named() {
+        assert_eq!(listed_pairs().len(), STANDARD_PAIRS.len());
+        for &(head, name) in STANDARD_PAIRS {
+            let code = code_with_head(head);
+            let report = check(&code, &no_exceptions());
+            assert_eq!(
+                report.verdict,
+                Verdict::Valid,
+                "{head}: {:?}",
+                report.problems
+            );
+            let parts = report.parts.unwrap();
+            assert_eq!(parts.category_name, Some(name), "{head}");
+            assert!(parts.registering_department_name.is_some(), "{head}");
+            assert!(Uscc::parse(&code, &no_exceptions()).is_ok(), "{head}");
+        }
+    }
+
+    #[test]
+    fn pairs_outside_the_code_table_are_rejected_with_their_reason() {
+        // Every two-symbol head of the alphabet that the table does not list, each with a
+        // matching check character: the checksum alone would pass them all.
+        let listed: BTreeSet<String> = STANDARD_PAIRS
+            .iter()
+            .map(|(h, _)| (*h).to_owned())
+            .collect();
+        let mut rejected = 0;
+        for department_code in ALPHABET.chars() {
+            for category in ALPHABET.chars() {
+                let head: String = [department_code, category].into_iter().collect();
+                if listed.contains(&head) {
+                    continue;
+                }
+                rejected += 1;
+                let code = code_with_head(&head);
+                let report = check(&code, &no_exceptions());
+                assert_eq!(
+                    report.verdict,
+                    Verdict::UnknownDepartmentOrCategory,
+                    "{head}"
+                );
+                assert!(!report.verdict.is_accepted());
+                assert_eq!(report.problems.len(), 1, "{head}: {:?}", report.problems);
+                let expected = if department(department_code).is_some() {
+                    UsccError::UnknownCategory {
+                        department: department_code,
+                        department_name: department(department_code).unwrap().name,
+                        category,
+                    }
+                } else {
+                    UsccError::UnknownRegisteringDepartment {
+                        department: department_code,
+                    }
+                };
+                assert_eq!(
+                    Uscc::parse(&code, &no_exceptions()),
+                    Err(expected),
+                    "{head}"
+                );
+                // On the allow-list it is a known exception, never a pass.
+                let listed_code = KnownExceptions::new([code.as_str()]);
+                assert_eq!(check(&code, &listed_code).verdict, Verdict::KnownException);
+                assert!(
+                    Uscc::parse(&code, &listed_code)
+                        .unwrap()
+                        .is_known_exception()
+                );
+            }
+        }
+        assert_eq!(rejected, 31 * 31 - STANDARD_PAIRS.len());
+    }
+
+    #[test]
+    fn neighbours_of_listed_pairs_are_named_precisely() {
+        use Verdict::{UnknownDepartmentOrCategory as Unknown, Valid};
+        // (head, verdict, reason) — the reason as convert.rs names it.
+        let cases: &[(&str, Verdict, Option<&str>)] = &[
+            ("91", Valid, None),
+            ("93", Valid, None),
+            ("94", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("99", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("90", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("9A", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("14", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("18", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("22", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("36", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("42", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("54", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("63", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("73", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("82", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("A2", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("N4", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("Y2", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("Y9", Unknown, Some("UNKNOWN_CATEGORY")),
+            ("01", Unknown, Some("UNKNOWN_REGISTERING_DEPARTMENT")),
+            ("B1", Unknown, Some("UNKNOWN_REGISTERING_DEPARTMENT")),
+            ("M1", Unknown, Some("UNKNOWN_REGISTERING_DEPARTMENT")),
+            ("P1", Unknown, Some("UNKNOWN_REGISTERING_DEPARTMENT")),
+            ("X1", Unknown, Some("UNKNOWN_REGISTERING_DEPARTMENT")),
+        ];
+        for &(head, verdict, reason) in cases {
+            let code = code_with_head(head);
+            assert_eq!(check(&code, &no_exceptions()).verdict, verdict, "{head}");
+            let err = Uscc::parse(&code, &no_exceptions()).err();
+            let got = err.as_ref().map(|e| match e {
+                UsccError::UnknownCategory { .. } => "UNKNOWN_CATEGORY",
+                UsccError::UnknownRegisteringDepartment { .. } => "UNKNOWN_REGISTERING_DEPARTMENT",
+                _ => "OTHER",
+            });
+            assert_eq!(got, reason, "{head}");
+        }
+        assert_eq!(
+            Uscc::parse(&code_with_head("94"), &no_exceptions())
+                .unwrap_err()
+                .to_string(),
+            "not a Unified Social Credit Code (GB 32100-2015): category '4' is not listed under \
+             registering department '9' (工商) in the code table"
+        );
+        assert_eq!(
+            Uscc::parse(&code_with_head("B1"), &no_exceptions())
+                .unwrap_err()
+                .to_string(),
+            "not a Unified Social Credit Code (GB 32100-2015): position 1 is 'B', which is not a \
+             registering department of the code table (1-9, A, N, Y)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_pair_outweighs_a_checksum_failure_and_both_are_reported() {
+        let code = code_with_head("B1");
+        let wrong = format!(
+            "{}{}",
+            &code[..17],
+            if code.ends_with('0') { '1' } else { '0' }
+        );
+        let report = check(&wrong, &no_exceptions());
+        assert_eq!(report.verdict, Verdict::UnknownDepartmentOrCategory);
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        assert!(report.problems[0].contains("registering department 'B'"));
+        assert!(report.problems[1].starts_with("check character is"));
+        assert_eq!(
+            report
+                .parts
+                .as_ref()
+                .map(|p| (p.registering_department_name, p.category_name)),
+            Some((None, None))
+        );
+        // The pilot code's pair (91) is listed: still a known exception for its checksum.
+        assert_eq!(
+            check(PILOT_CODE, &pilot_allow_list()).verdict,
+            Verdict::KnownException
+        );
+    }
+
     #[test]
     fn parts_name_each_position() {
         let parts = Uscc::parse(WORKED_EXAMPLE, &no_exceptions())
@@ -925,7 +1346,9 @@ mod tests {
             parts,
             UsccParts {
                 registering_department: '9',
+                registering_department_name: Some("工商"),
                 category: '1',
+                category_name: Some("企业"),
                 division_code: "350100".to_owned(),
                 city: None,
                 organization_code: "M000100Y4".to_owned(),
@@ -1124,6 +1547,11 @@ mod tests {
         assert_eq!(Verdict::InvalidFormat.as_str(), "INVALID_FORMAT");
         assert_eq!(Verdict::InvalidChecksum.as_str(), "INVALID_CHECKSUM");
         assert_eq!(Verdict::KnownException.as_str(), "KNOWN_EXCEPTION");
+        assert_eq!(
+            Verdict::UnknownDepartmentOrCategory.as_str(),
+            "UNKNOWN_DEPARTMENT_OR_CATEGORY"
+        );
+        assert!(!Verdict::UnknownDepartmentOrCategory.is_accepted());
         assert!(Verdict::Valid.is_accepted() && Verdict::KnownException.is_accepted());
         assert!(!Verdict::InvalidFormat.is_accepted() && !Verdict::InvalidChecksum.is_accepted());
     }
@@ -1133,16 +1561,26 @@ mod tests {
         proptest::sample::select(ALPHABET.chars().collect::<Vec<_>>())
     }
 
-    /// A random 17-character body: any symbols in positions 1-2 and 9-17, digits in 3-8.
+    /// Every department/category pair of the code table.
+    fn listed_pairs() -> Vec<(char, char)> {
+        CODE_TABLE
+            .iter()
+            .flat_map(|d| d.categories.iter().map(move |(c, _)| (d.code, *c)))
+            .collect()
+    }
+
+    /// A random 17-character body: a listed department/category pair in positions 1-2, any
+    /// symbols in 9-17, digits in 3-8.
     fn body() -> impl Strategy<Value = String> {
         let digits: Vec<char> = ('0'..='9').collect();
         (
-            proptest::collection::vec(symbol_strategy(), 2),
+            proptest::sample::select(listed_pairs()),
             proptest::collection::vec(proptest::sample::select(digits), 6),
             proptest::collection::vec(symbol_strategy(), 9),
         )
-            .prop_map(|(head, division, organization)| {
-                head.into_iter()
+            .prop_map(|((department, category), division, organization)| {
+                [department, category]
+                    .into_iter()
                     .chain(division)
                     .chain(organization)
                     .collect()
