@@ -112,7 +112,8 @@ pub enum ApiError {
     Unavailable {
         /// What is down, e.g. `database` or `registry`.
         dependency: String,
-        /// The `ErrorInfo` reason: `DATABASE_UNAVAILABLE`, `DATABASE_BUSY` or
+        /// The `ErrorInfo` reason: `DATABASE_UNAVAILABLE`, `DATABASE_BUSY`,
+        /// `WRITE_LEASE_EXPIRED` (a write held the service's writer past its deadline) or
         /// `DEPENDENCY_UNAVAILABLE` (a peer service).
         reason: &'static str,
         /// The underlying error, for the logs.

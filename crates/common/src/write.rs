@@ -299,6 +299,7 @@ fn revoked_db_err() -> DbErr {
 fn revoked_error() -> ApiError {
     ApiError::Unavailable {
         dependency: "database".into(),
+        reason: "WRITE_LEASE_EXPIRED",
         source: Box::new(revoked_db_err()),
     }
 }
@@ -306,6 +307,7 @@ fn revoked_error() -> ApiError {
 fn writer_gone() -> ApiError {
     ApiError::Unavailable {
         dependency: "database".into(),
+        reason: "DATABASE_UNAVAILABLE",
         source: "the database writer stopped before the write was committed".into(),
     }
 }
