@@ -29,7 +29,7 @@ pub const MAX_ECHO_CHARS: usize = 64;
 /// Longest resource name an error carries whole. Names of this API are far shorter.
 pub const MAX_RESOURCE_NAME_CHARS: usize = 256;
 /// Longest description of one field violation or precondition, in bytes (UTF-8).
-pub const MAX_DESCRIPTION_BYTES: usize = 300;
+pub const MAX_DESCRIPTION_BYTES: usize = 512;
 /// Longest field path, reason or precondition subject in an error detail, in bytes.
 pub const MAX_DETAIL_NAME_BYTES: usize = 128;
 /// Most field violations (or precondition failures) one error lists; the rest are counted
@@ -143,7 +143,10 @@ mod tests {
         let invented = format!("enterprises/{}", "X".repeat(5000));
         assert_eq!(
             preview(&invented),
-            format!("enterprises/{}… (5012 chars)", "X".repeat(MAX_ECHO_CHARS - 12))
+            format!(
+                "enterprises/{}… (5012 chars)",
+                "X".repeat(MAX_ECHO_CHARS - 12)
+            )
         );
     }
 
