@@ -70,6 +70,10 @@
 //!   before; after [`LEASE_DEADLINE`] its lease is revoked: its later statements and its commit
 //!   fail, its savepoint is rolled back, and the batch goes on without it.
 //!
+//! Measured (2 shared cores, `qilu-bench`, 64 callers, PostgreSQL, median of 3): CreateEnterprise
+//! 336–380/s with one transaction per write, 747–926/s with group commit, beside pgbench TPC-B
+//! `-c16 -j2` at 531–745 tps in the same runs.
+//!
 //! Rejected alternative: letting writes run in parallel transactions and sequencing only the
 //! audit rows afterwards would break handlers that rely on writes being serialised (read, check,
 //! write), and the audit event would no longer be chained in the transaction of its change.
