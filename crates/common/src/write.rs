@@ -576,13 +576,27 @@ async fn run_batch(
 
 /// What each write of a batch that could not commit is told: nothing of it was stored.
 fn batch_error(err: DbErr) -> ApiError {
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => ApiError::from(err),
-        other => {
-            tracing::debug!(error = %other, "batch error");
-            ApiError::Aborted(
-                "the write could not be committed together with the writes batched with it; nothing was stored; retry".into(),
-            )
-        }
+    // Only a COMMIT the database itself refused for the batch's content (a deferred constraint)
+    // is ABORTED. Anything else — the connection died mid-batch, a lock was not granted, the
+    // batch's transaction was lost — is UNAVAILABLE: the outcome is the database's trouble, and
+    // a retry with the same request_id is safe either way.
+    let refused = matches!(
+        &err,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+            if matches!(e.as_ref(), sea_orm::sqlx::Error::Database(_))
+    );
+    if !refused || crate::db::classify(&err).is_some() {
+        return match ApiError::from(err) {
+            ApiError::Internal(source) => ApiError::Unavailable {
+                dependency: "database".into(),
+                reason: "DATABASE_UNAVAILABLE",
+                source,
+            },
+            other => other,
+        };
     }
+    tracing::debug!(error = %err, "batch error");
+    ApiError::Aborted(
+        "the write could not be committed together with the writes batched with it; nothing was stored; retry".into(),
+    )
 }
