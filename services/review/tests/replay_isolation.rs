@@ -29,7 +29,11 @@ type Client = AchievementReviewServiceClient<Channel>;
 /// compares with the descriptor set.
 macro_rules! isolation_cases {
     ($($name:ident => $method:literal),* $(,)?) => {
-        on_both_backends!($($name),*);
+        on_both_backends!(
+            $($name,)*
+            another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it_is_refused,
+            a_retry_while_the_registry_is_down_replays_create_and_submit,
+        );
         const CASES: &[&str] = &[$($method),*];
     };
 }
@@ -81,7 +85,8 @@ macro_rules! call {
 // ---------------------------------------------------------------------------------------------
 
 struct Env {
-    registry: TestServer,
+    /// `None` once stopped.
+    registry: Option<TestServer>,
     review: TestServer,
 }
 
@@ -115,7 +120,10 @@ impl Env {
             &[("QILU__PEERS__REGISTRY", format!("http://{}", registry.addr))],
         )
         .await?;
-        let env = Env { registry, review };
+        let env = Env {
+            registry: Some(registry),
+            review,
+        };
         env.register(&uscc(1)).await;
         env.register(&uscc(2)).await;
         Some(env)
@@ -126,8 +134,9 @@ impl Env {
     }
 
     async fn register(&self, code: &str) {
-        EnterpriseRegistryServiceClient::new(self.registry.channel.clone())
-            .create_enterprise(self.registry.request(
+        let registry = self.registry.as_ref().expect("registry running");
+        EnterpriseRegistryServiceClient::new(registry.channel.clone())
+            .create_enterprise(registry.request(
                 Role::Officer,
                 rpb::CreateEnterpriseRequest {
                     enterprise: Some(rpb::Enterprise {
@@ -678,4 +687,134 @@ async fn submit_review(backend: Backend) {
         call!(env.client(), submit_review, review_request(&review, &x)),
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Around the cases
+// ---------------------------------------------------------------------------------------------
+
+/// B's *different* request under A's id is simply B's own request (no "id already used"
+/// answer that would tell B about A's call); A reusing its own id for another request is
+/// still INVALID_ARGUMENT REQUEST_ID_REUSED (AIP-155).
+async fn another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it_is_refused(
+    backend: Backend,
+) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let (a, b) = env.enterprises();
+    let x = request_id();
+    let create = |owner: &str| pb::CreateAchievementRequest {
+        achievement: Some(draft(owner, "3421", 50_000)),
+        request_id: x.clone(),
+    };
+    let mine = env
+        .client()
+        .create_achievement(a.request(create(&uscc(1))))
+        .await
+        .unwrap()
+        .into_inner();
+    let theirs = env
+        .client()
+        .create_achievement(b.request(create(&uscc(2))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(theirs.name, mine.name);
+    assert_eq!(theirs.owner, format!("enterprises/{}", uscc(2)));
+    let mut other = create(&uscc(1));
+    other.achievement.as_mut().unwrap().title = "另一个成果".into();
+    let s = env
+        .client()
+        .create_achievement(a.request(other))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert_eq!(
+        tonic_types::StatusExt::get_details_bad_request(&s)
+            .unwrap()
+            .field_violations[0]
+            .reason,
+        "REQUEST_ID_REUSED"
+    );
+    // A token refresh (a new token, same claims) still replays.
+    let subject = format!("enterprise-{}", uscc(1));
+    let token = qilu_common::auth::mint_hs256(
+        &env.review.config.auth,
+        &qilu_common::auth::TokenRequest {
+            subject: subject.clone(),
+            roles: vec![Role::Enterprise],
+            enterprise: Some(uscc(1)),
+            expert: None,
+            ttl_seconds: 7200,
+        },
+    )
+    .unwrap();
+    let refreshed = Principal {
+        bearer: format!("Bearer {token}"),
+        subject,
+    };
+    assert_ne!(refreshed.bearer, a.bearer);
+    let again = env
+        .client()
+        .create_achievement(refreshed.request(create(&uscc(1))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, mine);
+}
+
+/// A create or submit that completed replays on retry even while the registry is down: the
+/// replay is looked up before the registry is asked. A new request still gets UNAVAILABLE.
+async fn a_retry_while_the_registry_is_down_replays_create_and_submit(backend: Backend) {
+    let Some(mut env) = Env::start(backend).await else {
+        return;
+    };
+    let owner = Principal::enterprise(&env.review, &uscc(1));
+    let create = pb::CreateAchievementRequest {
+        achievement: Some(draft(&uscc(1), "3421", 50_000)),
+        request_id: request_id(),
+    };
+    let created = env
+        .client()
+        .create_achievement(owner.request(create.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let submit = pb::SubmitAchievementRequest {
+        name: created.name.clone(),
+        request_id: request_id(),
+        ..Default::default()
+    };
+    let submitted = env
+        .client()
+        .submit_achievement(owner.request(submit.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    env.registry.take().unwrap().stop().await;
+    let again = env
+        .client()
+        .create_achievement(owner.request(create.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, created);
+    let again = env
+        .client()
+        .submit_achievement(owner.request(submit))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, submitted);
+    // Not a replay: the registry is needed, and it is down.
+    let s = env
+        .client()
+        .create_achievement(owner.request(pb::CreateAchievementRequest {
+            request_id: request_id(),
+            ..create
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable, "{s:?}");
 }
