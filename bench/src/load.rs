@@ -21,6 +21,44 @@ pub struct Stats {
     pub errors: u64,
     /// The first failure, for the report.
     pub first_error: Option<String>,
+    /// CPU time of the in-process servers per measured call, µs (threads `bench-server*` and
+    /// SQLite's `sqlx-sqlite-worker*`): a cost figure that other load on the machine does not
+    /// move the way it moves throughput.
+    pub server_cpu_us: f64,
+}
+
+/// CPU time (user + system) of this process's server threads so far, µs: `/proc/self/task/*/stat`
+/// in clock ticks of USER_HZ (100 on Linux).
+pub fn server_cpu_us() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ticks: u64 = 0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ... ; comm may contain spaces, so split after the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        if !(comm.starts_with("bench-server") || comm.starts_with("sqlx-sqlite")) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // After the comm: state is field 3, utime 14, stime 15 (1-based in proc(5)).
+        let utime = fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let stime = fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        ticks += utime + stime;
+    }
+    ticks as f64 * 10_000.0
 }
 
 /// The exact `q` quantile (nearest rank) of sorted microsecond samples, in ms.
@@ -46,6 +84,12 @@ where
     let start = Instant::now();
     let measure_from = start + warmup;
     let measure_until = measure_from + measure;
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before = server_cpu_us();
+        tokio::time::sleep_until(measure_until.into()).await;
+        server_cpu_us() - before
+    });
     let mut tasks = Vec::with_capacity(callers);
     for caller in 0..callers {
         let call = call.clone();
@@ -95,6 +139,7 @@ where
         }
     }
     all.sort_unstable();
+    let cpu = cpu.await.unwrap_or(f64::NAN);
     Stats {
         rate: all.len() as f64 / measure.as_secs_f64(),
         p50_ms: quantile_ms(&all, 0.50),
@@ -102,6 +147,7 @@ where
         calls: all.len() as u64,
         errors: errors.load(Ordering::Relaxed),
         first_error,
+        server_cpu_us: cpu / all.len().max(1) as f64,
     }
 }
 
@@ -116,6 +162,7 @@ where
     let seq = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    let cpu_before = server_cpu_us();
     let mut tasks = Vec::with_capacity(callers);
     for caller in 0..callers {
         let call = call.clone();
@@ -157,6 +204,7 @@ where
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server_cpu_us() - cpu_before;
     all.sort_unstable();
     Stats {
         rate: all.len() as f64 / elapsed,
@@ -165,6 +213,7 @@ where
         calls: all.len() as u64,
         errors: errors.load(Ordering::Relaxed),
         first_error,
+        server_cpu_us: cpu / all.len().max(1) as f64,
     }
 }
 
@@ -204,6 +253,7 @@ mod tests {
             calls: 1,
             errors,
             first_error: (errors > 0).then(|| format!("e{rate}")),
+            server_cpu_us: 1.0,
         };
         let m = median(vec![s(30.0, 0), s(10.0, 1), s(20.0, 0)]).unwrap_or_else(|| s(0.0, 0));
         assert_eq!(m.rate, 20.0);

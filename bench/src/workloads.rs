@@ -58,6 +58,8 @@ pub struct Row {
     pub verdict: Verdict,
     /// Calls (or rows) measured.
     pub calls: u64,
+    /// Server CPU per call, µs (in-process servers only).
+    pub cpu_us: Option<f64>,
     /// Failed calls and the first error.
     pub note: String,
 }
@@ -251,6 +253,7 @@ where
         calls: 0,
         errors: 0,
         first_error: Some("no runs".into()),
+        server_cpu_us: f64::NAN,
     })
 }
 
@@ -394,6 +397,7 @@ async fn imports(args: &Args, registry: &Running) -> Result<(Stats, Stats)> {
         calls: 0,
         errors: 0,
         first_error: None,
+        server_cpu_us: f64::NAN,
     };
     Ok((
         load::median(first).unwrap_or_else(none),
@@ -409,6 +413,7 @@ fn rows_stats(rows: u64, took: Duration) -> Stats {
         calls: rows,
         errors: 0,
         first_error: None,
+        server_cpu_us: f64::NAN,
     }
 }
 
@@ -732,6 +737,7 @@ fn per_call(name: &str, unit: &'static str, s: &Stats) -> Row {
         target: String::new(),
         verdict: Verdict::Info,
         calls: s.calls,
+        cpu_us: Some(s.server_cpu_us).filter(|v| v.is_finite()),
         note: note_of(s),
     }
 }
@@ -776,6 +782,7 @@ async fn run_selected(
                 target: format!("avg {:.2} ms", mid.latency_ms),
                 verdict: Verdict::Info,
                 calls: 0,
+                cpu_us: None,
                 note: String::new(),
             });
         }
@@ -901,6 +908,7 @@ async fn run_selected(
             target: "< 1,000 ms".into(),
             verdict: judge(args, ms < 1000.0),
             calls: 0,
+            cpu_us: None,
             note: String::new(),
         });
     }
@@ -932,6 +940,7 @@ async fn run_selected(
                 target: "< 50 MB".into(),
                 verdict: judge(args, mb < 50.0),
                 calls: 0,
+                cpu_us: None,
                 note: String::new(),
             });
         }
@@ -964,8 +973,8 @@ fn print_table(args: &Args, rows: &[Row]) {
         "verdict"
     );
     println!(
-        "|{:-<54}|{:->12}|{:->8}|{:->10}|{:->10}|{:->10}|{:-<16}|{:->8}|{:-<24}|{:-<9}|",
-        "", "", "", "", "", "", "", "", "", ""
+        "|{:-<54}|{:->12}|{:->8}|{:->10}|{:->10}|{:->10}|{:->11}|{:-<16}|{:->8}|{:-<24}|{:-<9}|",
+        "", "", "", "", "", "", "", "", "", "", ""
     );
     let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for r in rows {
@@ -975,7 +984,7 @@ fn print_table(args: &Args, rows: &[Row]) {
             format!("{:.0}", r.value)
         };
         println!(
-            "| {:<52} | {:>10} | {:>6} | {:>8} | {:>8} | {:>8} | {:<14} | {:>6} | {:<22} | {:<7} |",
+            "| {:<52} | {:>10} | {:>6} | {:>8} | {:>8} | {:>8} | {:>9} | {:<14} | {:>6} | {:<22} | {:<7} |",
             r.name,
             value,
             r.unit,
@@ -986,6 +995,7 @@ fn print_table(args: &Args, rows: &[Row]) {
             } else {
                 "-".to_string()
             },
+            r.cpu_us.map_or("-".to_string(), |v| format!("{v:.0}")),
             r.anchor
                 .as_ref()
                 .map_or("-".to_string(), |(a, _)| a.clone()),
