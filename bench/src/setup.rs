@@ -376,10 +376,7 @@ pub async fn idle_rss(
     let addr = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if qilu_common::app::healthcheck(&addr, grpc_name)
-            .await
-            .is_ok()
-        {
+        if serving(&addr, grpc_name).await {
             break;
         }
         if let Some(status) = child.0.try_wait()? {

@@ -960,13 +960,14 @@ fn print_table(args: &Args, rows: &[Row]) {
         args.repeats
     );
     println!(
-        "| {:<52} | {:>10} | {:>6} | {:>8} | {:>8} | {:>8} | {:<14} | {:>6} | {:<22} | {:<7} |",
+        "| {:<52} | {:>10} | {:>6} | {:>8} | {:>8} | {:>8} | {:>9} | {:<14} | {:>6} | {:<22} | {:<7} |",
         "workload",
         "rate",
         "unit",
         "p50 ms",
         "p99 ms",
         "calls",
+        "srv µs/op",
         "anchor",
         "ratio",
         "target",
