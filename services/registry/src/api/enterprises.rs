@@ -241,12 +241,14 @@ pub(super) async fn get_enterprise(
     let ctx = CallContext::of(&request)?;
     let uscc = parse_enterprise_name(&request.get_ref().name, "name", &api.known_exceptions)?;
     check_own(&ctx, uscc.as_str())?;
-    let enterprise = api.load(&uscc).await?;
-    let enterprise = certified_today(api, vec![enterprise])
-        .await?
-        .into_iter()
-        .next()
+    // One statement: the row and whether a valid certificate exists today (what
+    // `certified_today` derives for lists).
+    let found = store::get_with_certification(&api.db, uscc.as_str(), api.today())
+        .await
+        .map_err(ApiError::from)?
         .ok_or_else(|| not_found(uscc.as_str()))?;
+    let mut enterprise = found.model.into_domain().map_err(ApiError::internal)?;
+    enterprise.high_tech_certified = found.certified;
     Ok(Response::new(enterprise_to_proto(&enterprise)))
 }
 

@@ -205,6 +205,43 @@ pub async fn get(conn: &impl ConnectionTrait, uscc: &str) -> Result<Option<Model
     Entity::find_by_id(uscc.to_string()).one(conn).await
 }
 
+/// An enterprise row and whether it holds a valid high-tech certificate on the day asked.
+#[derive(Debug)]
+pub struct WithCertification {
+    /// The row.
+    pub model: Model,
+    /// `high_tech_certified` as of the day asked (derived, never the stored flag).
+    pub certified: bool,
+}
+
+const CERTIFIED_ALIAS: &str = "holds_valid_certificate";
+
+impl sea_orm::FromQueryResult for WithCertification {
+    fn from_query_result(row: &sea_orm::QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(WithCertification {
+            model: Model::from_query_result(row, pre)?,
+            certified: row.try_get(pre, CERTIFIED_ALIAS)?,
+        })
+    }
+}
+
+/// One enterprise by USCC with its certification derived as of `today`, in one statement
+/// (GetEnterprise's read path: the row and the certificate check in one round trip).
+pub async fn get_with_certification(
+    conn: &impl ConnectionTrait,
+    uscc: &str,
+    today: chrono::NaiveDate,
+) -> Result<Option<WithCertification>, DbErr> {
+    Entity::find_by_id(uscc.to_string())
+        .expr_as(
+            crate::store::certificate::holds_valid_certificate((Entity, Column::Uscc), today),
+            CERTIFIED_ALIAS,
+        )
+        .into_model::<WithCertification>()
+        .one(conn)
+        .await
+}
+
 /// Several enterprises by USCC (any order).
 pub async fn get_many(conn: &impl ConnectionTrait, usccs: &[String]) -> Result<Vec<Model>, DbErr> {
     Entity::find()
