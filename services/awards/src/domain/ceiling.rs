@@ -118,16 +118,18 @@ impl Breach {
                     .join(" + ")
             )
         };
+        // The figures first, the citation last: a long source may be cut from the message (the
+        // PreconditionFailure keeps the ceiling's name), the numbers never are.
         format!(
-            "statutory ceiling \"{}\" ({}; source: {}) exceeded for programme year {}: total {} \
-             ({} in this program{others}) against a limit of {}",
+            "statutory ceiling \"{}\" exceeded for programme year {}: total {} against a limit \
+             of {} ({} in this program{others}); {}; source: {}",
             self.ceiling.description,
-            self.ceiling.citation(),
-            self.ceiling.source,
             self.year,
             self.total,
+            self.ceiling.limit,
             self.this_program,
-            self.ceiling.limit
+            self.ceiling.citation(),
+            self.ceiling.source,
         )
     }
 
