@@ -461,7 +461,7 @@ where
             async move {
                 let mut response = match denied {
                     Some(status) => status.into_http::<Body>(),
-                    None => inner.call(request).await?,
+                    None => undecodable_is_invalid(inner.call(request).await?),
                 };
                 if let Ok(v) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-request-id", v);
@@ -481,6 +481,29 @@ where
             .instrument(span),
         )
     }
+}
+
+/// tonic answers a request body that is not the method's protobuf message with INTERNAL
+/// ("failed to decode Protobuf message") before any handler runs. That is the caller's mistake,
+/// so the caller gets INVALID_ARGUMENT on `request` with the usual rich details instead.
+fn undecodable_is_invalid(response: http::Response<Body>) -> http::Response<Body> {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    if status.code() != tonic::Code::Internal
+        || !status
+            .message()
+            .starts_with("failed to decode Protobuf message")
+    {
+        return response;
+    }
+    tracing::info!(error = %status.message(), "undecodable request refused");
+    tonic::Status::from(ApiError::invalid(
+        "request",
+        "MALFORMED_REQUEST",
+        "the request body is not a valid protobuf encoding of this method's request message",
+    ))
+    .into_http::<Body>()
 }
 
 /// Logs a refused call and turns its error into the status the caller gets.

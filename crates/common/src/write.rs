@@ -472,7 +472,12 @@ async fn run_batch(
     let (txn, mut head) = match open_batch(&db).await {
         Ok(opened) => opened,
         Err(e) => {
-            let _ = first.reply.send(Err(e.into()));
+            // Every write queued now would wait for the same refused (or timed-out) begin, one
+            // acquire timeout after another; fail them all at once so they fail fast.
+            let _ = first.reply.send(Err(e.clone().into()));
+            while let Ok(queued) = requests.try_recv() {
+                let _ = queued.reply.send(Err(e.clone().into()));
+            }
             return;
         }
     };
