@@ -1871,6 +1871,35 @@ async fn field_distribution_compares_years_against_targets(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&err), ["years.end_year"]);
+    // Years no program can have are refused by field, and never overflow the range arithmetic
+    // (the fuzz test once found `i32::MAX - -5` panicking here).
+    for (start_year, end_year, field) in [
+        (-5, i32::MAX, "years.start_year"),
+        (i32::MIN, 2024, "years.start_year"),
+        (2024, i32::MAX, "years.end_year"),
+    ] {
+        let err = c
+            .get_field_distribution(env.as_role(
+                Role::Auditor,
+                pb::GetFieldDistributionRequest {
+                    scope: Some(pb::get_field_distribution_request::Scope::Years(
+                        pb::YearRange {
+                            start_year,
+                            end_year,
+                        },
+                    )),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{start_year}..{end_year}"
+        );
+        assert_eq!(bad_fields(&err), [field], "{start_year}..{end_year}");
+    }
     let denied = c
         .get_field_distribution(env.as_role(Role::Expert, ask(true)))
         .await

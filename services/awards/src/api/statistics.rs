@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::AwardsApi;
 use crate::convert::parse_program_name;
 use crate::domain::distribution::{self, Counted, YearRow};
-use crate::domain::program::{Kind, Program, State};
+use crate::domain::program::{self, Kind, Program, State};
 use crate::domain::run::Run;
 use crate::store::{program as program_store, run as run_store};
 
@@ -84,6 +84,25 @@ pub(super) async fn get_field_distribution(
             }))
         }
         Some(pb::get_field_distribution_request::Scope::Years(range)) => {
+            // Programs only exist for these years, and inside them the range arithmetic below
+            // (the width, the year before the start) cannot overflow.
+            for (field, year) in [
+                ("years.start_year", range.start_year),
+                ("years.end_year", range.end_year),
+            ] {
+                if !program::YEARS.contains(&year) {
+                    return Err(ApiError::invalid(
+                        field,
+                        "YEAR_OUT_OF_RANGE",
+                        format!(
+                            "programme years run from {} to {}",
+                            program::YEARS.start(),
+                            program::YEARS.end()
+                        ),
+                    )
+                    .into());
+                }
+            }
             if range.end_year < range.start_year {
                 return Err(ApiError::invalid(
                     "years.end_year",
