@@ -267,12 +267,9 @@ pub async fn start_echo(runtime: &tokio::runtime::Handle, dir: &Path) -> Result<
         let (_reporter, health) = tonic_health::server::health_reporter();
         let result = Server::builder()
             .add_service(health)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = rx.await;
-                },
-            )
+            .serve_with_incoming_shutdown(qilu_common::server::incoming(listener), async {
+                let _ = rx.await;
+            })
             .await;
         if let Err(e) = result {
             eprintln!("echo server failed: {e}");

@@ -12,6 +12,46 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::config::DatabaseConfig;
 
+/// A primary-key (or otherwise unique) lookup: the row if there is one.
+///
+/// Use it instead of sea-orm's `.one()` for key lookups. `.one()` appends `LIMIT ?` with the
+/// limit as a bound parameter, and SQLite as libsqlite3-sys builds it (`SQLITE_ENABLE_STAT4`)
+/// marks a statement whose LIMIT is a parameter for re-preparation every time that parameter is
+/// bound, that is on every execution: the cached statement was parsed and planned again on every
+/// call (half of the SQLite worker's CPU in a GetEnterprise benchmark, BENCHMARKS.md). A key
+/// matches at most one row, so the lookup needs no LIMIT, and its statement stays prepared.
+pub trait KeyLookup: Sized {
+    /// What a row decodes to.
+    type Item;
+    /// Runs the lookup.
+    fn by_key<C: ConnectionTrait>(
+        self,
+        conn: &C,
+    ) -> impl std::future::Future<Output = Result<Option<Self::Item>, DbErr>> + Send;
+}
+
+impl<E> KeyLookup for sea_orm::Select<E>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send,
+{
+    type Item = E::Model;
+    async fn by_key<C: ConnectionTrait>(self, conn: &C) -> Result<Option<E::Model>, DbErr> {
+        Ok(self.all(conn).await?.into_iter().next())
+    }
+}
+
+impl<S> KeyLookup for sea_orm::Selector<S>
+where
+    S: sea_orm::SelectorTrait + Send,
+    S::Item: Send,
+{
+    type Item = S::Item;
+    async fn by_key<C: ConnectionTrait>(self, conn: &C) -> Result<Option<S::Item>, DbErr> {
+        Ok(self.all(conn).await?.into_iter().next())
+    }
+}
+
 /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file and its directory
 /// when missing. A database that does not accept connections yet (PostgreSQL still starting) is
 /// retried until `database.connect_timeout_ms`; after that every call waits at most
@@ -43,6 +83,9 @@ pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<DatabaseConne
     }
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const IDLE_PING_AFTER: Duration = Duration::from_secs(1);
+
 /// Pool options shared by the service pool and the health probe's own connection.
 fn options(url: &str, config: &DatabaseConfig, max_connections: u32) -> ConnectOptions {
     let busy_timeout = Duration::from_millis(config.busy_timeout_ms);
@@ -55,9 +98,14 @@ fn options(url: &str, config: &DatabaseConfig, max_connections: u32) -> ConnectO
         .max_connections(max_connections)
         .min_connections(1.min(max_connections))
         .acquire_timeout(acquire)
-        // A connection idle in the pool is pinged before use, so connections left dead by a
-        // database restart are replaced instead of failing the next call.
-        .test_before_acquire(true)
+        // A connection idle in the pool for a while is pinged before use, so connections left
+        // dead by a database restart while idle are replaced instead of failing the next call.
+        // A connection in steady use is not pinged when handed out: sqlx already pings every
+        // connection as it goes back to the pool and drops it if that fails, so a ping when
+        // handed out as well would be a second extra round trip per statement (measured in
+        // BENCHMARKS.md). A connection that dies between the two fails its statement, which
+        // reads UNAVAILABLE and is retried like any other outage.
+        .test_before_acquire_if_idle_for(IDLE_PING_AFTER)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
             o.create_if_missing(true)

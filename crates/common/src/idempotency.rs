@@ -9,6 +9,7 @@
 //! one and can never read someone else's stored response. The same caller reusing an id for a
 //! different request is still `INVALID_ARGUMENT` `REQUEST_ID_REUSED`.
 
+use crate::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait};
 use sha2::{Digest, Sha256};
@@ -151,7 +152,7 @@ pub async fn replay(
 ) -> Result<Option<Vec<u8>>, ApiError> {
     let Some(found) =
         entity::Entity::find_by_id((scope.as_str().to_string(), request_id.as_str().to_string()))
-            .one(conn)
+            .by_key(conn)
             .await?
     else {
         return Ok(None);

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tower::{Layer, Service};
@@ -184,7 +184,7 @@ pub async fn serve(
     let server = builder
         .layer(layer)
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(incoming(listener), signal);
     tokio::pin!(server);
     let deadline = async move {
         if drain_started_rx.await.is_ok() {
@@ -356,6 +356,21 @@ struct Shared {
     /// `server.max_header_bytes`.
     max_header_bytes: usize,
 }
+
+/// Accepted connections with `TCP_NODELAY` and TCP keepalive. tonic sets neither on a listener
+/// it is handed (its `tcp_nodelay`/`tcp_keepalive` builder settings apply only to addresses it
+/// binds itself). Without `TCP_NODELAY` a response that leaves in two writes (headers and body
+/// before trailers) waits for the client's delayed ACK, about 40 ms on Linux: that was the p99 of
+/// every unary call in `qilu-bench` (BENCHMARKS.md). Keepalive lets the kernel notice a caller
+/// whose host vanished, so its connection and streams are released.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+}
+
+/// Idle time before the first TCP keepalive probe on an accepted connection.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The middleware as a tower layer.
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 //! Application rows. One application per achievement per program: a unique index, so a second
 //! is ALREADY_EXISTS even under concurrency.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
@@ -110,7 +111,7 @@ pub async fn get(
 ) -> Result<Option<Application>, DbErr> {
     Entity::find_by_id(id.to_string())
         .filter(Column::ProgramId.eq(program_id))
-        .one(conn)
+        .by_key(conn)
         .await?
         .map(Model::into_domain)
         .transpose()

@@ -1,5 +1,6 @@
 //! Objection rows.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
@@ -102,7 +103,7 @@ pub async fn get(
 ) -> Result<Option<Objection>, DbErr> {
     Entity::find_by_id(id.to_string())
         .filter(Column::ProgramId.eq(program_id))
-        .one(conn)
+        .by_key(conn)
         .await?
         .map(Model::into_domain)
         .transpose()

@@ -1,5 +1,6 @@
 //! Program rows.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
@@ -83,7 +84,7 @@ pub async fn update_if_version(
 /// One program.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Program>, DbErr> {
     Entity::find_by_id(id.to_string())
-        .one(conn)
+        .by_key(conn)
         .await?
         .map(Model::into_domain)
         .transpose()

@@ -7,6 +7,7 @@
 //! Other modules that need "does this enterprise hold a valid certificate today" use
 //! [`valid_holders`] or [`valid_holders_query`], never their own reading of the columns.
 
+use qilu_common::db::KeyLookup;
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
@@ -266,7 +267,7 @@ pub async fn update_if_version(
 
 /// One certificate by number.
 pub async fn get(conn: &impl ConnectionTrait, number: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(number.to_string()).one(conn).await
+    Entity::find_by_id(number.to_string()).by_key(conn).await
 }
 
 /// `SELECT uscc FROM high_tech_certificate WHERE lapse_date > today`: the enterprises holding a

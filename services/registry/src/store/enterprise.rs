@@ -1,5 +1,6 @@
 //! Enterprise rows: the entity, conversion to the domain type, and the queries handlers use.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
@@ -202,7 +203,7 @@ pub async fn update_if_version(
 
 /// One enterprise by USCC.
 pub async fn get(conn: &impl ConnectionTrait, uscc: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(uscc.to_string()).one(conn).await
+    Entity::find_by_id(uscc.to_string()).by_key(conn).await
 }
 
 /// An enterprise row and whether it holds a valid high-tech certificate on the day asked.
@@ -238,7 +239,7 @@ pub async fn get_with_certification(
             CERTIFIED_ALIAS,
         )
         .into_model::<WithCertification>()
-        .one(conn)
+        .by_key(conn)
         .await
 }
 

@@ -2,6 +2,7 @@
 //! row per reported figure with its source and time ("long" format, so a new figure kind needs
 //! no schema change and an unreported figure is simply absent).
 
+use qilu_common::db::KeyLookup;
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::entity::prelude::*;
@@ -222,7 +223,7 @@ pub async fn get(
     year: i32,
 ) -> Result<Option<AnnualFigures>, DbErr> {
     let Some(header) = year_entity::Entity::find_by_id((uscc.to_string(), year))
-        .one(conn)
+        .by_key(conn)
         .await?
     else {
         return Ok(None);

@@ -2,6 +2,7 @@
 //! reviews) as stored. Also the one query about enterprises this part needs that
 //! `store::enterprise` does not offer (who is marked leading). Never edits a review row.
 
+use qilu_common::db::KeyLookup;
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
@@ -249,7 +250,7 @@ pub async fn insert_cohort(conn: &impl ConnectionTrait, c: &Cohort) -> Result<()
 /// One cohort.
 pub async fn get_cohort(conn: &impl ConnectionTrait, year: i32) -> Result<Option<Cohort>, DbErr> {
     Ok(cohort::Entity::find_by_id(year)
-        .one(conn)
+        .by_key(conn)
         .await?
         .map(cohort_of))
 }
@@ -406,7 +407,7 @@ pub async fn get_member(
     uscc: &str,
 ) -> Result<Option<Result<Member, CorruptRow>>, DbErr> {
     Ok(member::Entity::find_by_id((year, uscc.to_string()))
-        .one(conn)
+        .by_key(conn)
         .await?
         .map(member_of))
 }
@@ -692,7 +693,7 @@ pub async fn get_policy(
     year: i32,
 ) -> Result<Option<Result<SupportPolicy, CorruptRow>>, DbErr> {
     let Some(p) = policy::Entity::find_by_id((uscc.to_string(), year))
-        .one(conn)
+        .by_key(conn)
         .await?
     else {
         return Ok(None);

@@ -2,6 +2,7 @@
 //! Rows are never edited except to mark one superseded by its successor. The first migration
 //! seeds the targets of the 2021 opinions and the 2023 work plan.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder};
 use sea_orm_migration::prelude::{
@@ -94,7 +95,7 @@ pub async fn in_force(
 
 /// One target by id.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(id.to_string()).one(conn).await
+    Entity::find_by_id(id.to_string()).by_key(conn).await
 }
 
 /// Inserts a new target.

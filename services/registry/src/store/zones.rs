@@ -2,6 +2,7 @@
 //! pass domain values (already validated); rows that no longer pass the domain rules are
 //! reported as corrupt, never shown as if valid.
 
+use qilu_common::db::KeyLookup;
 use std::collections::HashMap;
 
 use sea_orm::entity::prelude::*;
@@ -205,7 +206,7 @@ pub async fn get_zone(
     id: &str,
 ) -> Result<Option<zone_entity::Model>, DbErr> {
     zone_entity::Entity::find_by_id(id.to_string())
-        .one(conn)
+        .by_key(conn)
         .await
 }
 
@@ -216,7 +217,7 @@ pub async fn zone_exists(conn: &impl ConnectionTrait, name: &str) -> Result<bool
         return Ok(false);
     };
     Ok(zone_entity::Entity::find_by_id(id.to_string())
-        .one(conn)
+        .by_key(conn)
         .await?
         .is_some())
 }
@@ -468,7 +469,7 @@ pub async fn update_cluster_if_version(
 /// One cluster by id, with its members.
 pub async fn get_cluster(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Cluster>, DbErr> {
     let Some(row) = cluster_entity::Entity::find_by_id(id.to_string())
-        .one(conn)
+        .by_key(conn)
         .await?
     else {
         return Ok(None);

@@ -1,6 +1,7 @@
 //! Achievement rows: the entity (nested values as JSON text), conversion to the domain type, and
 //! the queries handlers use. The screening verdict and decisions are stored whole, as made.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
@@ -173,7 +174,7 @@ pub async fn update_if_version(
 
 /// One achievement by id.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(id.to_string()).one(conn).await
+    Entity::find_by_id(id.to_string()).by_key(conn).await
 }
 
 /// Several achievements by id (any order).

@@ -1,6 +1,7 @@
 //! Expert rows: fields and affiliations as `,a,b,` sets (so one matches with LIKE on both
 //! backends), declared conflicts as JSON (append-only through `DeclareConflict`).
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder};
@@ -123,7 +124,7 @@ pub async fn update_if_version(
 
 /// One expert by id.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(id.to_string()).one(conn).await
+    Entity::find_by_id(id.to_string()).by_key(conn).await
 }
 
 /// Listing conditions, already validated.

@@ -1,6 +1,7 @@
 //! Review rows: one per (achievement, round, expert) assignment. Scores and veto are written once
 //! at submission; a review never changes after SUBMITTED or CANCELLED.
 
+use qilu_common::db::KeyLookup;
 use std::collections::HashMap;
 
 use sea_orm::entity::prelude::*;
@@ -164,7 +165,7 @@ pub async fn get(
 ) -> Result<Option<Model>, DbErr> {
     Entity::find_by_id(id.to_string())
         .filter(Column::AchievementId.eq(achievement_id))
-        .one(conn)
+        .by_key(conn)
         .await
 }
 

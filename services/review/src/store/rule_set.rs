@@ -2,6 +2,7 @@
 //! and its times change. Exactly one rule set is ACTIVE: activation flips both rows in one
 //! write transaction. The first migration seeds `vetoRuleSets/default-2021`, active.
 
+use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
 use sea_orm_migration::prelude::{
@@ -141,7 +142,7 @@ pub async fn next_version(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
 
 /// One rule set by id.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(id.to_string()).one(conn).await
+    Entity::find_by_id(id.to_string()).by_key(conn).await
 }
 
 /// The active rule set.
