@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod migration;
 pub mod pagination;
+pub mod point_read;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -243,7 +243,7 @@ pub(super) async fn get_enterprise(
     check_own(&ctx, uscc.as_str())?;
     // One statement: the row and whether a valid certificate exists today (what
     // `certified_today` derives for lists).
-    let found = store::get_with_certification(&api.db, uscc.as_str(), api.today())
+    let found = store::get_with_certification(&api.reads, uscc.as_str(), api.today())
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(uscc.as_str()))?;

@@ -30,6 +30,7 @@ mod zones;
 
 use chrono::NaiveDate;
 use qilu_common::ApiError;
+use qilu_common::point_read::PointReads;
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_server::EnterpriseRegistryService;
@@ -45,6 +46,8 @@ use crate::store::enterprise as store;
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
     db: DatabaseConnection,
+    /// GetEnterprise's read (connections kept between reads: `qilu_common::point_read`).
+    reads: PointReads,
     known_exceptions: KnownExceptions,
     time_zone: chrono_tz::Tz,
 }
@@ -57,6 +60,7 @@ impl RegistryApi {
         time_zone: chrono_tz::Tz,
     ) -> Self {
         RegistryApi {
+            reads: PointReads::new(&db),
             db,
             known_exceptions,
             time_zone,

@@ -162,7 +162,7 @@ impl MigrationTrait for CreateHighTechCertificate {
     }
 }
 
-fn date_text(d: NaiveDate) -> String {
+pub(crate) fn date_text(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
@@ -280,25 +280,8 @@ pub fn valid_holders_query(today: NaiveDate) -> SelectStatement {
         .to_owned()
 }
 
-/// `EXISTS (SELECT 1 FROM high_tech_certificate WHERE uscc = <outer>.uscc AND lapse_date >
-/// today)`: whether the enterprise of the outer query's row holds a valid certificate on
-/// `today` — the same condition as [`valid_holders`], as a column of the enterprise query so a
-/// point read needs one round trip, not two.
-pub fn holds_valid_certificate(
-    outer_uscc: impl sea_orm::sea_query::IntoColumnRef,
-    today: NaiveDate,
-) -> Expr {
-    Expr::exists(
-        Query::select()
-            .expr(Expr::val(1))
-            .from(Entity)
-            .and_where(Expr::col((Entity, Column::Uscc)).equals(outer_uscc))
-            .and_where(Expr::col((Entity, Column::LapseDate)).gt(date_text(today)))
-            .to_owned(),
-    )
-}
-
-/// Which of `usccs` hold a valid certificate on `today`.
+/// Which of `usccs` hold a valid certificate on `today`: one whose `lapse_date` is after
+/// `today` (the condition `enterprise::get_with_certification` writes out for point reads).
 pub async fn valid_holders(
     conn: &impl ConnectionTrait,
     usccs: &[String],
