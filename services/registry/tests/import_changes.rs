@@ -37,6 +37,7 @@ on_both_backends!(
     list_changes_filters_and_validates_cursors,
     watch_resumes_after_a_disconnect_and_sees_every_change_exactly_once,
     only_staff_and_services_read_the_change_feed,
+    bulk_inserted_enterprises_read_back_field_for_field,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1200,6 +1201,92 @@ async fn a_broken_import_stream_keeps_the_batches_already_committed(backend: Bac
     assert_eq!(again.created_count, 100);
     assert_eq!(count(&server, "enterprise").await, 600);
     assert_chain_intact(&server, 600).await;
+    server.stop().await;
+}
+
+/// The import's storage paths (on PostgreSQL one `unnest` insert of column arrays, the nullable
+/// columns as text; the batch lookup by primary-key probes) keep every column, NULLs included.
+async fn bulk_inserted_enterprises_read_back_field_for_field(backend: Backend) {
+    use qilu_registry::domain::enterprise::{
+        Enterprise, EnterpriseFields, EnterpriseState, StateChange,
+    };
+    use qilu_registry::domain::uscc::{KnownExceptions, Uscc};
+    use qilu_registry::store::{changes as changes_store, enterprise as enterprise_store};
+
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let known = KnownExceptions::default();
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let plain = Enterprise {
+        uscc: Uscc::parse(&shandong("3701", 1), &known).unwrap(),
+        fields: EnterpriseFields {
+            display_name: "济南\"引号\"公司 'x'".into(),
+            legal_representative: String::new(),
+            established_date: date("2001-02-03"),
+            address: "a\\b\n{c}".into(),
+            zone: None,
+            technology_fields: Vec::new(),
+            green_category: 0,
+        },
+        state: EnterpriseState::Active,
+        high_tech_certified: false,
+        leading: false,
+        create_time_us: 1,
+        update_time_us: 2,
+        version: 1,
+        state_change: None,
+    };
+    let changed = Enterprise {
+        uscc: Uscc::parse(&shandong("3702", 2), &known).unwrap(),
+        fields: EnterpriseFields {
+            display_name: "青岛公司".into(),
+            legal_representative: "李四".into(),
+            established_date: date("1999-12-31"),
+            address: "青岛".into(),
+            zone: Some("zones/qingdao".into()),
+            technology_fields: vec![1, 4, 8],
+            green_category: 3,
+        },
+        state: EnterpriseState::Revoked,
+        high_tech_certified: true,
+        leading: true,
+        create_time_us: 1_700_000_000_000_000,
+        update_time_us: 1_700_000_000_000_001,
+        version: 7,
+        state_change: Some(StateChange {
+            reason: "吊销".into(),
+            change_time_us: 1_700_000_000_000_001,
+            effective_date: date("2024-01-31"),
+        }),
+    };
+    changes_store::insert_enterprises(&server.db, &[plain.clone(), changed.clone()])
+        .await
+        .unwrap();
+    let codes = vec![
+        changed.uscc.as_str().to_string(),
+        shandong("3703", 3),
+        plain.uscc.as_str().to_string(),
+        changed.uscc.as_str().to_string(),
+    ];
+    let mut read: Vec<Enterprise> = enterprise_store::get_many(&server.db, &codes)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.into_domain().unwrap())
+        .collect();
+    read.sort_by(|a, b| a.uscc.as_str().cmp(b.uscc.as_str()));
+    assert_eq!(
+        read,
+        vec![plain, changed],
+        "each code at most once, every column intact"
+    );
+    assert!(
+        enterprise_store::get_many(&server.db, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     server.stop().await;
 }
 

@@ -365,12 +365,14 @@ impl<'a> Run<'a> {
                 e.into()
             });
         }
-        let base = changes_store::head_sequence(tx.conn()).await?;
         for e in &changed {
             tx.record(&e.name(), e)?;
         }
+        // The head this lease chained from is the database's (read under the chain lock when
+        // the batch transaction opened), so no extra read is needed for the feed cursor.
+        let last_sequence = tx.head_sequence();
         tx.commit(&pb::ImportEnterprisesResponse::default()).await?;
-        self.last_sequence = Some(base + changed.len() as i64);
+        self.last_sequence = Some(last_sequence);
         Ok(effects)
     }
 
