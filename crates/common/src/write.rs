@@ -191,6 +191,13 @@ impl WriteTx {
         &self.conn
     }
 
+    /// The chain's newest sequence as this write sees it: its own last recorded event, or,
+    /// before it recorded any, the head its lease started from. After a successful
+    /// [`WriteTx::commit`] the write's events are exactly the sequences up to this one.
+    pub fn head_sequence(&self) -> i64 {
+        self.head.sequence
+    }
+
     /// The commit time every row written in this transaction should carry (µs).
     pub fn now_us(&self) -> i64 {
         self.commit_time_us

@@ -37,6 +37,9 @@ on_both_backends!(
     list_changes_filters_and_validates_cursors,
     watch_resumes_after_a_disconnect_and_sees_every_change_exactly_once,
     only_staff_and_services_read_the_change_feed,
+    bulk_inserted_enterprises_read_back_field_for_field,
+    a_batch_failing_mid_stream_rejects_exactly_its_rows_and_results_stay_in_order,
+    a_stream_error_answers_only_after_the_batches_handed_over_are_committed,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1200,6 +1203,209 @@ async fn a_broken_import_stream_keeps_the_batches_already_committed(backend: Bac
     assert_eq!(again.created_count, 100);
     assert_eq!(count(&server, "enterprise").await, 600);
     assert_chain_intact(&server, 600).await;
+    server.stop().await;
+}
+
+/// Makes every insert of the enterprise `uscc` fail inside the database (a trigger), so the
+/// import batch holding it fails at its insert statement.
+async fn refuse_inserts_of(server: &TestServer, uscc: &str) {
+    let sql = match server.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            "CREATE FUNCTION qilu_test_refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql".to_string(),
+            format!("CREATE TRIGGER qilu_test_refuse BEFORE INSERT ON enterprise FOR EACH ROW WHEN (NEW.uscc = '{uscc}') EXECUTE FUNCTION qilu_test_refuse()"),
+        ],
+        _ => vec![format!(
+            "CREATE TRIGGER qilu_test_refuse BEFORE INSERT ON enterprise WHEN NEW.uscc = '{uscc}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+    };
+    for statement in sql {
+        server.db.execute_unprepared(&statement).await.unwrap();
+    }
+}
+
+async fn allow_inserts_again(server: &TestServer) {
+    server
+        .db
+        .execute_unprepared("DROP TRIGGER qilu_test_refuse ON enterprise")
+        .await
+        .or(server
+            .db
+            .execute_unprepared("DROP TRIGGER qilu_test_refuse")
+            .await)
+        .unwrap();
+}
+
+/// The pipeline (the handler validates while the committer commits) reports one result per row
+/// in stream order, and a batch that fails in the middle of the stream rejects exactly its own
+/// rows: the batches before and after it commit, with their audit events, and the feed cursor
+/// is the chain's head.
+async fn a_batch_failing_mid_stream_rejects_exactly_its_rows_and_results_stay_in_order(
+    backend: Backend,
+) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    // 1,600 rows, every 97th malformed: valid rows fill batches of 500, 500, 500 and 84.
+    let bad = |n: i64| n % 97 == 0;
+    let rows: Vec<_> = (1..=1600i64)
+        .map(|n| {
+            let code = shandong("3706", n as u32);
+            let code = if bad(n) { bad_checksum(&code) } else { code };
+            row(n, enterprise(&code, "烟台公司"))
+        })
+        .collect();
+    let valid: Vec<i64> = (1..=1600).filter(|&n| !bad(n)).collect();
+    // Row 700 is the 693rd valid row: the second batch holds valid rows 501..=1000.
+    let batch_of = |n: i64| valid.iter().position(|&v| v == n).map(|i| i / 500);
+    assert_eq!(batch_of(700), Some(1));
+    refuse_inserts_of(&server, &shandong("3706", 700)).await;
+
+    // Messages of 300 rows: batch boundaries fall inside messages.
+    let response = import(&server, rows.clone(), 300, &Options::default()).await;
+    assert_eq!(response.row_results.len(), 1600);
+    for (i, r) in response.row_results.iter().enumerate() {
+        let n = i as i64 + 1;
+        assert_eq!(r.row_number, n, "results in stream order");
+        match (bad(n), batch_of(n)) {
+            (true, _) => {
+                assert_eq!(outcome_of(r), pb::ImportRowOutcome::Rejected, "row {n}");
+                assert_eq!(problem_fields(r), vec!["enterprise.uscc"], "row {n}");
+            }
+            (false, Some(1)) => {
+                assert_eq!(outcome_of(r), pb::ImportRowOutcome::Rejected, "row {n}");
+                assert_eq!(problem_fields(r), vec!["enterprise"], "row {n}");
+                assert!(r.problems[0].description.contains("not saved"), "{r:?}");
+            }
+            (false, _) => assert_eq!(outcome_of(r), pb::ImportRowOutcome::Created, "row {n}"),
+        }
+    }
+    let created = valid.len() as i64 - 500;
+    assert_eq!(response.created_count, created);
+    assert_eq!(response.rejected_count, 1600 - created);
+    assert_eq!(count(&server, "enterprise").await, created);
+    assert_eq!(count(&server, "audit_event").await, created);
+    assert_chain_intact(&server, created).await;
+    let (feed, end) = all_changes(&server, "", 1000, "").await;
+    assert_eq!(feed.len() as i64, created);
+    assert_eq!(response.last_change_cursor, feed[feed.len() - 1].cursor);
+    assert_eq!(end, response.last_change_cursor);
+
+    // Without the trigger the same file creates exactly the failed batch's rows.
+    allow_inserts_again(&server).await;
+    let again = import(&server, rows, 300, &Options::default()).await;
+    assert_eq!(again.created_count, 500);
+    assert_eq!(again.unchanged_count, created);
+    assert_chain_intact(&server, created + 500).await;
+    server.stop().await;
+}
+
+/// A message the run refuses ends the call, but only once the batches already handed to the
+/// committer are committed: when the error arrives, the database holds them.
+async fn a_stream_error_answers_only_after_the_batches_handed_over_are_committed(backend: Backend) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let rows: Vec<_> = (1..=2001i64)
+        .map(|n| row(n, enterprise(&shandong("3707", n as u32), "潍坊公司")))
+        .collect();
+    let mut sent = messages(rows[..1000].to_vec(), 500, &Options::default());
+    // 1,001 rows in one message: TOO_MANY_ROWS.
+    sent.push(pb::ImportEnterprisesRequest {
+        rows: rows[1000..].to_vec(),
+        ..Default::default()
+    });
+    let status = import_as(&server, Role::Officer, sent).await.unwrap_err();
+    assert_single_violation(&status, "rows", "TOO_MANY_ROWS");
+    // No waiting: the two full batches were committed before the call answered.
+    assert_eq!(count(&server, "enterprise").await, 1000);
+    assert_eq!(count(&server, "audit_event").await, 1000);
+    assert_chain_intact(&server, 1000).await;
+    server.stop().await;
+}
+
+/// The import's storage paths (on PostgreSQL one `unnest` insert of column arrays, the nullable
+/// columns as text; the batch lookup by primary-key probes) keep every column, NULLs included.
+async fn bulk_inserted_enterprises_read_back_field_for_field(backend: Backend) {
+    use qilu_registry::domain::enterprise::{
+        Enterprise, EnterpriseFields, EnterpriseState, StateChange,
+    };
+    use qilu_registry::domain::uscc::{KnownExceptions, Uscc};
+    use qilu_registry::store::{changes as changes_store, enterprise as enterprise_store};
+
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let known = KnownExceptions::default();
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let plain = Enterprise {
+        uscc: Uscc::parse(&shandong("3701", 1), &known).unwrap(),
+        fields: EnterpriseFields {
+            display_name: "济南\"引号\"公司 'x'".into(),
+            legal_representative: String::new(),
+            established_date: date("2001-02-03"),
+            address: "a\\b\n{c}".into(),
+            zone: None,
+            technology_fields: Vec::new(),
+            green_category: 0,
+        },
+        state: EnterpriseState::Active,
+        high_tech_certified: false,
+        leading: false,
+        create_time_us: 1,
+        update_time_us: 2,
+        version: 1,
+        state_change: None,
+    };
+    let changed = Enterprise {
+        uscc: Uscc::parse(&shandong("3702", 2), &known).unwrap(),
+        fields: EnterpriseFields {
+            display_name: "青岛公司".into(),
+            legal_representative: "李四".into(),
+            established_date: date("1999-12-31"),
+            address: "青岛".into(),
+            zone: Some("zones/qingdao".into()),
+            technology_fields: vec![1, 4, 8],
+            green_category: 3,
+        },
+        state: EnterpriseState::Revoked,
+        high_tech_certified: true,
+        leading: true,
+        create_time_us: 1_700_000_000_000_000,
+        update_time_us: 1_700_000_000_000_001,
+        version: 7,
+        state_change: Some(StateChange {
+            reason: "吊销".into(),
+            change_time_us: 1_700_000_000_000_001,
+            effective_date: date("2024-01-31"),
+        }),
+    };
+    changes_store::insert_enterprises(&server.db, &[plain.clone(), changed.clone()])
+        .await
+        .unwrap();
+    let codes = vec![
+        changed.uscc.as_str().to_string(),
+        shandong("3703", 3),
+        plain.uscc.as_str().to_string(),
+        changed.uscc.as_str().to_string(),
+    ];
+    let mut read: Vec<Enterprise> = enterprise_store::get_many(&server.db, &codes)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.into_domain().unwrap())
+        .collect();
+    read.sort_by(|a, b| a.uscc.as_str().cmp(b.uscc.as_str()));
+    assert_eq!(
+        read,
+        vec![plain, changed],
+        "each code at most once, every column intact"
+    );
+    assert!(
+        enterprise_store::get_many(&server.db, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     server.stop().await;
 }
 

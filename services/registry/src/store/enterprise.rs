@@ -261,8 +261,32 @@ pub async fn get_with_certification(
         .transpose()
 }
 
-/// Several enterprises by USCC (any order).
+/// Several enterprises by USCC (any order, each at most once).
+///
+/// On PostgreSQL one primary-key probe per code, whatever the table's size: the codes travel as
+/// one array and each is looked up in a `LATERAL` subquery (`OFFSET 0` keeps the planner from
+/// flattening it into a join). With `uscc IN (…500 codes…)` the planner prefers a sequential
+/// scan over tens of thousands of rows, re-checking every row against the list — 8.8 ms against
+/// 0.4–1.0 ms of index probes for an import batch over 22,000 enterprises — and the import
+/// runs this inside its write lease, where every millisecond holds every other write.
 pub async fn get_many(conn: &impl ConnectionTrait, usccs: &[String]) -> Result<Vec<Model>, DbErr> {
+    if usccs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let mut distinct: Vec<String> = usccs.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        return Entity::find()
+            .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT e.* FROM unnest($1::text[]) AS k(uscc) \
+                 CROSS JOIN LATERAL (SELECT * FROM enterprise WHERE enterprise.uscc = k.uscc OFFSET 0) AS e",
+                [distinct.into()],
+            ))
+            .all(conn)
+            .await;
+    }
     Entity::find()
         .filter(Column::Uscc.is_in(usccs.iter().cloned()))
         .all(conn)
