@@ -13,11 +13,6 @@
 
 #![forbid(unsafe_code)]
 
-/// mimalloc instead of glibc's malloc: allocation was about a tenth of a call's CPU under load
-/// (BENCHMARKS.md, the read path).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod load;
 mod setup;
 mod workloads;

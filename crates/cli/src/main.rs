@@ -7,11 +7,6 @@
 //! - `qilu enterprises | achievements | programs | audit …` are client commands against a running
 //!   suite (`--addr`, `--token` / `QILU_TOKEN`, `--output table|json`).
 
-/// mimalloc instead of glibc's malloc: allocation was about a tenth of a call's CPU under load
-/// (BENCHMARKS.md, the read path).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod client;
 mod demo;
 mod enterprises;
