@@ -127,15 +127,6 @@ impl PointReads {
             }
         }
     }
-
-    /// How many connections are kept between reads right now (for tests).
-    pub fn kept(&self) -> usize {
-        match &*self.inner {
-            Inner::Postgres(lanes) => lanes.kept(),
-            Inner::Sqlite(lanes) => lanes.kept(),
-            Inner::Pool(_) => 0,
-        }
-    }
 }
 
 impl<DB: sqlx::Database> Lanes<DB> {
@@ -149,13 +140,6 @@ impl<DB: sqlx::Database> Lanes<DB> {
             idle: Mutex::new(Vec::with_capacity(size)),
             acquire_timeout: options.get_acquire_timeout(),
         }
-    }
-
-    fn kept(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
     }
 
     /// A permit and a connection: a kept one used within [`IDLE_PING_AFTER`], else a fresh
