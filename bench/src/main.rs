@@ -98,6 +98,12 @@ impl Args {
         Duration::from_secs_f64(self.seconds)
     }
 
+    /// The longest a workload waits for PostgreSQL to settle after the previous one
+    /// (`setup::Databases::settle`): 30 s, 2 s in a smoke run.
+    pub fn settle(&self) -> Duration {
+        Duration::from_secs(if self.smoke { 2 } else { 30 })
+    }
+
     /// Whether workload `name` was selected.
     pub fn wants(&self, name: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))

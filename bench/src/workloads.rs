@@ -764,6 +764,7 @@ async fn run_selected(
             ("anchor: pgbench -S -c16 -j2", &["-S"][..], &mut select_only),
             ("anchor: pgbench TPC-B -c16 -j2", &[][..], &mut tpcb),
         ] {
+            dbs.settle(args.settle()).await;
             eprintln!("{label}");
             let mut runs = Vec::new();
             for _ in 0..args.repeats.max(1) {
@@ -789,6 +790,7 @@ async fn run_selected(
     }
 
     if args.wants("echo") {
+        dbs.settle(args.settle()).await;
         eprintln!("anchor: bare tonic health Check");
         let server = setup::start_echo(rt, dbs.dir.path()).await?;
         let s = echo(args, &server).await?;
@@ -810,6 +812,7 @@ async fn run_selected(
         let registry = seeded_registry(args, rt, dbs, &url).await?;
         let outcome = async {
             if args.wants("get-pg") {
+                dbs.settle(args.settle()).await;
                 eprintln!("GetEnterprise (PostgreSQL)");
                 let s = get_enterprise(args, &registry).await?;
                 let mut row = per_call("GetEnterprise (PostgreSQL)", "rps", &s);
@@ -820,6 +823,7 @@ async fn run_selected(
                 rows.push(row);
             }
             if args.wants("list") {
+                dbs.settle(args.settle()).await;
                 eprintln!("ListEnterprises page 50 (PostgreSQL)");
                 let s = list_enterprises(args, &registry).await?;
                 let mut row = per_call("ListEnterprises page 50 (PostgreSQL)", "rps", &s);
@@ -828,6 +832,7 @@ async fn run_selected(
                 rows.push(row);
             }
             if args.wants("create-enterprise") {
+                dbs.settle(args.settle()).await;
                 eprintln!("CreateEnterprise (PostgreSQL)");
                 let s = create_enterprise(args, &registry).await?;
                 let mut row = per_call("CreateEnterprise (PostgreSQL)", "rps", &s);
@@ -837,6 +842,7 @@ async fn run_selected(
                 rows.push(row);
             }
             if args.wants("import") {
+                dbs.settle(args.settle()).await;
                 eprintln!("ImportEnterprises {} rows (PostgreSQL)", args.import_rows);
                 let (first, again) = imports(args, &registry).await?;
                 let mut row = per_call(
@@ -869,6 +875,7 @@ async fn run_selected(
         let url = dbs.sqlite("registry");
         eprintln!("registry on SQLite: seeding {} enterprises", args.seed);
         let registry = seeded_registry(args, rt, dbs, &url).await?;
+        dbs.settle(args.settle()).await;
         eprintln!("GetEnterprise (SQLite)");
         let s = get_enterprise(args, &registry).await;
         registry.stop().await;
@@ -881,6 +888,7 @@ async fn run_selected(
     }
 
     if args.wants("create-application") {
+        dbs.settle(args.settle()).await;
         eprintln!("CreateApplication (awards → registry + review, PostgreSQL)");
         let s = create_application(args, rt, dbs).await?;
         let mut row = per_call(

@@ -42,6 +42,7 @@ on_both_backends!(
     missing_figures_cannot_decide_and_name_the_missing_data,
     eligibility_requests_are_validated_and_scoped,
     every_mutation_here_is_audited_and_the_chain_verifies,
+    concurrent_reads_share_statements_and_each_caller_gets_its_own_answer,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2238,4 +2239,120 @@ async fn every_mutation_here_is_audited_and_the_chain_verifies(backend: Backend)
     );
     assert!(chain_intact(&server).await);
     server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared reads (GetEnterprise's read path under concurrency)
+// ---------------------------------------------------------------------------------------------
+
+/// Many concurrent reads — the same codes several times over, and codes never registered — each
+/// get their own enterprise with its own certification, whether they were answered alone or
+/// together with others; and concurrent callers do share statements. Checked twice: through
+/// GetEnterprise over gRPC, and on the store's shared read itself (over a second pool to the
+/// same database), where the statements run can be counted.
+async fn concurrent_reads_share_statements_and_each_caller_gets_its_own_answer(backend: Backend) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let codes: Vec<String> = (0..24).map(|n| uscc(500 + n)).collect();
+    for code in &codes {
+        create_enterprise(&server, code, "2012-03-04").await;
+    }
+    let issue = today().pred_opt().unwrap().to_string();
+    for (i, code) in codes.iter().enumerate().step_by(3) {
+        let number = format!("GR2025370{:05}", 500 + i);
+        create_certificate(&server, code, certificate(&number, &issue), "")
+            .await
+            .unwrap();
+    }
+    let certified = |code: &str| {
+        codes
+            .iter()
+            .position(|c| c == code)
+            .is_some_and(|i| i % 3 == 0)
+    };
+    let unknown: Vec<String> = (0..4).map(|n| uscc(900 + n)).collect();
+    // Each code asked 8 times, unknown codes among them, in an order that mixes them.
+    let asked: Vec<String> = (0..8)
+        .flat_map(|round| {
+            codes
+                .iter()
+                .chain(&unknown)
+                .cycle()
+                .skip(round * 5)
+                .take(codes.len() + unknown.len())
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    // Through the service.
+    let calls = asked.iter().map(|code| {
+        let mut client = client(&server);
+        let request = server.request(
+            Role::Officer,
+            pb::GetEnterpriseRequest {
+                name: format!("enterprises/{code}"),
+            },
+        );
+        async move { (code, client.get_enterprise(request).await) }
+    });
+    for (code, answer) in futures::future::join_all(calls).await {
+        if unknown.contains(code) {
+            assert_not_found(
+                &answer.unwrap_err(),
+                ENTERPRISE_TYPE,
+                &format!("enterprises/{code}"),
+            );
+        } else {
+            let enterprise = answer
+                .unwrap_or_else(|s| panic!("{code}: {s:?}"))
+                .into_inner();
+            assert_eq!(&enterprise.uscc, code);
+            assert_eq!(enterprise.display_name, format!("山东绿色科技{code}"));
+            assert_eq!(enterprise.high_tech_certified, certified(code), "{code}");
+        }
+    }
+
+    // The store's shared read, counted.
+    let reads = qilu_registry::store::enterprise::certified_reads(
+        &qilu_common::point_read::PointReads::new(&server.db),
+    );
+    let reads = &reads;
+    let calls = asked.iter().map(|code| async move {
+        let found =
+            qilu_registry::store::enterprise::get_with_certification(reads, code, today()).await;
+        (code, found)
+    });
+    for (code, found) in futures::future::join_all(calls).await {
+        let found = found.unwrap_or_else(|e| panic!("{code}: {e}"));
+        if unknown.contains(code) {
+            assert!(found.is_none(), "{code} is not registered");
+        } else {
+            let found = found.unwrap_or_else(|| panic!("{code} not found"));
+            assert_eq!(&found.model.uscc, code);
+            assert_eq!(found.certified, certified(code), "{code}");
+        }
+    }
+    let sharing = reads.sharing();
+    assert_eq!(sharing.answered, asked.len() as u64);
+    assert!(
+        sharing.statements < sharing.answered / 2,
+        "{} concurrent callers should share statements: {sharing:?}",
+        asked.len()
+    );
+    // Alone, a caller is answered by a statement of its own at once.
+    let before = reads.sharing();
+    let alone = qilu_registry::store::enterprise::get_with_certification(reads, &codes[0], today())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(alone.certified);
+    assert_eq!(
+        reads.sharing(),
+        qilu_common::point_read::Sharing {
+            statements: before.statements + 1,
+            answered: before.answered + 1,
+        }
+    );
 }

@@ -30,7 +30,7 @@ mod zones;
 
 use chrono::NaiveDate;
 use qilu_common::ApiError;
-use qilu_common::point_read::PointReads;
+use qilu_common::point_read::{PointReads, SharedReads};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_server::EnterpriseRegistryService;
@@ -46,8 +46,9 @@ use crate::store::enterprise as store;
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
     db: DatabaseConnection,
-    /// GetEnterprise's read (connections kept between reads: `qilu_common::point_read`).
-    reads: PointReads,
+    /// GetEnterprise's read (connections kept between reads, one statement for concurrent
+    /// callers: `qilu_common::point_read`).
+    reads: std::sync::Arc<SharedReads<store::WithCertification>>,
     known_exceptions: KnownExceptions,
     time_zone: chrono_tz::Tz,
 }
@@ -60,7 +61,7 @@ impl RegistryApi {
         time_zone: chrono_tz::Tz,
     ) -> Self {
         RegistryApi {
-            reads: PointReads::new(&db),
+            reads: std::sync::Arc::new(store::certified_reads(&PointReads::new(&db))),
             db,
             known_exceptions,
             time_zone,

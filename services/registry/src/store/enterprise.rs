@@ -1,7 +1,7 @@
 //! Enterprise rows: the entity, conversion to the domain type, and the queries handlers use.
 
 use qilu_common::db::KeyLookup;
-use qilu_common::point_read::PointReads;
+use qilu_common::point_read::{KeyedSql, PointReads, SharedReads};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
@@ -208,7 +208,7 @@ pub async fn get(conn: &impl ConnectionTrait, uscc: &str) -> Result<Option<Model
 }
 
 /// An enterprise row and whether it holds a valid high-tech certificate on the day asked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct WithCertification {
     /// The row.
     pub model: Model,
@@ -227,38 +227,50 @@ impl sea_orm::FromQueryResult for WithCertification {
     }
 }
 
-/// One enterprise by USCC with its certification derived as of `today`, in one statement
-/// (GetEnterprise's read path: the row and the certificate check in one round trip), as a
-/// point read (`qilu_common::point_read`). The SQL is written out, not built: the hottest read
-/// of the suite skips sea-query's statement building, and it has no bound `LIMIT` (see
+/// GetEnterprise's read: an enterprise by USCC with its certification derived as of a day, in
+/// one statement (the row and the certificate check in one round trip), shared by concurrent
+/// callers (`qilu_common::point_read::SharedReads`: one statement for every USCC asked while
+/// the kept connections were busy). The SQL is written out, not built: the hottest read of the
+/// suite skips sea-query's statement building, and it has no bound `LIMIT` (see
 /// `qilu_common::db::KeyLookup`). The certificate condition is the one
-/// [`crate::store::certificate::valid_holders`] applies to lists (the certification tests compare GetEnterprise with ListEnterprises filtered on
-/// `high_tech_certified`, before and after issue, revocation and lapse).
-pub async fn get_with_certification(
-    reads: &PointReads,
-    uscc: &str,
-    today: chrono::NaiveDate,
-) -> Result<Option<WithCertification>, DbErr> {
+/// [`crate::store::certificate::valid_holders`] applies to lists (the certification tests
+/// compare GetEnterprise with ListEnterprises filtered on `high_tech_certified`, before and
+/// after issue, revocation and lapse).
+pub fn certified_reads(reads: &PointReads) -> SharedReads<WithCertification> {
     // The entity's columns by name, never `e.*`: sqlx-sqlite keeps a prepared statement's
     // column list from its first preparation, so a `*` that widens when SQLite re-prepares the
     // statement after a schema change would index past that list (a panic in its worker thread).
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let columns: Vec<String> = <Column as sea_orm::Iterable>::iter()
-            .map(|c| format!("e.\"{}\"", c.as_str()))
-            .collect();
-        format!(
-            "SELECT {}, EXISTS (SELECT 1 FROM high_tech_certificate c \
-             WHERE c.uscc = e.uscc AND c.lapse_date > $2) AS {CERTIFIED_ALIAS} \
-             FROM enterprise e WHERE e.uscc = $1",
-            columns.join(", ")
-        )
-    });
+    let columns: Vec<String> = <Column as sea_orm::Iterable>::iter()
+        .map(|c| format!("e.\"{}\"", c.as_str()))
+        .collect();
+    let select = format!(
+        "SELECT {}, EXISTS (SELECT 1 FROM high_tech_certificate c \
+         WHERE c.uscc = e.uscc AND c.lapse_date > $2) AS {CERTIFIED_ALIAS} \
+         FROM enterprise e",
+        columns.join(", ")
+    );
+    SharedReads::new(
+        reads,
+        KeyedSql {
+            select,
+            key: "e.uscc",
+        },
+        |row| {
+            let found =
+                <WithCertification as sea_orm::FromQueryResult>::from_query_result(row, "")?;
+            Ok((found.model.uscc.clone(), found))
+        },
+    )
+}
+
+/// One enterprise by USCC with its certification as of `today` ([`certified_reads`]).
+pub async fn get_with_certification(
+    reads: &SharedReads<WithCertification>,
+    uscc: &str,
+    today: chrono::NaiveDate,
+) -> Result<Option<WithCertification>, DbErr> {
     let today = crate::store::certificate::date_text(today);
-    reads
-        .one(SQL.as_str(), &[uscc, &today])
-        .await?
-        .map(|row| <WithCertification as sea_orm::FromQueryResult>::from_query_result(&row, ""))
-        .transpose()
+    reads.get(uscc, &[&today]).await
 }
 
 /// Several enterprises by USCC (any order, each at most once).
