@@ -24,7 +24,7 @@
 //! The SQL text is the same on both backends: `$1`, `$2`… placeholders (SQLite reads `$N` as
 //! parameter N), parameters bound as text.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -322,7 +322,9 @@ struct Shared<V> {
     queue: Mutex<Queue<V>>,
     ready: tokio::sync::Notify,
     closed: AtomicBool,
-    readers: std::sync::Once,
+    /// Reader tasks alive (they stop when the [`SharedReads`] is dropped, or with the runtime
+    /// they were spawned on; the next read then starts them again).
+    readers: AtomicUsize,
     statements: AtomicU64,
     answered: AtomicU64,
 }
@@ -377,7 +379,7 @@ impl<V: Clone + Send + Sync + 'static> SharedReads<V> {
                 }),
                 ready: tokio::sync::Notify::new(),
                 closed: AtomicBool::new(false),
-                readers: std::sync::Once::new(),
+                readers: AtomicUsize::new(0),
                 statements: AtomicU64::new(0),
                 answered: AtomicU64::new(0),
             }),
@@ -410,11 +412,18 @@ impl<V: Clone + Send + Sync + 'static> SharedReads<V> {
                 };
             }
         };
-        shared.readers.call_once(|| {
+        if shared
+            .readers
+            .compare_exchange(0, readers, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             for _ in 0..readers {
-                tokio::spawn(read_for_waiting(shared.clone()));
+                tokio::spawn(read_for_waiting(Reader {
+                    shared: shared.clone(),
+                    reading: false,
+                }));
             }
-        });
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let wake = {
             let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -437,9 +446,31 @@ impl<V: Clone + Send + Sync + 'static> SharedReads<V> {
     }
 }
 
+/// A reader task's hold on the shared state; counts itself out (and its statement, if one was
+/// in flight) when the task ends or is dropped with its runtime.
+struct Reader<V> {
+    shared: Arc<Shared<V>>,
+    /// Counted in `Queue::reading`.
+    reading: bool,
+}
+
+impl<V> Drop for Reader<V> {
+    fn drop(&mut self) {
+        if self.reading {
+            let mut queue = self
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.reading = queue.reading.saturating_sub(1);
+        }
+        self.shared.readers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One reader: takes waiting keys, reads them, answers; until the [`SharedReads`] is dropped.
-async fn read_for_waiting<V: Clone + Send + Sync + 'static>(shared: Arc<Shared<V>>) {
-    let mut finished = false;
+async fn read_for_waiting<V: Clone + Send + Sync + 'static>(mut reader: Reader<V>) {
+    let shared = reader.shared.clone();
     loop {
         let notified = shared.ready.notified();
         tokio::pin!(notified);
@@ -448,13 +479,12 @@ async fn read_for_waiting<V: Clone + Send + Sync + 'static>(shared: Arc<Shared<V
         if shared.closed.load(Ordering::Acquire) {
             return;
         }
-        let batch = shared.take(std::mem::take(&mut finished));
+        let batch = shared.take(&mut reader.reading);
         if batch.is_empty() {
             notified.await;
             continue;
         }
         shared.answer(batch).await;
-        finished = true;
     }
 }
 
@@ -462,11 +492,12 @@ impl<V: Clone + Send + Sync + 'static> Shared<V> {
     /// The oldest waiting key and every other waiting key with the same parameters, up to
     /// [`MAX_SHARED_KEYS`] distinct keys; callers that went away are dropped from the queue.
     /// Nothing while another reader has a statement in flight and less than a full batch
-    /// waits: that reader takes them when it is done. `finished`: the calling reader's own
-    /// statement just ended (counted out in the same look, so no key is left without a reader).
-    fn take(&self, finished: bool) -> Vec<Waiting<V>> {
+    /// waits: that reader takes them when it is done. `reading`: whether the calling reader is
+    /// counted as in flight (its last statement is counted out in the same look, so no key is
+    /// left without a reader); set when it takes a batch.
+    fn take(&self, reading: &mut bool) -> Vec<Waiting<V>> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        if finished {
+        if std::mem::take(reading) {
             queue.reading = queue.reading.saturating_sub(1);
         }
         if queue.reading > 0 && queue.waiting.len() < MAX_SHARED_KEYS {
@@ -501,6 +532,7 @@ impl<V: Clone + Send + Sync + 'static> Shared<V> {
             }
         }
         queue.reading += 1;
+        *reading = true;
         batch
     }
 
