@@ -68,17 +68,21 @@ impl Databases {
         Ok((name, url))
     }
 
-    /// Waits for PostgreSQL to finish the background work the previous workload left (dirty
-    /// buffers, autovacuum of the rows it wrote), so that work is not measured as part of the
-    /// next one: a `CHECKPOINT`, then until no autovacuum worker runs (at most `limit`). Without
-    /// it, GetEnterprise measured right after the TPC-B anchor ran about 25 % slower (and its
-    /// server CPU per call 30 % higher) than measured alone. Best effort: a failure is printed.
-    pub async fn settle(&self, limit: Duration) {
+    /// Waits for PostgreSQL to finish the background work the previous workload left, so that
+    /// work is not measured as part of the next one: until no autovacuum worker runs (at most
+    /// `limit`), after a `CHECKPOINT` when `checkpoint` (once, after the pgbench anchors, whose
+    /// dirty buffers would otherwise be written out during the next workload). Not before every
+    /// workload: right after a checkpoint every page a write workload touches first costs a
+    /// full-page image in the WAL, which a steady-state run spreads over its checkpoint interval.
+    /// Without settling, GetEnterprise measured straight after the TPC-B anchor ran about 20 %
+    /// slower (and its server CPU per call 20 % higher) than after the echo anchor alone. Best
+    /// effort: a failure is printed.
+    pub async fn settle(&self, limit: Duration, checkpoint: bool) {
         let Ok(conn) = sea_orm::Database::connect(self.admin.as_str()).await else {
             eprintln!("cannot reach PostgreSQL to settle it");
             return;
         };
-        if let Err(e) = conn.execute_unprepared("CHECKPOINT").await {
+        if checkpoint && let Err(e) = conn.execute_unprepared("CHECKPOINT").await {
             eprintln!("CHECKPOINT: {e}");
         }
         let started = Instant::now();

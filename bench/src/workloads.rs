@@ -764,7 +764,7 @@ async fn run_selected(
             ("anchor: pgbench -S -c16 -j2", &["-S"][..], &mut select_only),
             ("anchor: pgbench TPC-B -c16 -j2", &[][..], &mut tpcb),
         ] {
-            dbs.settle(args.settle()).await;
+            dbs.settle(args.settle(), false).await;
             eprintln!("{label}");
             let mut runs = Vec::new();
             for _ in 0..args.repeats.max(1) {
@@ -787,10 +787,12 @@ async fn run_selected(
                 note: String::new(),
             });
         }
+        // pgbench's dirty buffers are written out here, not during the next workload.
+        dbs.settle(args.settle(), true).await;
     }
 
     if args.wants("echo") {
-        dbs.settle(args.settle()).await;
+        dbs.settle(args.settle(), false).await;
         eprintln!("anchor: bare tonic health Check");
         let server = setup::start_echo(rt, dbs.dir.path()).await?;
         let s = echo(args, &server).await?;
@@ -812,7 +814,7 @@ async fn run_selected(
         let registry = seeded_registry(args, rt, dbs, &url).await?;
         let outcome = async {
             if args.wants("get-pg") {
-                dbs.settle(args.settle()).await;
+                dbs.settle(args.settle(), false).await;
                 eprintln!("GetEnterprise (PostgreSQL)");
                 let s = get_enterprise(args, &registry).await?;
                 let mut row = per_call("GetEnterprise (PostgreSQL)", "rps", &s);
@@ -823,7 +825,7 @@ async fn run_selected(
                 rows.push(row);
             }
             if args.wants("list") {
-                dbs.settle(args.settle()).await;
+                dbs.settle(args.settle(), false).await;
                 eprintln!("ListEnterprises page 50 (PostgreSQL)");
                 let s = list_enterprises(args, &registry).await?;
                 let mut row = per_call("ListEnterprises page 50 (PostgreSQL)", "rps", &s);
@@ -832,7 +834,7 @@ async fn run_selected(
                 rows.push(row);
             }
             if args.wants("create-enterprise") {
-                dbs.settle(args.settle()).await;
+                dbs.settle(args.settle(), false).await;
                 eprintln!("CreateEnterprise (PostgreSQL)");
                 let s = create_enterprise(args, &registry).await?;
                 let mut row = per_call("CreateEnterprise (PostgreSQL)", "rps", &s);
@@ -842,7 +844,7 @@ async fn run_selected(
                 rows.push(row);
             }
             if args.wants("import") {
-                dbs.settle(args.settle()).await;
+                dbs.settle(args.settle(), false).await;
                 eprintln!("ImportEnterprises {} rows (PostgreSQL)", args.import_rows);
                 let (first, again) = imports(args, &registry).await?;
                 let mut row = per_call(
@@ -875,7 +877,7 @@ async fn run_selected(
         let url = dbs.sqlite("registry");
         eprintln!("registry on SQLite: seeding {} enterprises", args.seed);
         let registry = seeded_registry(args, rt, dbs, &url).await?;
-        dbs.settle(args.settle()).await;
+        dbs.settle(args.settle(), false).await;
         eprintln!("GetEnterprise (SQLite)");
         let s = get_enterprise(args, &registry).await;
         registry.stop().await;
@@ -888,7 +890,7 @@ async fn run_selected(
     }
 
     if args.wants("create-application") {
-        dbs.settle(args.settle()).await;
+        dbs.settle(args.settle(), false).await;
         eprintln!("CreateApplication (awards → registry + review, PostgreSQL)");
         let s = create_application(args, rt, dbs).await?;
         let mut row = per_call(
