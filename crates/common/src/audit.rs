@@ -170,79 +170,85 @@ pub async fn read_head(conn: &impl ConnectionTrait, lock: bool) -> Result<Head, 
     })
 }
 
-/// Appends events and stores the new head, in the caller's write transaction (which holds the
-/// chain lock). On PostgreSQL this is ONE statement: each column travels as one binary array
-/// parameter (`unnest`) into a data-modifying CTE, and the head update is the outer statement —
-/// binding ten parameters per event costs more than the insert itself when a bulk import audits
-/// thousands of changes, and under group commit every round trip a lease saves is throughput.
-/// (A JSON parameter through `json_to_recordset`, used before, spent three quarters of the
-/// statement in PostgreSQL's JSON lexer: `state_json` is itself JSON, escaped inside it; 500
-/// import events took 12.4 ms that way, 4.2 ms with arrays.) Elsewhere, multi-row inserts in
-/// chunks and an `UPDATE`. Text parameters arrive byte for byte, so every stored field still
-/// hashes to the event's hash.
+/// Appends the events of one write (one commit time, actor, method and request id, as
+/// [`crate::write::WriteTx`] records them) and stores the new head, in the caller's write
+/// transaction (which holds the chain lock). On PostgreSQL this is ONE statement: the columns
+/// that differ per event travel as one binary array parameter each (`unnest`) into a
+/// data-modifying CTE, the five the write shares as single parameters, and the head update is
+/// the outer statement — binding ten parameters per event costs more than the insert itself
+/// when a bulk import audits thousands of changes, and under group commit every round trip a
+/// lease saves is throughput. (A JSON parameter through `json_to_recordset`, used before, spent
+/// three quarters of the statement in PostgreSQL's JSON lexer: `state_json` is itself JSON,
+/// escaped inside it; 500 import events took 12.4 ms that way, 4.2 ms with arrays.) Elsewhere,
+/// multi-row inserts in chunks and an `UPDATE`. Text parameters arrive byte for byte, so every
+/// stored field still hashes to the event's hash.
 pub async fn append(
     conn: &impl ConnectionTrait,
-    events: &[entity::Model],
+    events: Vec<entity::Model>,
     head: &Head,
 ) -> Result<(), DbErr> {
-    if events.is_empty() {
+    let Some(first) = events.first() else {
         return Ok(());
+    };
+    fn shared(e: &entity::Model) -> (i64, &str, &str, &str, &str) {
+        (
+            e.commit_time_us,
+            &e.actor,
+            &e.actor_roles,
+            &e.method,
+            &e.request_id,
+        )
+    }
+    if events.iter().any(|e| shared(e) != shared(first)) {
+        return Err(DbErr::Custom(
+            "audit::append takes the events of one write (one commit time, actor, method and request id)".into(),
+        ));
     }
     let backend = conn.get_database_backend();
     if backend == sea_orm::DbBackend::Postgres {
         let n = events.len();
+        let mut values: Vec<sea_orm::Value> = vec![
+            first.commit_time_us.into(),
+            first.actor.clone().into(),
+            first.actor_roles.clone().into(),
+            first.method.clone().into(),
+            first.request_id.clone().into(),
+        ];
         let mut sequence = Vec::with_capacity(n);
-        let mut commit_time_us = Vec::with_capacity(n);
-        let mut actor = Vec::with_capacity(n);
-        let mut actor_roles = Vec::with_capacity(n);
-        let mut method = Vec::with_capacity(n);
         let mut resource = Vec::with_capacity(n);
-        let mut request_id = Vec::with_capacity(n);
         let mut state_json = Vec::with_capacity(n);
         let mut previous_hash = Vec::with_capacity(n);
         let mut hash = Vec::with_capacity(n);
         for e in events {
             sequence.push(e.sequence);
-            commit_time_us.push(e.commit_time_us);
-            actor.push(e.actor.clone());
-            actor_roles.push(e.actor_roles.clone());
-            method.push(e.method.clone());
-            resource.push(e.resource.clone());
-            request_id.push(e.request_id.clone());
-            state_json.push(e.state_json.clone());
-            previous_hash.push(e.previous_hash.clone());
-            hash.push(e.hash.clone());
+            resource.push(e.resource);
+            state_json.push(e.state_json);
+            previous_hash.push(e.previous_hash);
+            hash.push(e.hash);
         }
-        let columns = "sequence, commit_time_us, actor, actor_roles, method, resource, request_id, state_json, previous_hash, hash";
-        let sql = format!(
-            "WITH appended AS (INSERT INTO audit_event ({columns}) SELECT {columns} FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t({columns})) \
-             UPDATE audit_head SET sequence = $11, hash = $12 WHERE id = 1"
-        );
-        conn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [
-                sequence.into(),
-                commit_time_us.into(),
-                actor.into(),
-                actor_roles.into(),
-                method.into(),
-                resource.into(),
-                request_id.into(),
-                state_json.into(),
-                previous_hash.into(),
-                hash.into(),
-                head.sequence.into(),
-                head.hash.clone().into(),
-            ],
-        ))
-        .await?;
+        values.extend([
+            sequence.into(),
+            resource.into(),
+            state_json.into(),
+            previous_hash.into(),
+            hash.into(),
+            head.sequence.into(),
+            head.hash.clone().into(),
+        ]);
+        let sql = "WITH appended AS (\
+             INSERT INTO audit_event (sequence, commit_time_us, actor, actor_roles, method, resource, request_id, state_json, previous_hash, hash) \
+             SELECT t.sequence, $1, $2, $3, $4, t.resource, $5, t.state_json, t.previous_hash, t.hash \
+             FROM unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t(sequence, resource, state_json, previous_hash, hash)) \
+             UPDATE audit_head SET sequence = $11, hash = $12 WHERE id = 1";
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
         return Ok(());
     }
-    for chunk in events.chunks(500) {
-        let models: Vec<entity::ActiveModel> = chunk
-            .iter()
-            .cloned()
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let models: Vec<entity::ActiveModel> = events
+            .by_ref()
+            .take(500)
             .map(sea_orm::IntoActiveModel::into_active_model)
             .collect();
         entity::Entity::insert_many(models).exec(conn).await?;

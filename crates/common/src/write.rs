@@ -49,6 +49,10 @@
 //!   with the outcome. **Nothing is acknowledged before it is durable**: if the `COMMIT` fails,
 //!   every write of the batch fails (nothing of it was stored). A replay found inside a batch is
 //!   likewise answered only after that batch commits (its record may be an earlier lease's).
+//! * [`WriteTx::submit`] is `commit` without that wait: it ends the lease and returns a
+//!   [`Submitted`] that says later whether the batch committed. A caller writing several
+//!   transactions in a row (an import's batches) submits one and goes on with the next, which the
+//!   writer then takes into the same batch; it reports nothing of a write until it is durable.
 //!
 //! What stays true, and why:
 //! * *Audit in the same commit*: events, head and idempotency record are written in the lease's
@@ -124,16 +128,99 @@ pub enum Begun<R> {
 pub struct WriteTx {
     conn: LeaseConn,
     done: Option<oneshot::Sender<Outcome>>,
-    actor: String,
-    actor_roles: String,
     method: String,
     caller_scope: CallerScope,
     request_id: Option<RequestId>,
-    audit_request_id: String,
     fingerprint: String,
+    chain: Chain,
+}
+
+/// Audit events continuing a write's chain, built apart from its [`WriteTx`] (on a blocking
+/// thread, say, while the write's own statements run): taken with [`WriteTx::chain`], given
+/// back with [`WriteTx::extend`], which takes it only if it still continues from the write's
+/// head. [`WriteTx::record`] is the same thing in place.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The head this chain continues from.
+    start: Head,
+    /// Its own newest event (or `start`).
     head: Head,
     commit_time_us: i64,
+    actor: String,
+    actor_roles: String,
+    method: String,
+    request_id: String,
     events: Vec<audit::entity::Model>,
+}
+
+impl Chain {
+    /// Appends an event for `resource` with its new state.
+    pub fn record(&mut self, resource: &str, state: &impl Serialize) -> Result<(), ApiError> {
+        let state_json = serde_json::to_string(state).map_err(ApiError::internal)?;
+        let sequence = self.head.sequence + 1;
+        let body = EventBody {
+            sequence,
+            commit_time_us: self.commit_time_us,
+            actor: &self.actor,
+            actor_roles: &self.actor_roles,
+            method: &self.method,
+            resource,
+            request_id: &self.request_id,
+            state_json: &state_json,
+        };
+        let hash = body.hash(&self.head.hash);
+        let previous_hash = std::mem::replace(&mut self.head.hash, hash.clone());
+        self.head.sequence = sequence;
+        self.events.push(audit::entity::Model {
+            sequence,
+            commit_time_us: self.commit_time_us,
+            actor: self.actor.clone(),
+            actor_roles: self.actor_roles.clone(),
+            method: self.method.clone(),
+            resource: resource.to_string(),
+            request_id: self.request_id.clone(),
+            state_json,
+            previous_hash,
+            hash,
+        });
+        Ok(())
+    }
+
+    /// The same identity, continuing from this chain's head, with no events of its own.
+    fn continued(&self) -> Chain {
+        Chain {
+            start: self.head.clone(),
+            head: self.head.clone(),
+            commit_time_us: self.commit_time_us,
+            actor: self.actor.clone(),
+            actor_roles: self.actor_roles.clone(),
+            method: self.method.clone(),
+            request_id: self.request_id.clone(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// A write handed to its batch by [`WriteTx::submit`], not yet known to be durable.
+#[derive(Debug)]
+#[must_use = "a submitted write is durable only once `durable()` says so"]
+pub struct Submitted(oneshot::Receiver<Result<(), ApiError>>);
+
+impl Submitted {
+    /// Waits until the batch holding the write has committed: `Ok` means durable; an error
+    /// means nothing of the write was stored.
+    pub async fn durable(self) -> Result<(), ApiError> {
+        self.0.await.map_err(|_| writer_gone())?
+    }
+
+    /// The outcome if the batch has already ended, without waiting.
+    pub fn try_durable(&mut self) -> Option<Result<(), ApiError>> {
+        match self.0.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(writer_gone())),
+        }
+    }
 }
 
 impl WriteTx {
@@ -167,22 +254,27 @@ impl WriteTx {
         }
         let mut roles: Vec<&str> = ctx.caller.roles.iter().map(|r| r.as_str()).collect();
         roles.sort_unstable();
-        Ok(Begun::Fresh(Box::new(WriteTx {
-            conn: lease.conn,
-            done: Some(lease.done),
+        let chain = Chain {
+            start: lease.head.clone(),
+            head: lease.head,
+            commit_time_us: lease.commit_time_us,
             actor: ctx.caller.subject.clone(),
             actor_roles: roles.join(","),
-            method,
-            caller_scope,
-            audit_request_id: request_id
+            method: method.clone(),
+            request_id: request_id
                 .as_ref()
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_else(|| ctx.meta.request_id.clone()),
+            events: Vec::new(),
+        };
+        Ok(Begun::Fresh(Box::new(WriteTx {
+            conn: lease.conn,
+            done: Some(lease.done),
+            method,
+            caller_scope,
             request_id,
             fingerprint,
-            head: lease.head,
-            commit_time_us: lease.commit_time_us,
-            events: Vec::new(),
+            chain,
         })))
     }
 
@@ -195,55 +287,60 @@ impl WriteTx {
     /// before it recorded any, the head its lease started from. After a successful
     /// [`WriteTx::commit`] the write's events are exactly the sequences up to this one.
     pub fn head_sequence(&self) -> i64 {
-        self.head.sequence
+        self.chain.head.sequence
     }
 
     /// The commit time every row written in this transaction should carry (µs).
     pub fn now_us(&self) -> i64 {
-        self.commit_time_us
+        self.chain.commit_time_us
     }
 
     /// Appends an audit event for `resource` with its new state.
     pub fn record(&mut self, resource: &str, state: &impl Serialize) -> Result<(), ApiError> {
-        let state_json = serde_json::to_string(state).map_err(ApiError::internal)?;
-        let sequence = self.head.sequence + 1;
-        let body = EventBody {
-            sequence,
-            commit_time_us: self.commit_time_us,
-            actor: &self.actor,
-            actor_roles: &self.actor_roles,
-            method: &self.method,
-            resource,
-            request_id: &self.audit_request_id,
-            state_json: &state_json,
-        };
-        let hash = body.hash(&self.head.hash);
-        self.events.push(audit::entity::Model {
-            sequence,
-            commit_time_us: self.commit_time_us,
-            actor: self.actor.clone(),
-            actor_roles: self.actor_roles.clone(),
-            method: self.method.clone(),
-            resource: resource.to_string(),
-            request_id: self.audit_request_id.clone(),
-            state_json,
-            previous_hash: self.head.hash.clone(),
-            hash: hash.clone(),
-        });
-        self.head = Head { sequence, hash };
+        self.chain.record(resource, state)
+    }
+
+    /// An empty chain continuing from this write's head, to record events on apart from the
+    /// write (it is `Send + 'static`) and hand back with [`WriteTx::extend`].
+    pub fn chain(&self) -> Chain {
+        self.chain.continued()
+    }
+
+    /// Takes the events of a chain from [`WriteTx::chain`]. Refused (an internal error, the
+    /// write must fail) if the write recorded anything since the chain was taken: its events
+    /// would not continue the chain.
+    pub fn extend(&mut self, chain: Chain) -> Result<(), ApiError> {
+        if chain.start != self.chain.head {
+            return Err(ApiError::internal(format!(
+                "{}: audit events built from head {} given to a write at head {}",
+                self.method, chain.start.sequence, self.chain.head.sequence
+            )));
+        }
+        self.chain.events.extend(chain.events);
+        self.chain.head = chain.head;
         Ok(())
     }
 
     /// Writes the audit events, the head and the idempotency record, then waits until the batch
     /// holding them has committed: `Ok` means durable.
-    pub async fn commit<R: prost::Message>(mut self, response: &R) -> Result<(), ApiError> {
-        if self.events.is_empty() {
+    pub async fn commit<R: prost::Message>(self, response: &R) -> Result<(), ApiError> {
+        self.submit(response).await?.durable().await
+    }
+
+    /// [`WriteTx::commit`] without the wait: writes the audit events, the head and the
+    /// idempotency record and ends the lease, so the next queued write can go on in the same
+    /// batch. The write is durable only once [`Submitted::durable`] says so; nothing of it may be
+    /// reported before. A writer of several consecutive transactions (an import) submits the
+    /// next while this one's batch is still open, and they share one `COMMIT`.
+    pub async fn submit<R: prost::Message>(mut self, response: &R) -> Result<Submitted, ApiError> {
+        if self.chain.events.is_empty() {
             return Err(ApiError::internal(format!(
                 "{} tried to commit a change without an audit event",
                 self.method
             )));
         }
-        audit::append(&self.conn, &self.events, &self.head).await?;
+        let events = std::mem::take(&mut self.chain.events);
+        audit::append(&self.conn, events, &self.chain.head).await?;
         if let Some(id) = &self.request_id {
             idempotency::store(
                 &self.conn,
@@ -252,19 +349,19 @@ impl WriteTx {
                 &self.method,
                 std::mem::take(&mut self.fingerprint),
                 response.encode_to_vec(),
-                self.commit_time_us,
+                self.chain.commit_time_us,
             )
             .await?;
         }
         let done = self.done.take().ok_or_else(writer_gone)?;
         let (ack, acked) = oneshot::channel();
         done.send(Outcome::Commit {
-            head: self.head.clone(),
+            head: self.chain.head.clone(),
             ack,
         })
         // The writer stopped waiting: the lease was revoked and its savepoint rolled back.
         .map_err(|_| revoked_error())?;
-        acked.await.map_err(|_| writer_gone())?
+        Ok(Submitted(acked))
     }
 }
 

@@ -40,6 +40,7 @@ on_both_backends!(
     bulk_inserted_enterprises_read_back_field_for_field,
     a_batch_failing_mid_stream_rejects_exactly_its_rows_and_results_stay_in_order,
     a_stream_error_answers_only_after_the_batches_handed_over_are_committed,
+    a_commit_that_fails_rejects_the_rows_of_every_batch_it_held_and_only_those,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1296,6 +1297,115 @@ async fn a_batch_failing_mid_stream_rejects_exactly_its_rows_and_results_stay_in
     assert_eq!(again.created_count, 500);
     assert_eq!(again.unchanged_count, created);
     assert_chain_intact(&server, created + 500).await;
+    server.stop().await;
+}
+
+/// Makes the `COMMIT` of any transaction that inserted the enterprise `uscc` fail (a constraint
+/// checked only at commit), so every import batch sharing that transaction fails with it.
+async fn poison_commits_inserting(server: &TestServer, uscc: &str) {
+    let sql = match server.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            "CREATE FUNCTION qilu_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'poisoned commit' USING ERRCODE = '23514'; END $$".to_string(),
+            format!("CREATE CONSTRAINT TRIGGER qilu_test_poison AFTER INSERT ON enterprise DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.uscc = '{uscc}') EXECUTE FUNCTION qilu_test_poison()"),
+        ],
+        _ => vec![
+            // A deferred foreign key is checked at COMMIT; the poison row breaks it.
+            "CREATE TABLE qilu_test_parent (id INTEGER PRIMARY KEY)".to_string(),
+            "CREATE TABLE qilu_test_child (parent INTEGER REFERENCES qilu_test_parent(id) DEFERRABLE INITIALLY DEFERRED)".to_string(),
+            format!("CREATE TRIGGER qilu_test_poison AFTER INSERT ON enterprise WHEN NEW.uscc = '{uscc}' BEGIN INSERT INTO qilu_test_child (parent) VALUES (-1); END"),
+        ],
+    };
+    for statement in sql {
+        server.db.execute_unprepared(&statement).await.unwrap();
+    }
+}
+
+/// Consecutive batches of one import may share the writer's transaction (the committer submits
+/// a batch and goes on with the next before the first is durable). A `COMMIT` that fails must
+/// then reject the rows of every batch it held, as not saved, and nothing else: each row
+/// reported created is stored and audited, each row reported not saved is absent, the chain is
+/// intact, and importing the file again creates exactly the rows not saved.
+async fn a_commit_that_fails_rejects_the_rows_of_every_batch_it_held_and_only_those(
+    backend: Backend,
+) {
+    let Some(server) = TestServer::start::<Registry>(backend).await else {
+        return;
+    };
+    let codes: Vec<String> = (1..=2000u32).map(|n| shandong("3708", n)).collect();
+    let rows: Vec<_> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, code)| row(i as i64 + 1, enterprise(code, "济宁公司")))
+        .collect();
+    // Row 700 is in the second of four batches.
+    poison_commits_inserting(&server, &codes[699]).await;
+    let response = import(&server, rows.clone(), 250, &Options::default()).await;
+    assert_eq!(response.row_results.len(), 2000);
+    let mut created = BTreeSet::new();
+    let mut not_saved = BTreeSet::new();
+    for (i, r) in response.row_results.iter().enumerate() {
+        assert_eq!(r.row_number, i as i64 + 1, "results in stream order");
+        match outcome_of(r) {
+            pb::ImportRowOutcome::Created => {
+                created.insert(codes[i].clone());
+            }
+            pb::ImportRowOutcome::Rejected => {
+                assert_eq!(problem_fields(r), vec!["enterprise"], "row {}", i + 1);
+                assert!(r.problems[0].description.contains("not saved"), "{r:?}");
+                not_saved.insert(codes[i].clone());
+            }
+            other => panic!("row {}: {other:?}", i + 1),
+        }
+    }
+    assert!(
+        not_saved.contains(&codes[699]),
+        "the poisoned row's batch fails"
+    );
+    // Whole batches fail, never part of one.
+    for batch in codes.chunks(500) {
+        let failed = batch.iter().filter(|c| not_saved.contains(*c)).count();
+        assert!(failed == 0 || failed == batch.len(), "{failed} of a batch");
+    }
+    assert_eq!(response.created_count as usize, created.len());
+    let backend_db = server.db.get_database_backend();
+    let stored: BTreeSet<String> = server
+        .db
+        .query_all_raw(Statement::from_string(
+            backend_db,
+            "SELECT uscc FROM enterprise",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "uscc").unwrap())
+        .collect();
+    assert_eq!(
+        stored, created,
+        "exactly the rows reported created are stored"
+    );
+    assert_eq!(count(&server, "audit_event").await, created.len() as i64);
+    assert_chain_intact(&server, created.len() as i64).await;
+    // The feed cursor is the last durable batch's.
+    let (feed, _) = all_changes(&server, "", 1000, "").await;
+    assert_eq!(feed.len(), created.len());
+    match feed.last() {
+        Some(last) => assert_eq!(response.last_change_cursor, last.cursor),
+        None => assert_eq!(response.last_change_cursor, ""),
+    }
+
+    // Without the trap the same file creates exactly the rows that were not saved.
+    server
+        .db
+        .execute_unprepared(match backend_db {
+            sea_orm::DbBackend::Postgres => "DROP TRIGGER qilu_test_poison ON enterprise",
+            _ => "DROP TRIGGER qilu_test_poison",
+        })
+        .await
+        .unwrap();
+    let again = import(&server, rows, 250, &Options::default()).await;
+    assert_eq!(again.created_count as usize, not_saved.len());
+    assert_eq!(again.unchanged_count as usize, created.len());
+    assert_chain_intact(&server, 2000).await;
     server.stop().await;
 }
 

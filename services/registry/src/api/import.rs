@@ -2,45 +2,56 @@
 //!
 //! Each row is parsed exactly as `CreateEnterprise` parses its enterprise (`convert::parse_uscc`,
 //! `convert::parse_fields`), so a row is rejected for the same reasons with the same field
-//! paths (prefixed `enterprise.`). Valid rows are committed in batches of
-//! `domain::import::BATCH_ROWS`, one write transaction each: one query loads the batch's
-//! existing enterprises (primary-key probes, `store::enterprise::get_many`), new ones go in
-//! with multi-row inserts (on PostgreSQL one statement of column arrays,
-//! `store::changes::insert_enterprises`), changed ones are updated one by one (version + 1),
-//! and every created or updated enterprise gets its audit event; the change feed cursor is the
-//! head the batch's lease chained to, no extra read. Identical rows write nothing. A malformed
-//! row is reported and the stream goes on.
+//! paths (prefixed `enterprise.`). Valid rows are written in batches of
+//! `domain::import::BATCH_ROWS`, one write (one lease of the group-commit writer,
+//! `qilu_common::write`) each: one query loads the batch's existing enterprises (primary-key
+//! probes, `store::enterprise::get_many`), new ones go in with multi-row inserts (on PostgreSQL
+//! one statement of column arrays, `store::changes::insert_enterprises`), changed ones are
+//! updated one by one (version + 1), and every created or updated enterprise gets its audit
+//! event; the change feed cursor is the head the batch's lease chained to, no extra read.
+//! Identical rows write nothing. A malformed row is reported and the stream goes on.
 //!
-//! Pipelined: the handler reads and validates the stream and hands each full batch to a
-//! committer task, which checks zones, decides and commits batches one after another, in stream
-//! order, while the handler goes on reading the next rows (one batch queued at most, so a slow
-//! database slows the reader rather than piling rows up in memory). The committer reports what
-//! became of each row (its outcome, or its rejection with field paths) and the handler writes
-//! that into the row's result, so results are exactly as without the pipeline: one per row, in
-//! stream order. Measured on a 20,000-row first import, reading and validating were ~6 % of the
-//! run and the committer's statements the rest; the pipeline takes the reading off that path.
+//! Pipelined, so that the database's one writer connection is kept busy rather than waiting on
+//! this process between statements:
+//! - the handler reads and validates the stream, checks the batch's zones (rows naming an
+//!   unregistered zone are rejected, as CreateEnterprise rejects them) and hands each full batch
+//!   to a committer task, while the committer writes the previous one (one batch queued at most,
+//!   so a slow database slows the reader rather than piling rows up in memory);
+//! - the committer writes batches one after another, in stream order. It *submits* each
+//!   (`WriteTx::submit`: the lease ends, the write is in the writer's open transaction) and goes
+//!   on with the next without waiting for the `COMMIT`, so consecutive batches share one
+//!   database transaction and one `COMMIT` as concurrent unary writes do; a batch's rows get
+//!   their outcome only once its commit is durable (at most `MAX_IN_FLIGHT` batches wait);
+//! - within a batch, the audit events (state JSON and chained hash per change) are built on a
+//!   blocking thread while PostgreSQL inserts the rows (`WriteTx::chain`/`extend`).
+//!
+//! The committer reports what became of each row (its outcome, or its rejection with field
+//! paths) and the handler writes that into the row's result, so results are exactly as without
+//! the pipeline: one per row, in stream order.
 //!
 //! Failure semantics:
-//! - a batch that fails to commit rejects its rows (and only its rows) with that reason; the
-//!   run goes on;
+//! - a batch whose statements fail rejects its rows (and only its rows: its savepoint is rolled
+//!   back) with that reason, and a `COMMIT` that fails rejects the rows of every batch it held
+//!   (each reported not saved); the run goes on;
 //! - a stream that breaks (client gone, bad message) ends the call: the batches already handed
 //!   to the committer are finished (committed, or failed) before the call answers, rows received
 //!   since the last full batch are dropped (importing the file again reports the committed rows
 //!   UNCHANGED). A call dropped by the server (the client cancelled it) stops its committer
 //!   too, as a dropped handler stopped the batch it was committing before the pipeline: a batch
-//!   whose write had not yet been handed to the database writer is rolled back;
+//!   whose write had not yet been submitted to the database writer is rolled back, one already
+//!   submitted commits (or fails) with the writer's transaction;
 //! - `request_id` (first message): once a run completes its response is stored under the id, and
 //!   a retried run with the same id and options gets that response without its rows being read.
 //!   The record is written after the last batch (a run spans several transactions); a crash in
 //!   between leaves no record, and the retry then re-imports, finding committed rows UNCHANGED.
 //!   With `validate_only` nothing is stored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use prost::Message;
 use qilu_common::idempotency::{self, RequestId};
-use qilu_common::write::{Begun, WriteTx};
+use qilu_common::write::{Begun, Submitted, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::registry as pb;
 use sea_orm::ConnectionTrait;
@@ -97,6 +108,31 @@ struct Committer {
     fates: Vec<Fate>,
     /// Sequence of the last change committed by this run.
     last_sequence: Option<i64>,
+    /// Batches handed to the database writer and not yet known to be durable, oldest first.
+    in_flight: VecDeque<InFlight>,
+}
+
+/// Most batches submitted and not yet known to be durable: a writer that stopped answering
+/// stops the import after these, rather than it reading the whole stream ahead.
+const MAX_IN_FLIGHT: usize = 4;
+
+/// A submitted batch: its rows' effects become their outcomes once its commit is durable.
+struct InFlight {
+    rows: Vec<(usize, Effect)>,
+    submitted: Submitted,
+    last_sequence: i64,
+}
+
+/// How a batch's write ended in the committer.
+enum Decided {
+    /// Nothing to write (every row unchanged, or validating only): final now.
+    Final(Vec<Effect>),
+    /// Written into the writer's batch; durable once `submitted` says so.
+    Submitted {
+        effects: Vec<Effect>,
+        submitted: Submitted,
+        last_sequence: i64,
+    },
 }
 
 /// What the committer hands back when the batches stop.
@@ -110,6 +146,25 @@ fn outcome(effect: Effect) -> pb::ImportRowOutcome {
         Effect::Create => pb::ImportRowOutcome::Created,
         Effect::Update => pb::ImportRowOutcome::Updated,
         Effect::Unchanged => pb::ImportRowOutcome::Unchanged,
+    }
+}
+
+/// The problem of a row whose batch could not be committed.
+fn not_saved(why: &str) -> pb::RowProblem {
+    pb::RowProblem {
+        field: "enterprise".into(),
+        description: format!(
+            "not saved: the batch holding this row failed to commit ({why}); import the row again"
+        ),
+    }
+}
+
+/// Why the rows of a batch that failed were not saved, as a row's problem tells it.
+fn why_not_saved(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Unavailable { .. } => "the database is unavailable",
+        ApiError::Aborted(_) => "a concurrent change conflicted",
+        _ => "an internal error",
     }
 }
 
@@ -153,15 +208,71 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Queues the pending rows for the committer (waiting while it still holds a batch).
+    /// Queues the pending rows for the committer (waiting while it still holds a batch), after
+    /// rejecting those naming an unregistered zone.
     async fn hand_over(&mut self) -> Result<(), ApiError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let stopped = || ApiError::internal("the import's committer stopped early");
-        let batches = self.batches.as_ref().ok_or_else(stopped)?;
         let batch = std::mem::take(&mut self.pending);
+        let batch = self.reject_unknown_zones(batch).await;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batches = self.batches.as_ref().ok_or_else(stopped)?;
         batches.send(batch).await.map_err(|_| stopped())
+    }
+
+    /// Rejects rows naming a high-tech zone that is not registered (as CreateEnterprise does)
+    /// and returns the rest. Checked here, while the committer writes the previous batch, so
+    /// the lookups stay off the write path (a handful of distinct zones per batch: one lookup
+    /// each). If the check itself fails, every row of the batch is reported not saved.
+    async fn reject_unknown_zones(&mut self, batch: Vec<Pending>) -> Vec<Pending> {
+        let zones: std::collections::BTreeSet<&str> = batch
+            .iter()
+            .filter_map(|p| p.fields.zone.as_deref())
+            .collect();
+        let mut unknown = std::collections::BTreeSet::new();
+        for zone in zones {
+            match crate::store::zones::zone_exists(&self.api.db, zone).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    unknown.insert(zone.to_string());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %ApiError::from(e), "import zone check failed");
+                    for row in &batch {
+                        self.reject(row.index, vec![not_saved("the zone check failed")]);
+                    }
+                    return Vec::new();
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return batch;
+        }
+        let mut kept = Vec::with_capacity(batch.len());
+        for row in batch {
+            match &row.fields.zone {
+                Some(zone) if unknown.contains(zone) => {
+                    let problem = pb::RowProblem {
+                        field: "enterprise.zone".into(),
+                        description: format!("{zone} is not a registered high-tech zone"),
+                    };
+                    self.reject(row.index, vec![problem]);
+                }
+                _ => kept.push(row),
+            }
+        }
+        kept
+    }
+
+    /// Marks a row rejected with these problems.
+    fn reject(&mut self, index: usize, problems: Vec<pb::RowProblem>) {
+        let result = &mut self.results[index];
+        result.outcome = pb::ImportRowOutcome::Rejected as i32;
+        result.problems = problems;
     }
 
     fn take_row(&mut self, row: pb::ImportEnterpriseRow) {
@@ -242,6 +353,9 @@ impl Committer {
         while let Some(batch) = batches.recv().await {
             self.flush(batch).await;
         }
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await;
+        }
         Committed {
             fates: self.fates,
             last_sequence: self.last_sequence,
@@ -256,97 +370,106 @@ impl Committer {
         });
     }
 
-    /// Decides (and, unless validating only, commits) one batch.
+    /// Decides (and, unless validating only, commits) one batch. Earlier batches may still be
+    /// waiting for their commit (consecutive batches share the writer's transaction while they
+    /// keep coming): those already durable are settled after this one's write has ended, and
+    /// at most `MAX_IN_FLIGHT` wait at a time.
     async fn flush(&mut self, batch: Vec<Pending>) {
-        let batch = match self.reject_unknown_zones(batch).await {
-            Ok(batch) => batch,
-            Err((batch, e)) => {
-                // Treated like a failed batch below: every row is reported not saved.
-                tracing::warn!(error = %e, "import zone check failed");
-                batch
-                    .iter()
-                    .for_each(|row| self.not_saved(row.index, "the zone check failed"));
-                return;
-            }
-        };
         if batch.is_empty() {
             return;
         }
         let decided = if self.validate_only {
-            self.decide_only(&batch).await
+            self.decide_only(&batch).await.map(Decided::Final)
         } else {
             self.commit(&batch).await
         };
+        let rows = batch.iter().map(|row| row.index);
         match decided {
-            Ok(effects) => {
-                for (row, e) in batch.iter().zip(effects) {
-                    self.fates.push(Fate {
-                        index: row.index,
-                        outcome: outcome(e),
-                        problems: Vec::new(),
-                    });
-                }
+            Ok(Decided::Final(effects)) => {
+                self.fates.extend(rows.zip(effects).map(|(index, e)| Fate {
+                    index,
+                    outcome: outcome(e),
+                    problems: Vec::new(),
+                }))
+            }
+            Ok(Decided::Submitted {
+                effects,
+                submitted,
+                last_sequence,
+            }) => {
+                self.in_flight.push_back(InFlight {
+                    rows: rows.zip(effects).collect(),
+                    submitted,
+                    last_sequence,
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, rows = batch.len(), "import batch failed");
-                let why = match &e {
-                    ApiError::Unavailable { .. } => "the database is unavailable",
-                    ApiError::Aborted(_) => "a concurrent change conflicted",
-                    _ => "an internal error",
-                };
-                for row in &batch {
-                    self.not_saved(row.index, why);
-                }
+                let why = why_not_saved(&e);
+                rows.for_each(|index| self.not_saved(index, why));
             }
+        }
+        self.settle_ready().await;
+    }
+
+    /// Settles the batches in flight whose commit has ended, then waits for the oldest while
+    /// too many are in flight.
+    async fn settle_ready(&mut self) {
+        while let Some(oldest) = self.in_flight.front_mut() {
+            let Some(result) = oldest.submitted.try_durable() else {
+                break;
+            };
+            if let Some(batch) = self.in_flight.pop_front() {
+                self.settled(batch.rows, batch.last_sequence, result);
+            }
+        }
+        while self.in_flight.len() > MAX_IN_FLIGHT {
+            self.settle_oldest().await;
         }
     }
 
-    /// Rejects rows naming a high-tech zone that is not registered (as CreateEnterprise does)
-    /// and returns the rest. A handful of distinct zones per batch: one lookup each.
-    async fn reject_unknown_zones(
+    /// Waits for the oldest batch in flight to be durable (or to fail) and settles it.
+    async fn settle_oldest(&mut self) {
+        if let Some(InFlight {
+            rows,
+            submitted,
+            last_sequence,
+        }) = self.in_flight.pop_front()
+        {
+            let result = submitted.durable().await;
+            self.settled(rows, last_sequence, result);
+        }
+    }
+
+    /// Records what became of the rows of a batch whose commit has ended.
+    fn settled(
         &mut self,
-        batch: Vec<Pending>,
-    ) -> Result<Vec<Pending>, (Vec<Pending>, ApiError)> {
-        let zones: std::collections::BTreeSet<String> =
-            batch.iter().filter_map(|p| p.fields.zone.clone()).collect();
-        let mut unknown = std::collections::BTreeSet::new();
-        for zone in zones {
-            match crate::store::zones::zone_exists(&self.api.db, &zone).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    unknown.insert(zone);
+        rows: Vec<(usize, Effect)>,
+        last_sequence: i64,
+        result: Result<(), ApiError>,
+    ) {
+        match result {
+            Ok(()) => {
+                self.last_sequence = Some(last_sequence);
+                self.fates.extend(rows.into_iter().map(|(index, e)| Fate {
+                    index,
+                    outcome: outcome(e),
+                    problems: Vec::new(),
+                }));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows = rows.len(), "import batch failed to commit");
+                let why = why_not_saved(&e);
+                for (index, _) in rows {
+                    self.not_saved(index, why);
                 }
-                Err(e) => return Err((batch, ApiError::from(e))),
             }
         }
-        if unknown.is_empty() {
-            return Ok(batch);
-        }
-        let mut kept = Vec::with_capacity(batch.len());
-        for row in batch {
-            match &row.fields.zone {
-                Some(zone) if unknown.contains(zone) => {
-                    let problem = pb::RowProblem {
-                        field: "enterprise.zone".into(),
-                        description: format!("{zone} is not a registered high-tech zone"),
-                    };
-                    self.reject(row.index, vec![problem]);
-                }
-                _ => kept.push(row),
-            }
-        }
-        Ok(kept)
     }
 
     /// Marks a row as not saved because its batch could not be committed.
     fn not_saved(&mut self, index: usize, why: &str) {
-        let problem = pb::RowProblem {
-            field: "enterprise".into(),
-            description: format!(
-                "not saved: the batch holding this row failed to commit ({why}); import the row again"
-            ),
-        };
-        self.reject(index, vec![problem]);
+        self.reject(index, vec![not_saved(why)]);
     }
 
     /// The stored enterprises of a batch, by USCC.
@@ -375,8 +498,9 @@ impl Committer {
             .collect())
     }
 
-    /// Commits one batch in one write transaction.
-    async fn commit(&mut self, batch: &[Pending]) -> Result<Vec<Effect>, ApiError> {
+    /// Writes one batch in one write (a lease of the writer's batch transaction) and submits
+    /// it; the caller learns later whether it is durable.
+    async fn commit(&mut self, batch: &[Pending]) -> Result<Decided, ApiError> {
         let mut tx = match WriteTx::begin::<pb::ImportEnterprisesResponse>(
             &self.api.db,
             &self.ctx,
@@ -435,24 +559,39 @@ impl Committer {
         }
         if changed.is_empty() {
             // Nothing to write: the transaction rolls back when dropped.
-            return Ok(effects);
+            return Ok(Decided::Final(effects));
         }
-        if let Err(e) = changes_store::insert_enterprises(tx.conn(), &inserts).await {
+        // The audit events (state JSON and hash of each of up to 500 changes) are built on a
+        // blocking thread while PostgreSQL inserts the rows: on the import's critical path the
+        // two would otherwise take turns, each idling the other.
+        let mut chain = tx.chain();
+        let events = tokio::task::spawn_blocking(move || {
+            for e in &changed {
+                chain.record(&e.name(), e)?;
+            }
+            Ok::<_, ApiError>(chain)
+        });
+        let inserted = changes_store::insert_enterprises(tx.conn(), &inserts).await;
+        let chain = events
+            .await
+            .map_err(|e| ApiError::internal(format!("building the audit events failed: {e}")))??;
+        if let Err(e) = inserted {
             return Err(if is_unique_violation(&e) {
                 ApiError::Aborted("an enterprise of the batch was created concurrently".into())
             } else {
                 e.into()
             });
         }
-        for e in &changed {
-            tx.record(&e.name(), e)?;
-        }
+        tx.extend(chain)?;
         // The head this lease chained from is the database's (read under the chain lock when
         // the batch transaction opened), so no extra read is needed for the feed cursor.
         let last_sequence = tx.head_sequence();
-        tx.commit(&pb::ImportEnterprisesResponse::default()).await?;
-        self.last_sequence = Some(last_sequence);
-        Ok(effects)
+        let submitted = tx.submit(&pb::ImportEnterprisesResponse::default()).await?;
+        Ok(Decided::Submitted {
+            effects,
+            submitted,
+            last_sequence,
+        })
     }
 }
 
@@ -552,6 +691,7 @@ pub(super) async fn import_enterprises(
             validate_only,
             fates: Vec::new(),
             last_sequence: None,
+            in_flight: VecDeque::new(),
         }
         .run(queued)
         .in_current_span(),
