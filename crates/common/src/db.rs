@@ -121,9 +121,10 @@ fn options(url: &str, config: &DatabaseConfig, max_connections: u32) -> ConnectO
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbTrouble {
     /// The database cannot be reached or dropped the connection: refused, reset, closed, shut
-    /// down (PostgreSQL 57P01/57P02/57P03), a connection exception (class 08), no connection
-    /// free within the acquire timeout, or the pool already closed. Retry later; health turns
-    /// NOT_SERVING while it lasts.
+    /// down (PostgreSQL 57P01/57P02/57P03), a connection exception (class 08), a write refused by
+    /// a read-only server (25006: a standby, as during a failover), no connection free within
+    /// the acquire timeout, or the pool already closed. Retry later; health turns NOT_SERVING
+    /// while it lasts.
     Unreachable,
     /// The database answers but a lock was not granted in time: SQLite `SQLITE_BUSY`/`LOCKED`
     /// beyond the busy timeout, PostgreSQL serialization failure, deadlock or lock timeout.
@@ -187,6 +188,10 @@ fn postgres_trouble(sqlstate: &str) -> Option<DbTrouble> {
         // admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout;
         // too_many_connections.
         "57P01" | "57P02" | "57P03" | "57P05" | "53300" => Some(DbTrouble::Unreachable),
+        // read_only_sql_transaction: a write reached a server that is (now) a standby, as during
+        // a failover; the primary is elsewhere or not yet promoted. Not the caller's fault, and
+        // a retry once the connection points at the new primary succeeds.
+        "25006" => Some(DbTrouble::Unreachable),
         // serialization_failure, deadlock_detected, lock_not_available.
         "40001" | "40P01" | "55P03" => Some(DbTrouble::Busy),
         _ => None,
@@ -308,7 +313,7 @@ mod tests {
     #[test]
     fn lost_connections_and_shutdowns_are_unreachable() {
         for code in [
-            "57P01", "57P02", "57P03", "08006", "08003", "08001", "08P01", "53300",
+            "57P01", "57P02", "57P03", "08006", "08003", "08001", "08P01", "53300", "25006",
         ] {
             assert_eq!(
                 postgres_trouble(code),
