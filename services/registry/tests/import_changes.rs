@@ -41,6 +41,7 @@ on_both_backends!(
     a_batch_failing_mid_stream_rejects_exactly_its_rows_and_results_stay_in_order,
     a_stream_error_answers_only_after_the_batches_handed_over_are_committed,
     a_commit_that_fails_rejects_the_rows_of_every_batch_it_held_and_only_those,
+    an_import_streaming_at_shutdown_ends_promptly_saying_how_far_it_got,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1407,6 +1408,68 @@ async fn a_commit_that_fails_rejects_the_rows_of_every_batch_it_held_and_only_th
     assert_eq!(again.unchanged_count as usize, created.len());
     assert_chain_intact(&server, 2000).await;
     server.stop().await;
+}
+
+/// An import still streaming when the server begins shutting down ends promptly (the drain does
+/// not wait for the client to finish), with UNAVAILABLE saying how far it got; the batch already
+/// handed over is stored, the rows after it are not.
+async fn an_import_streaming_at_shutdown_ends_promptly_saying_how_far_it_got(backend: Backend) {
+    // A long drain: the import must not be what the server waits for.
+    let Some(server) = TestServer::start_with::<Registry>(
+        backend,
+        &[("QILU__SERVER__DRAIN_SECONDS", "30".into())],
+    )
+    .await
+    else {
+        return;
+    };
+    let rows: Vec<_> = (1..=600i64)
+        .map(|n| row(n, enterprise(&shandong("3709", n as u32), "泰安公司")))
+        .collect();
+    let (sender, stream) = tokio::sync::mpsc::channel(4);
+    for message in messages(rows, 300, &Options::default()) {
+        sender.send(message).await.unwrap();
+    }
+    // The stream stays open: the client has more to send.
+    let request = server.request(
+        Role::Officer,
+        tokio_stream::wrappers::ReceiverStream::new(stream),
+    );
+    let mut importer = client(&server);
+    let call = tokio::spawn(async move { importer.import_enterprises(request).await });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&server, "enterprise").await < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "the first batch was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let started = Instant::now();
+    let stop = tokio::spawn(server.stop());
+    let status = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the import ends at shutdown")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "SERVER_SHUTTING_DOWN");
+    assert_eq!(info.metadata["rows_received"], "600");
+    assert_eq!(info.metadata["rows_written"], "500");
+    assert!(details.retry_info().is_some(), "{status:?}");
+    tokio::time::timeout(Duration::from_secs(10), stop)
+        .await
+        .expect("the server stops")
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "shutdown took {elapsed:?} with an import streaming (drain deadline 30 s)"
+    );
+    drop(sender);
 }
 
 /// A message the run refuses ends the call, but only once the batches already handed to the

@@ -40,6 +40,9 @@
 //!   too, as a dropped handler stopped the batch it was committing before the pipeline: a batch
 //!   whose write had not yet been submitted to the database writer is rolled back, one already
 //!   submitted commits (or fails) with the writer's transaction;
+//! - the server shutting down ends the call the same way (the drain does not wait for the
+//!   client to finish streaming): the batches already handed over are finished, then
+//!   UNAVAILABLE, reason `SERVER_SHUTTING_DOWN`, with `rows_received` and `rows_written`;
 //! - `request_id` (first message): once a run completes its response is stored under the id, and
 //!   a retried run with the same id and options gets that response without its rows being read.
 //!   The record is written after the last batch (a run spans several transactions); a crash in
@@ -50,6 +53,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use prost::Message;
+use qilu_common::context::Shutdown;
+use qilu_common::error::ERROR_DOMAIN;
 use qilu_common::idempotency::{self, RequestId};
 use qilu_common::write::{Begun, Submitted, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
@@ -58,6 +63,7 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
 use crate::convert;
@@ -639,17 +645,73 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Takes the first message's rows, then every further message's, until the stream ends.
+/// Why reading the stream stopped before its end.
+enum Stopped {
+    /// A bad message, or the stream broke.
+    Failed(Status),
+    /// The server began shutting down.
+    ShuttingDown,
+}
+
+impl From<ApiError> for Stopped {
+    fn from(e: ApiError) -> Self {
+        Stopped::Failed(e.into())
+    }
+}
+
+/// Takes the first message's rows, then every further message's, until the stream ends or the
+/// server begins shutting down (an import may stream for minutes; the drain must not wait on
+/// it).
 async fn read_all(
     run: &mut Run<'_>,
     first: Vec<pb::ImportEnterpriseRow>,
     stream: &mut Streaming<pb::ImportEnterprisesRequest>,
-) -> Result<(), Status> {
+    shutdown: &Shutdown,
+) -> Result<(), Stopped> {
     run.take(first).await?;
-    while let Some(message) = stream.message().await? {
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = shutdown.started() => return Err(Stopped::ShuttingDown),
+            message = stream.message() => message.map_err(Stopped::Failed)?,
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
         run.take(message.rows).await?;
     }
-    Ok(())
+}
+
+/// How an import cut short by shutdown ends: UNAVAILABLE (retry later or elsewhere), saying how
+/// far it got. Importing the file again is safe: rows already written come back UNCHANGED.
+fn shutting_down(received: usize, fates: &[Fate]) -> Status {
+    let written = fates
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.outcome,
+                pb::ImportRowOutcome::Created | pb::ImportRowOutcome::Updated
+            )
+        })
+        .count();
+    let mut details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1)));
+    details.set_error_info(
+        "SERVER_SHUTTING_DOWN",
+        ERROR_DOMAIN,
+        HashMap::from([
+            ("rows_received".to_string(), received.to_string()),
+            ("rows_written".to_string(), written.to_string()),
+        ]),
+    );
+    Status::with_error_details(
+        tonic::Code::Unavailable,
+        format!(
+            "server shutting down after {received} rows: the {written} rows created or updated by \
+             the batches already committed are stored, later rows are not; import the file again \
+             (stored rows come back UNCHANGED)"
+        ),
+        details,
+    )
 }
 
 pub(super) async fn import_enterprises(
@@ -705,18 +767,24 @@ pub(super) async fn import_enterprises(
         received: 0,
         batches: Some(batches),
     };
-    let read = read_all(&mut run, first.rows, &mut stream).await;
+    let read = read_all(&mut run, first.rows, &mut stream, &ctx.shutdown).await;
     // The last, partial batch goes only when the stream ended well; either way the committer
     // finishes what it was handed before the call answers.
     let read = match read {
-        Ok(()) => run.hand_over().await.map_err(Status::from),
+        Ok(()) => run.hand_over().await.map_err(Stopped::from),
         Err(e) => Err(e),
     };
     run.batches = None;
     let committed = (&mut committer.0)
         .await
         .map_err(|e| ApiError::internal(format!("the import's committer failed: {e}")))?;
-    read?;
+    match read {
+        Ok(()) => {}
+        Err(Stopped::Failed(status)) => return Err(status),
+        Err(Stopped::ShuttingDown) => {
+            return Err(shutting_down(run.results.len(), &committed.fates));
+        }
+    }
     run.apply(committed.fates);
     let response = run.response(validate_only, committed.last_sequence, rejected_rows_only);
     if let Some(id) = &request_id
