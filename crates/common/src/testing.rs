@@ -288,6 +288,25 @@ impl TestServer {
     }
 }
 
+/// Waits (at most 10 s) for a [`TestServer::stop`] spawned at `started`, and asserts the server
+/// was down within 5 s although `open` was still in flight: what a drain must not wait for
+/// (the shutdown tests give it a 30 s deadline).
+pub async fn assert_stopped_promptly(
+    stop: tokio::task::JoinHandle<()>,
+    started: std::time::Instant,
+    open: &str,
+) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), stop)
+        .await
+        .expect("the server stops")
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "shutdown took {elapsed:?} with {open} (drain deadline 30 s)"
+    );
+}
+
 /// The backends to test on: both, always (PostgreSQL skips only outside CI when unreachable).
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 

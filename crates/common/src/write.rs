@@ -128,7 +128,6 @@ pub enum Begun<R> {
 pub struct WriteTx {
     conn: LeaseConn,
     done: Option<oneshot::Sender<Outcome>>,
-    method: String,
     caller_scope: CallerScope,
     request_id: Option<RequestId>,
     fingerprint: String,
@@ -260,7 +259,7 @@ impl WriteTx {
             commit_time_us: lease.commit_time_us,
             actor: ctx.caller.subject.clone(),
             actor_roles: roles.join(","),
-            method: method.clone(),
+            method,
             request_id: request_id
                 .as_ref()
                 .map(|r| r.as_str().to_string())
@@ -270,7 +269,6 @@ impl WriteTx {
         Ok(Begun::Fresh(Box::new(WriteTx {
             conn: lease.conn,
             done: Some(lease.done),
-            method,
             caller_scope,
             request_id,
             fingerprint,
@@ -313,7 +311,7 @@ impl WriteTx {
         if chain.start != self.chain.head {
             return Err(ApiError::internal(format!(
                 "{}: audit events built from head {} given to a write at head {}",
-                self.method, chain.start.sequence, self.chain.head.sequence
+                self.chain.method, chain.start.sequence, self.chain.head.sequence
             )));
         }
         self.chain.events.extend(chain.events);
@@ -336,7 +334,7 @@ impl WriteTx {
         if self.chain.events.is_empty() {
             return Err(ApiError::internal(format!(
                 "{} tried to commit a change without an audit event",
-                self.method
+                self.chain.method
             )));
         }
         let events = std::mem::take(&mut self.chain.events);
@@ -346,7 +344,7 @@ impl WriteTx {
                 &self.conn,
                 &self.caller_scope,
                 id,
-                &self.method,
+                &self.chain.method,
                 std::mem::take(&mut self.fingerprint),
                 response.encode_to_vec(),
                 self.chain.commit_time_us,

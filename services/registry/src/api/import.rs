@@ -105,6 +105,17 @@ struct Fate {
     problems: Vec<pb::RowProblem>,
 }
 
+impl Fate {
+    /// A row whose batch was decided (and, when it wrote, is durable).
+    fn decided(index: usize, effect: Effect) -> Fate {
+        Fate {
+            index,
+            outcome: outcome(effect),
+            problems: Vec::new(),
+        }
+    }
+}
+
 /// The committer: decides and commits the batches of one run, in the order received.
 struct Committer {
     api: RegistryApi,
@@ -368,14 +379,6 @@ impl Committer {
         }
     }
 
-    fn reject(&mut self, index: usize, problems: Vec<pb::RowProblem>) {
-        self.fates.push(Fate {
-            index,
-            outcome: pb::ImportRowOutcome::Rejected,
-            problems,
-        });
-    }
-
     /// Decides (and, unless validating only, commits) one batch. Earlier batches may still be
     /// waiting for their commit (consecutive batches share the writer's transaction while they
     /// keep coming): those already durable are settled after this one's write has ended, and
@@ -391,13 +394,9 @@ impl Committer {
         };
         let rows = batch.iter().map(|row| row.index);
         match decided {
-            Ok(Decided::Final(effects)) => {
-                self.fates.extend(rows.zip(effects).map(|(index, e)| Fate {
-                    index,
-                    outcome: outcome(e),
-                    problems: Vec::new(),
-                }))
-            }
+            Ok(Decided::Final(effects)) => self
+                .fates
+                .extend(rows.zip(effects).map(|(index, e)| Fate::decided(index, e))),
             Ok(Decided::Submitted {
                 effects,
                 submitted,
@@ -457,11 +456,8 @@ impl Committer {
         match result {
             Ok(()) => {
                 self.last_sequence = Some(last_sequence);
-                self.fates.extend(rows.into_iter().map(|(index, e)| Fate {
-                    index,
-                    outcome: outcome(e),
-                    problems: Vec::new(),
-                }));
+                self.fates
+                    .extend(rows.into_iter().map(|(index, e)| Fate::decided(index, e)));
             }
             Err(e) => {
                 tracing::warn!(error = %e, rows = rows.len(), "import batch failed to commit");
@@ -475,7 +471,11 @@ impl Committer {
 
     /// Marks a row as not saved because its batch could not be committed.
     fn not_saved(&mut self, index: usize, why: &str) {
-        self.reject(index, vec![not_saved(why)]);
+        self.fates.push(Fate {
+            index,
+            outcome: pb::ImportRowOutcome::Rejected,
+            problems: vec![not_saved(why)],
+        });
     }
 
     /// The stored enterprises of a batch, by USCC.
