@@ -120,6 +120,20 @@ pub enum ApiError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The server is shutting down and ended this call (a long import, a change stream); the
+    /// caller retries later or elsewhere. `UNAVAILABLE` with reason `SERVER_SHUTTING_DOWN`, a
+    /// retry delay, and `metadata` saying how far the call got (e.g. `resume_cursor`).
+    #[error("{}", shorten_bytes(message, MAX_STATUS_MESSAGE_BYTES))]
+    ShuttingDown {
+        /// What the caller should know: what was kept, where to resume.
+        message: String,
+        /// `ErrorInfo.metadata`: how far the call got.
+        metadata: Vec<(&'static str, String)>,
+    },
+    /// The caller's own request stream failed (it was cancelled, or a message could not be
+    /// read): tonic's status for it, passed on unchanged.
+    #[error("request stream: {}", .0.message())]
+    Inbound(Status),
     /// A bug or an unexpected failure. The cause is logged; the caller sees only that it happened.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -237,6 +251,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
             ApiError::Unavailable { reason, .. } => reason,
+            ApiError::ShuttingDown { .. } => "SERVER_SHUTTING_DOWN",
+            ApiError::Inbound(_) => "REQUEST_STREAM_FAILED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -359,6 +375,20 @@ impl From<ApiError> for Status {
                 metadata.insert("dependency".to_string(), dependency.clone());
                 (Code::Unavailable, err.to_string(), ErrorDetails::new())
             }
+            ApiError::ShuttingDown {
+                message,
+                metadata: how_far,
+            } => {
+                for (k, v) in how_far {
+                    metadata.insert((*k).to_string(), v.clone());
+                }
+                (
+                    Code::Unavailable,
+                    message.clone(),
+                    ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+                )
+            }
+            ApiError::Inbound(status) => return status.clone(),
             ApiError::Internal(source) => {
                 tracing::error!(error = %source, debug = ?source, "internal error");
                 (Code::Internal, err.to_string(), ErrorDetails::new())

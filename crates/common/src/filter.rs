@@ -131,6 +131,147 @@ impl Filter {
     }
 }
 
+/// How the value of a filter field is read.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Any text (quoted or not), taken as it is.
+    Text,
+    /// `true` or `false`.
+    Bool,
+    /// A decimal integer.
+    Int,
+    /// A date, `YYYY-MM-DD`.
+    Date,
+    /// The name of a value of a proto enum (`HIGH_TECH_FIELD_NEW_MATERIALS`); the `UNSPECIFIED`
+    /// value (0) is refused.
+    Enum {
+        /// The enum's proto name, for the error message.
+        type_name: &'static str,
+        /// The generated `from_str_name`, as the enum's number.
+        from_name: fn(&str) -> Option<i32>,
+    },
+}
+
+/// A field a List method can filter on: its name, the operators it supports, its kind.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterField {
+    /// The field's name in the filter (the resource's field name).
+    pub name: &'static str,
+    /// The operators accepted on it.
+    pub ops: &'static [Op],
+    /// How its value is read.
+    pub kind: Kind,
+}
+
+impl FilterField {
+    /// A field compared with `=` only.
+    pub const fn eq(name: &'static str, kind: Kind) -> FilterField {
+        FilterField {
+            name,
+            ops: &[Op::Eq],
+            kind,
+        }
+    }
+
+    /// A field with its own operators.
+    pub const fn with(name: &'static str, ops: &'static [Op], kind: Kind) -> FilterField {
+        FilterField { name, ops, kind }
+    }
+}
+
+/// A typed filter value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// [`Kind::Text`].
+    Text(String),
+    /// [`Kind::Bool`].
+    Bool(bool),
+    /// [`Kind::Int`].
+    Int(i64),
+    /// [`Kind::Date`].
+    Date(chrono::NaiveDate),
+    /// [`Kind::Enum`]: the enum's number.
+    Enum(i32),
+}
+
+/// One checked condition: a declared field, one of its operators, a value of its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// The field's declared name.
+    pub field: &'static str,
+    /// The operator, one the field supports.
+    pub op: Op,
+    /// The value, of the field's kind.
+    pub value: Value,
+}
+
+fn op_text(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "!=",
+        Op::Has => ":",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+    }
+}
+
+impl Filter {
+    /// Parses `raw` and checks every condition against `fields`: an undeclared field, an
+    /// operator the field does not support or a value not of its kind is `INVALID_ARGUMENT` on
+    /// `filter` (`UNSUPPORTED_FILTER_FIELD` / `INVALID_FILTER`), never ignored.
+    pub fn typed(raw: &str, fields: &[FilterField]) -> Result<Vec<Term>, ApiError> {
+        let filter = Filter::parse(raw)?;
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        filter.only(&names)?;
+        let mut terms = Vec::with_capacity(filter.0.len());
+        for c in filter.0 {
+            let Some(field) = fields.iter().find(|f| f.name == c.field) else {
+                continue;
+            };
+            let bad = |why: String| {
+                ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", field.name))
+            };
+            if !field.ops.contains(&c.op) {
+                let ops: Vec<&str> = field.ops.iter().map(|o| op_text(*o)).collect();
+                return Err(bad(format!("supports only {}", ops.join(" or "))));
+            }
+            let value = match field.kind {
+                Kind::Text => Value::Text(c.value),
+                Kind::Bool => match c.value.as_str() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => return Err(bad("expects true or false".into())),
+                },
+                Kind::Int => Value::Int(
+                    c.value
+                        .parse()
+                        .map_err(|_| bad(format!("{} is not an integer", echo(&c.value))))?,
+                ),
+                Kind::Date => Value::Date(
+                    chrono::NaiveDate::parse_from_str(&c.value, "%Y-%m-%d")
+                        .map_err(|_| bad(format!("{} is not a YYYY-MM-DD date", echo(&c.value))))?,
+                ),
+                Kind::Enum {
+                    type_name,
+                    from_name,
+                } => Value::Enum(
+                    from_name(&c.value)
+                        .filter(|n| *n != 0)
+                        .ok_or_else(|| bad(format!("{} is not a {type_name}", echo(&c.value))))?,
+                ),
+            };
+            terms.push(Term {
+                field: field.name,
+                op: c.op,
+                value,
+            });
+        }
+        Ok(terms)
+    }
+}
+
 struct Lexer {
     chars: Vec<char>,
     pos: usize,
@@ -214,6 +355,55 @@ impl Lexer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    const FIELDS: &[FilterField] = &[
+        FilterField::with("display_name", &[Op::Has], Kind::Text),
+        FilterField::eq("leading", Kind::Bool),
+        FilterField::with("year", &[Op::Eq, Op::Ge, Op::Le], Kind::Int),
+        FilterField::eq(
+            "state",
+            Kind::Enum {
+                type_name: "State",
+                from_name: |s| match s {
+                    "STATE_UNSPECIFIED" => Some(0),
+                    "ACTIVE" => Some(1),
+                    _ => None,
+                },
+            },
+        ),
+    ];
+
+    #[test]
+    fn typed_filters_check_field_operator_and_kind() {
+        let terms = Filter::typed(
+            r#"display_name:"氢" AND leading = true AND year >= 2025 AND state = ACTIVE"#,
+            FIELDS,
+        );
+        let values: Vec<Value> = terms
+            .map(|t| t.into_iter().map(|t| t.value).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            values,
+            [
+                Value::Text("氢".into()),
+                Value::Bool(true),
+                Value::Int(2025),
+                Value::Enum(1)
+            ]
+        );
+        for (bad, reason) in [
+            ("city = Jinan", "UNSUPPORTED_FILTER_FIELD"),
+            ("display_name = x", "INVALID_FILTER"),
+            ("leading = maybe", "INVALID_FILTER"),
+            ("year = soon", "INVALID_FILTER"),
+            ("state = STATE_UNSPECIFIED", "INVALID_FILTER"),
+        ] {
+            let Err(ApiError::InvalidArgument(v)) = Filter::typed(bad, FIELDS) else {
+                panic!("{bad} should be refused");
+            };
+            assert_eq!(v[0].reason, reason, "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

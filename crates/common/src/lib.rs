@@ -10,16 +10,19 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
 pub mod filter;
 pub mod idempotency;
+pub mod input;
 pub mod limits;
 pub mod migration;
 pub mod pagination;
 pub mod point_read;
+pub mod rpc;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -27,5 +30,6 @@ pub mod testing;
 pub mod time;
 pub mod write;
 
+pub use clock::Clock;
 pub use context::CallContext;
 pub use error::{ApiError, FieldViolation};

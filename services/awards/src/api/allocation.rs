@@ -12,7 +12,6 @@ use qilu_common::idempotency;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::awards as pb;
-use tonic::{Request, Response, Status};
 
 use super::applications::{achievement_problem, enterprise_problem};
 use super::programs::{illegal, save};
@@ -171,16 +170,14 @@ fn names(apps: &[Application]) -> Vec<String> {
 
 pub(super) async fn allocate_program(
     api: &AwardsApi,
-    request: Request<pb::AllocateProgramRequest>,
-) -> Result<Response<pb::Allocation>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::AllocateProgramRequest,
+) -> Result<pb::Allocation, ApiError> {
     let id = parse_program_name(&req.name, "name")?;
     if !req.validate_only && !ctx.has_role(Role::Admin) {
         return Err(ApiError::PermissionDenied(
             "only an admin may run an allocation; officers and auditors may preview it with validate_only".into(),
-        )
-        .into());
+        ));
     }
     let program = api.load_program(&api.db, &id).await?;
     let allowed = if req.validate_only {
@@ -192,10 +189,9 @@ pub(super) async fn allocate_program(
         if !req.validate_only {
             // A retry of a run that already succeeded replays its result.
             if let Some(previous) =
-                idempotency::previous::<pb::Allocation>(&api.db, &ctx, &req.request_id, &req)
-                    .await?
+                idempotency::previous::<pb::Allocation>(&api.db, ctx, &req.request_id, &req).await?
             {
-                return Ok(Response::new(previous));
+                return Ok(previous);
             }
         }
         check_etag(&req.etag, &program.etag(), &program.name())?;
@@ -211,13 +207,10 @@ pub(super) async fn allocate_program(
                     "an allocation runs once, on a CLOSED program"
                 }
             ),
-        )
-        .into());
+        ));
     }
-    let apps = application_store::of_program(&api.db, &id, true)
-        .await
-        .map_err(ApiError::from)?;
-    let candidates = candidates(api, &ctx, &program, &apps).await?;
+    let apps = application_store::of_program(&api.db, &id, true).await?;
+    let candidates = candidates(api, ctx, &program, &apps).await?;
 
     if req.validate_only {
         let ceiling_caps = ceilings::allocation_caps(&api.db, &program).await?;
@@ -230,29 +223,26 @@ pub(super) async fn allocate_program(
             &ctx.caller.subject,
             api.clock.now_us(),
         );
-        return Ok(Response::new(allocation_to_proto(&preview, true)));
+        return Ok(allocation_to_proto(&preview, true));
     }
 
-    let mut tx =
-        match WriteTx::begin::<pb::Allocation>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::Fresh(tx) => tx,
-        };
+    let mut tx = match WriteTx::begin::<pb::Allocation>(&api.db, ctx, &req.request_id, &req).await?
+    {
+        Begun::Replay(previous) => return Ok(previous),
+        Begun::Fresh(tx) => tx,
+    };
     let current = api.load_program(tx.conn(), &id).await?;
     check_etag(&req.etag, &current.etag(), &current.name())?;
     let next = current
         .state
         .transition(Transition::Allocate)
         .map_err(|why| illegal(&current, format!("{}: {why}", current.name())))?;
-    let now_apps = application_store::of_program(tx.conn(), &id, true)
-        .await
-        .map_err(ApiError::from)?;
+    let now_apps = application_store::of_program(tx.conn(), &id, true).await?;
     if names(&now_apps) != names(&apps) {
         return Err(ApiError::Aborted(format!(
             "the applications of {} changed while the allocation was computed; retry",
             current.name()
-        ))
-        .into());
+        )));
     }
     // Read under the audit lock: awards other programs of the year made count against the
     // statutory ceilings, and no other allocation can commit in between.
@@ -279,22 +269,22 @@ pub(super) async fn allocate_program(
         digest = %stored.input_digest,
         "allocation stored"
     );
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_allocation(
     api: &AwardsApi,
-    request: Request<pb::GetAllocationRequest>,
-) -> Result<Response<pb::Allocation>, Status> {
-    let name = &request.get_ref().name;
+    _ctx: &CallContext,
+    req: pb::GetAllocationRequest,
+) -> Result<pb::Allocation, ApiError> {
+    let name = &req.name;
     let id = parse_allocation_name(name, "name")?;
     api.load_program(&api.db, &id).await?;
     let run = run_store::latest(&api.db, &id)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| ApiError::NotFound {
             resource_type: ALLOCATION_TYPE,
             name: name.clone(),
         })?;
-    Ok(Response::new(allocation_to_proto(&run, false)))
+    Ok(allocation_to_proto(&run, false))
 }

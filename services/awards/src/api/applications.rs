@@ -13,7 +13,6 @@ use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation
 use qilu_proto::awards as pb;
 use qilu_proto::registry as rpb;
 use qilu_proto::review as vpb;
-use tonic::{Request, Response, Status};
 
 use super::programs::visible_program;
 use super::{AwardsApi, check_etag, concurrent, new_id};
@@ -208,13 +207,16 @@ fn check_accepting(api: &AwardsApi, p: &Program) -> Result<(), ApiError> {
 
 pub(super) async fn create_application(
     api: &AwardsApi,
-    request: Request<pb::CreateApplicationRequest>,
-) -> Result<Response<pb::Application>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateApplicationRequest,
+) -> Result<pb::Application, ApiError> {
     let program_id = parse_program_name(&req.parent, "parent")?;
     let Some(input) = req.application.as_ref() else {
-        return Err(ApiError::invalid("application", "REQUIRED", "application is required").into());
+        return Err(ApiError::invalid(
+            "application",
+            "REQUIRED",
+            "application is required",
+        ));
     };
     let mut violations = Vec::new();
     let uscc = parse_enterprise_ref(&input.enterprise, "application.enterprise")
@@ -232,41 +234,45 @@ pub(super) async fn create_application(
         })
         .ok();
     let (Some(uscc), Some(achievement_id)) = (uscc, achievement_id) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
-    check_own(&ctx, &uscc)?;
-    let program = visible_program(api, &ctx, &program_id).await?;
+    check_own(ctx, &uscc)?;
+    let program = visible_program(api, ctx, &program_id).await?;
     // A retry of a completed create replays without the peers (which may be down now) and
     // whatever the program's stage is by now.
     if let Some(previous) =
-        idempotency::previous::<pb::Application>(&api.db, &ctx, &req.request_id, &req).await?
+        idempotency::previous::<pb::Application>(&api.db, ctx, &req.request_id, &req).await?
     {
-        return Ok(Response::new(previous));
+        return Ok(previous);
     }
     let nomination = check_nomination(&program, input);
     if !nomination.is_empty() {
-        return Err(ApiError::InvalidArgument(nomination).into());
+        return Err(ApiError::InvalidArgument(nomination));
     }
     check_accepting(api, &program)?;
 
     // The peers, before any write: registry, then review.
-    let enterprise = api.enterprise(&ctx, &uscc).await?;
+    let enterprise = api.enterprise(ctx, &uscc).await?;
     if let Some((kind, why)) = enterprise_problem(&enterprise, &program) {
-        return Err(ApiError::precondition(kind, format!("enterprises/{uscc}"), why).into());
+        return Err(ApiError::precondition(
+            kind,
+            format!("enterprises/{uscc}"),
+            why,
+        ));
     }
     let achievement = format!("achievements/{achievement_id}");
     let statuses = api
-        .achievement_statuses(&ctx, std::slice::from_ref(&achievement_id))
+        .achievement_statuses(ctx, std::slice::from_ref(&achievement_id))
         .await?;
     let status = statuses.get(&achievement_id);
     if let Some((kind, why)) = achievement_problem(status, &achievement, &uscc) {
-        return Err(ApiError::precondition(kind, achievement, why).into());
+        return Err(ApiError::precondition(kind, achievement, why));
     }
     let status = status.cloned().unwrap_or_default();
 
     let mut tx =
-        match WriteTx::begin::<pb::Application>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Application>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     // The program may have closed while the peers were asked.
@@ -283,14 +289,12 @@ pub(super) async fn create_application(
         None,
         1,
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     if let Some(first) = existing.first() {
         return Err(ApiError::AlreadyExists {
             resource_type: APPLICATION_TYPE,
             name: first.name(),
-        }
-        .into());
+        });
     }
     let now = tx.now_us();
     let a = Application {
@@ -322,14 +326,13 @@ pub(super) async fn create_application(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
-    let response = application_to_proto(&a, shows_outcome(&ctx, program.state));
+    let response = application_to_proto(&a, shows_outcome(ctx, program.state));
     tx.record(&a.name(), &a)?;
     tx.commit(&response).await?;
     tracing::info!(application = %a.name(), "application filed");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 /// An application the caller may see, with its program.
@@ -349,14 +352,11 @@ async fn visible_application(
 
 pub(super) async fn get_application(
     api: &AwardsApi,
-    request: Request<pb::GetApplicationRequest>,
-) -> Result<Response<pb::Application>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let (a, p) = visible_application(api, &ctx, &request.get_ref().name).await?;
-    Ok(Response::new(application_to_proto(
-        &a,
-        shows_outcome(&ctx, p.state),
-    )))
+    ctx: &CallContext,
+    req: pb::GetApplicationRequest,
+) -> Result<pb::Application, ApiError> {
+    let (a, p) = visible_application(api, ctx, &req.name).await?;
+    Ok(application_to_proto(&a, shows_outcome(ctx, p.state)))
 }
 
 fn parse_list_filter(raw: &str) -> Result<store::ListFilter, ApiError> {
@@ -443,14 +443,13 @@ fn parse_order(raw: &str) -> Result<store::Order, ApiError> {
 
 pub(super) async fn list_applications(
     api: &AwardsApi,
-    request: Request<pb::ListApplicationsRequest>,
-) -> Result<Response<pb::ListApplicationsResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ListApplicationsRequest,
+) -> Result<pb::ListApplicationsResponse, ApiError> {
     let mut filter = parse_list_filter(&req.filter)?;
     if req.parent != "programs/-" {
         let id = parse_program_name(&req.parent, "parent")?;
-        visible_program(api, &ctx, &id).await?;
+        visible_program(api, ctx, &id).await?;
         filter.program_id = Some(id);
     }
     let scope = ctx.enterprise_scope().map(str::to_string);
@@ -458,17 +457,14 @@ pub(super) async fn list_applications(
         if filter.uscc.as_ref().is_some_and(|u| u != own) {
             return Err(ApiError::PermissionDenied(
                 "an enterprise token may list only its own applications".into(),
-            )
-            .into());
+            ));
         }
         filter.uscc = Some(own.clone());
     }
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<store::Cursor> = page.after()?;
-    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -486,51 +482,47 @@ pub(super) async fn list_applications(
             Some(s) => *s,
             None => {
                 let s = program_store::get(&api.db, &a.program_id)
-                    .await
-                    .map_err(ApiError::from)?
+                    .await?
                     .map_or(State::Draft, |p| p.state);
                 states.insert(a.program_id.clone(), s);
                 s
             }
         };
-        let show = shows_outcome(&ctx, state);
+        let show = shows_outcome(ctx, state);
         // An outcome filter must not reveal unpublished outcomes to an applicant.
         if !show && filter.outcome.is_some() {
             continue;
         }
         applications.push(application_to_proto(a, show));
     }
-    Ok(Response::new(pb::ListApplicationsResponse {
+    Ok(pb::ListApplicationsResponse {
         applications,
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn withdraw_application(
     api: &AwardsApi,
-    request: Request<pb::WithdrawApplicationRequest>,
-) -> Result<Response<pb::Application>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::WithdrawApplicationRequest,
+) -> Result<pb::Application, ApiError> {
     let (program_id, id) = parse_child_name(&req.name, "applications", "name")?;
     if req.reason.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::invalid(
             "reason",
             "TOO_LONG",
             format!("at most {MAX_REASON_CHARS} characters"),
-        )
-        .into());
+        ));
     }
     let mut tx =
-        match WriteTx::begin::<pb::Application>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Application>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = store::get(tx.conn(), &program_id, &id)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| not_found(&req.name))?;
-    check_own(&ctx, &current.uscc)?;
+    check_own(ctx, &current.uscc)?;
     check_etag(&req.etag, &current.etag(), &current.name())?;
     let program = api.load_program(tx.conn(), &program_id).await?;
     if !matches!(program.state, State::Open | State::Closed) {
@@ -542,30 +534,25 @@ pub(super) async fn withdraw_application(
                 program.name(),
                 program.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     if current.state != AppState::Active {
         return Err(ApiError::precondition(
             "APPLICATION_WITHDRAWN",
             current.name(),
             format!("{} is already withdrawn", current.name()),
-        )
-        .into());
+        ));
     }
     let mut updated = current.clone();
     updated.state = AppState::Withdrawn;
     updated.withdraw_reason = req.reason.clone();
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
-    let response = application_to_proto(&updated, shows_outcome(&ctx, program.state));
+    let response = application_to_proto(&updated, shows_outcome(ctx, program.state));
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }

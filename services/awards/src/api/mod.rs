@@ -37,7 +37,7 @@ use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistry
 use qilu_proto::review as vpb;
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use tonic::{Code, Request, Response, Status};
+use tonic::Code;
 
 use crate::Clock;
 use crate::convert::PROGRAM_TYPE;
@@ -229,152 +229,28 @@ pub(crate) fn sees_drafts(ctx: &CallContext) -> bool {
     ctx.caller.is_staff()
 }
 
-#[tonic::async_trait]
-impl AwardAllocationService for AwardsApi {
-    async fn create_program(
-        &self,
-        request: Request<pb::CreateProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::create_program(self, request).await
-    }
-
-    async fn get_program(
-        &self,
-        request: Request<pb::GetProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::get_program(self, request).await
-    }
-
-    async fn list_programs(
-        &self,
-        request: Request<pb::ListProgramsRequest>,
-    ) -> Result<Response<pb::ListProgramsResponse>, Status> {
-        programs::list_programs(self, request).await
-    }
-
-    async fn update_program(
-        &self,
-        request: Request<pb::UpdateProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::update_program(self, request).await
-    }
-
-    async fn open_program(
-        &self,
-        request: Request<pb::OpenProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::open_program(self, request).await
-    }
-
-    async fn close_program(
-        &self,
-        request: Request<pb::CloseProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::close_program(self, request).await
-    }
-
-    async fn allocate_program(
-        &self,
-        request: Request<pb::AllocateProgramRequest>,
-    ) -> Result<Response<pb::Allocation>, Status> {
-        allocation::allocate_program(self, request).await
-    }
-
-    async fn get_allocation(
-        &self,
-        request: Request<pb::GetAllocationRequest>,
-    ) -> Result<Response<pb::Allocation>, Status> {
-        allocation::get_allocation(self, request).await
-    }
-
-    async fn publish_results(
-        &self,
-        request: Request<pb::PublishResultsRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::publish_results(self, request).await
-    }
-
-    async fn finalize_program(
-        &self,
-        request: Request<pb::FinalizeProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        programs::finalize_program(self, request).await
-    }
-
-    async fn create_application(
-        &self,
-        request: Request<pb::CreateApplicationRequest>,
-    ) -> Result<Response<pb::Application>, Status> {
-        applications::create_application(self, request).await
-    }
-
-    async fn get_application(
-        &self,
-        request: Request<pb::GetApplicationRequest>,
-    ) -> Result<Response<pb::Application>, Status> {
-        applications::get_application(self, request).await
-    }
-
-    async fn list_applications(
-        &self,
-        request: Request<pb::ListApplicationsRequest>,
-    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
-        applications::list_applications(self, request).await
-    }
-
-    async fn withdraw_application(
-        &self,
-        request: Request<pb::WithdrawApplicationRequest>,
-    ) -> Result<Response<pb::Application>, Status> {
-        applications::withdraw_application(self, request).await
-    }
-
-    async fn file_objection(
-        &self,
-        request: Request<pb::FileObjectionRequest>,
-    ) -> Result<Response<pb::Objection>, Status> {
-        objections::file_objection(self, request).await
-    }
-
-    async fn get_objection(
-        &self,
-        request: Request<pb::GetObjectionRequest>,
-    ) -> Result<Response<pb::Objection>, Status> {
-        objections::get_objection(self, request).await
-    }
-
-    async fn resolve_objection(
-        &self,
-        request: Request<pb::ResolveObjectionRequest>,
-    ) -> Result<Response<pb::Objection>, Status> {
-        objections::resolve_objection(self, request).await
-    }
-
-    async fn list_objections(
-        &self,
-        request: Request<pb::ListObjectionsRequest>,
-    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
-        objections::list_objections(self, request).await
-    }
-
-    async fn get_field_distribution(
-        &self,
-        request: Request<pb::GetFieldDistributionRequest>,
-    ) -> Result<Response<pb::FieldDistribution>, Status> {
-        statistics::get_field_distribution(self, request).await
-    }
-
-    async fn list_audit_events(
-        &self,
-        request: Request<cpb::ListAuditEventsRequest>,
-    ) -> Result<Response<cpb::ListAuditEventsResponse>, Status> {
-        audit::list_audit_events(self, request).await
-    }
-
-    async fn verify_audit_chain(
-        &self,
-        request: Request<cpb::VerifyAuditChainRequest>,
-    ) -> Result<Response<cpb::VerifyAuditChainResponse>, Status> {
-        audit::verify_audit_chain(self, request).await
+qilu_common::service_impl! {
+    impl AwardAllocationService for AwardsApi {
+        rpc create_program(pb::CreateProgramRequest) -> pb::Program = programs::create_program;
+        rpc get_program(pb::GetProgramRequest) -> pb::Program = programs::get_program;
+        rpc list_programs(pb::ListProgramsRequest) -> pb::ListProgramsResponse = programs::list_programs;
+        rpc update_program(pb::UpdateProgramRequest) -> pb::Program = programs::update_program;
+        rpc open_program(pb::OpenProgramRequest) -> pb::Program = programs::open_program;
+        rpc close_program(pb::CloseProgramRequest) -> pb::Program = programs::close_program;
+        rpc allocate_program(pb::AllocateProgramRequest) -> pb::Allocation = allocation::allocate_program;
+        rpc get_allocation(pb::GetAllocationRequest) -> pb::Allocation = allocation::get_allocation;
+        rpc publish_results(pb::PublishResultsRequest) -> pb::Program = programs::publish_results;
+        rpc finalize_program(pb::FinalizeProgramRequest) -> pb::Program = programs::finalize_program;
+        rpc create_application(pb::CreateApplicationRequest) -> pb::Application = applications::create_application;
+        rpc get_application(pb::GetApplicationRequest) -> pb::Application = applications::get_application;
+        rpc list_applications(pb::ListApplicationsRequest) -> pb::ListApplicationsResponse = applications::list_applications;
+        rpc withdraw_application(pb::WithdrawApplicationRequest) -> pb::Application = applications::withdraw_application;
+        rpc file_objection(pb::FileObjectionRequest) -> pb::Objection = objections::file_objection;
+        rpc get_objection(pb::GetObjectionRequest) -> pb::Objection = objections::get_objection;
+        rpc resolve_objection(pb::ResolveObjectionRequest) -> pb::Objection = objections::resolve_objection;
+        rpc list_objections(pb::ListObjectionsRequest) -> pb::ListObjectionsResponse = objections::list_objections;
+        rpc get_field_distribution(pb::GetFieldDistributionRequest) -> pb::FieldDistribution = statistics::get_field_distribution;
+        rpc list_audit_events(cpb::ListAuditEventsRequest) -> cpb::ListAuditEventsResponse = audit::list_audit_events;
+        rpc verify_audit_chain(cpb::VerifyAuditChainRequest) -> cpb::VerifyAuditChainResponse = audit::verify_audit_chain;
     }
 }

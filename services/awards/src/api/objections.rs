@@ -10,7 +10,6 @@ use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation};
 use qilu_proto::awards as pb;
-use tonic::{Request, Response, Status};
 
 use super::allocation::store_run;
 use super::programs::save;
@@ -61,13 +60,16 @@ fn text(v: &mut Vec<FieldViolation>, field: &str, value: &str, required: bool, m
 
 pub(super) async fn file_objection(
     api: &AwardsApi,
-    request: Request<pb::FileObjectionRequest>,
-) -> Result<Response<pb::Objection>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::FileObjectionRequest,
+) -> Result<pb::Objection, ApiError> {
     let program_id = parse_program_name(&req.parent, "parent")?;
     let Some(input) = req.objection.as_ref() else {
-        return Err(ApiError::invalid("objection", "REQUIRED", "objection is required").into());
+        return Err(ApiError::invalid(
+            "objection",
+            "REQUIRED",
+            "objection is required",
+        ));
     };
     let mut v = Vec::new();
     let application_id =
@@ -85,7 +87,7 @@ pub(super) async fn file_objection(
                 v.extend(e);
                 None
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
     text(
         &mut v,
@@ -116,12 +118,11 @@ pub(super) async fn file_objection(
         MAX_IDENTITY_CHARS,
     );
     let (Some(application_id), true) = (application_id, v.is_empty()) else {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     };
     let now = api.clock.now_us();
-    let mut tx = match WriteTx::begin::<pb::Objection>(&api.db, &ctx, &req.request_id, &req).await?
-    {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Objection>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let program = api.load_program(tx.conn(), &program_id).await?;
@@ -138,15 +139,13 @@ pub(super) async fn file_objection(
                 program.name(),
                 program.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     if application_store::get(tx.conn(), &program_id, &application_id)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .is_none()
     {
-        return Err(super::applications::not_found(&input.application).into());
+        return Err(super::applications::not_found(&input.application));
     }
     let t = tx.now_us();
     let o = Objection {
@@ -169,39 +168,34 @@ pub(super) async fn file_objection(
         update_time_us: t,
         version: 1,
     };
-    store::insert(tx.conn(), &o).await.map_err(ApiError::from)?;
+    store::insert(tx.conn(), &o).await?;
     let response = objection_to_proto(&o, true);
     tx.record(&o.name(), &o)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_objection(
     api: &AwardsApi,
-    request: Request<pb::GetObjectionRequest>,
-) -> Result<Response<pb::Objection>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let name = &request.get_ref().name;
+    ctx: &CallContext,
+    req: pb::GetObjectionRequest,
+) -> Result<pb::Objection, ApiError> {
+    let name = &req.name;
     let (program_id, id) = parse_child_name(name, "objections", "name")?;
     let o = store::get(&api.db, &program_id, &id)
-        .await
-        .map_err(ApiError::from)?
-        .filter(|o| sees_all(&ctx) || o.objector == ctx.caller.subject)
+        .await?
+        .filter(|o| sees_all(ctx) || o.objector == ctx.caller.subject)
         .ok_or_else(|| not_found(name))?;
-    Ok(Response::new(objection_to_proto(
-        &o,
-        shows_identity(&ctx, &o),
-    )))
+    Ok(objection_to_proto(&o, shows_identity(ctx, &o)))
 }
 
 pub(super) async fn list_objections(
     api: &AwardsApi,
-    request: Request<pb::ListObjectionsRequest>,
-) -> Result<Response<pb::ListObjectionsResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ListObjectionsRequest,
+) -> Result<pb::ListObjectionsResponse, ApiError> {
     let program_id = parse_program_name(&req.parent, "parent")?;
-    super::programs::visible_program(api, &ctx, &program_id).await?;
+    super::programs::visible_program(api, ctx, &program_id).await?;
     let parsed = Filter::parse(&req.filter)?;
     parsed.only(&["state", "application", "resolution"])?;
     let mut filter = store::ListFilter {
@@ -213,14 +207,14 @@ pub(super) async fn list_objections(
             ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
         };
         if c.op != Op::Eq {
-            return Err(bad("supports only =".into()).into());
+            return Err(bad("supports only =".into()));
         }
         match c.field.as_str() {
             "state" => {
                 filter.state = Some(match pb::ObjectionState::from_str_name(&c.value) {
                     Some(pb::ObjectionState::Open) => 1,
                     Some(pb::ObjectionState::Resolved) => 2,
-                    _ => return Err(bad(format!("{:?} is not an ObjectionState", c.value)).into()),
+                    _ => return Err(bad(format!("{:?} is not an ObjectionState", c.value))),
                 })
             }
             "resolution" => {
@@ -235,42 +229,39 @@ pub(super) async fn list_objections(
             "application" => {
                 let (p, a) = parse_child_name(&c.value, "applications", "filter")?;
                 if p != program_id {
-                    return Err(bad("names an application of another program".into()).into());
+                    return Err(bad("names an application of another program".into()));
                 }
                 filter.application_id = Some(a);
             }
             _ => {}
         }
     }
-    if !sees_all(&ctx) {
+    if !sees_all(ctx) {
         filter.objector = Some(ctx.caller.subject.clone());
     }
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, "")?;
     let after: Option<store::Cursor> = page.after()?;
-    let mut rows = store::list(&api.db, &filter, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, &filter, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
         (true, Some(last)) => page.next_token(&(last.create_time_us, last.id.clone()))?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListObjectionsResponse {
+    Ok(pb::ListObjectionsResponse {
         objections: rows
             .iter()
-            .map(|o| objection_to_proto(o, shows_identity(&ctx, o)))
+            .map(|o| objection_to_proto(o, shows_identity(ctx, o)))
             .collect(),
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn resolve_objection(
     api: &AwardsApi,
-    request: Request<pb::ResolveObjectionRequest>,
-) -> Result<Response<pb::Objection>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ResolveObjectionRequest,
+) -> Result<pb::Objection, ApiError> {
     let (program_id, id) = parse_child_name(&req.name, "objections", "name")?;
     let resolution = pb::ObjectionResolution::try_from(req.resolution)
         .ok()
@@ -303,16 +294,14 @@ pub(super) async fn resolve_objection(
     }
     text(&mut v, "reason", &req.reason, true, MAX_TEXT_CHARS);
     if !v.is_empty() {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     }
-    let mut tx = match WriteTx::begin::<pb::Objection>(&api.db, &ctx, &req.request_id, &req).await?
-    {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Objection>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = store::get(tx.conn(), &program_id, &id)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| not_found(&req.name))?;
     check_etag(&req.etag, &current.etag(), &current.name())?;
     if current.state != ObjectionState::Open {
@@ -320,8 +309,7 @@ pub(super) async fn resolve_objection(
             "OBJECTION_RESOLVED",
             current.name(),
             format!("{} is already resolved", current.name()),
-        )
-        .into());
+        ));
     }
     let program = api.load_program(tx.conn(), &program_id).await?;
     if program.state != State::Publicized {
@@ -333,15 +321,13 @@ pub(super) async fn resolve_objection(
                 program.name(),
                 program.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     let now = tx.now_us();
     let mut updated = current.clone();
     if resolution == pb::ObjectionResolution::Upheld {
         let previous = run_store::latest(tx.conn(), &program_id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .ok_or_else(|| ApiError::internal("a publicized program without an allocation"))?;
         let application = format!(
             "programs/{program_id}/applications/{}",
@@ -353,8 +339,7 @@ pub(super) async fn resolve_objection(
                 "APPLICATION_NOT_ALLOCATED",
                 application.clone(),
                 format!("{application} took no part in the allocation (withdrawn before it)"),
-            )
-            .into());
+            ));
         };
         match remedy {
             pb::ObjectionRemedy::ExcludeApplication => {
@@ -372,8 +357,7 @@ pub(super) async fn resolve_objection(
                         format!(
                             "{application} was not excluded by a check or an objection; there is nothing to reinstate"
                         ),
-                    )
-                    .into());
+                    ));
                 }
                 c.exclusion = None;
             }
@@ -388,9 +372,7 @@ pub(super) async fn resolve_objection(
             &ctx.caller.subject,
             now,
         );
-        let apps = application_store::of_program(tx.conn(), &program_id, false)
-            .await
-            .map_err(ApiError::from)?;
+        let apps = application_store::of_program(tx.conn(), &program_id, false).await?;
         store_run(&mut tx, &next, &apps).await?;
         let mut p = program.clone();
         p.allocation_revision = revision;
@@ -405,14 +387,11 @@ pub(super) async fn resolve_objection(
     updated.resolve_time_us = Some(now);
     updated.version = current.version + 1;
     updated.update_time_us = now;
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
-    let response = objection_to_proto(&updated, shows_identity(&ctx, &updated));
+    let response = objection_to_proto(&updated, shows_identity(ctx, &updated));
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }

@@ -7,7 +7,6 @@ use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation};
 use qilu_proto::awards as pb;
-use tonic::{Request, Response, Status};
 
 use super::{AwardsApi, ceilings, check_etag, concurrent, program_not_found, sees_drafts};
 use crate::convert::{PROGRAM_TYPE, parse_program_name, program_to_proto, settings_from_proto};
@@ -23,10 +22,9 @@ fn nested(v: Vec<FieldViolation>, parent: &str) -> Vec<FieldViolation> {
 
 pub(super) async fn create_program(
     api: &AwardsApi,
-    request: Request<pb::CreateProgramRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateProgramRequest,
+) -> Result<pb::Program, ApiError> {
     let mut violations = Vec::new();
     if !program::valid_program_id(&req.program_id) {
         violations.push(FieldViolation::new(
@@ -41,7 +39,7 @@ pub(super) async fn create_program(
             "REQUIRED",
             "program is required",
         ));
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let kind = Kind::from_code(input.kind);
     if kind.is_none() {
@@ -62,11 +60,11 @@ pub(super) async fn create_program(
         violations.extend(nested(program::validate(kind, s), "program"));
     }
     let (Some(kind), Some(settings), true) = (kind, settings, violations.is_empty()) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
 
-    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let now = tx.now_us();
@@ -92,14 +90,13 @@ pub(super) async fn create_program(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     let response = program_to_proto(&p);
     tx.record(&p.name(), &p)?;
     tx.commit(&response).await?;
     tracing::info!(program = %p.name(), "program created");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 /// A program the caller may see (a DRAFT is NOT_FOUND for enterprise and expert tokens).
@@ -117,12 +114,12 @@ pub(super) async fn visible_program(
 
 pub(super) async fn get_program(
     api: &AwardsApi,
-    request: Request<pb::GetProgramRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let id = parse_program_name(&request.get_ref().name, "name")?;
-    let p = visible_program(api, &ctx, &id).await?;
-    Ok(Response::new(program_to_proto(&p)))
+    ctx: &CallContext,
+    req: pb::GetProgramRequest,
+) -> Result<pb::Program, ApiError> {
+    let id = parse_program_name(&req.name, "name")?;
+    let p = visible_program(api, ctx, &id).await?;
+    Ok(program_to_proto(&p))
 }
 
 fn parse_list_filter(raw: &str) -> Result<store::ListFilter, ApiError> {
@@ -192,30 +189,27 @@ fn parse_order(raw: &str) -> Result<store::Order, ApiError> {
 
 pub(super) async fn list_programs(
     api: &AwardsApi,
-    request: Request<pb::ListProgramsRequest>,
-) -> Result<Response<pb::ListProgramsResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ListProgramsRequest,
+) -> Result<pb::ListProgramsResponse, ApiError> {
     let mut filter = parse_list_filter(&req.filter)?;
-    if !sees_drafts(&ctx) {
+    if !sees_drafts(ctx) {
         filter.not_state = Some(State::Draft.code());
     }
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<store::Cursor> = page.after()?;
-    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
         (true, Some(last)) => page.next_token(&(last.settings.year, last.id.clone()))?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListProgramsResponse {
+    Ok(pb::ListProgramsResponse {
         programs: rows.iter().map(program_to_proto).collect(),
         next_page_token,
-    }))
+    })
 }
 
 /// The fields `UpdateProgram` may mask.
@@ -236,12 +230,15 @@ const UPDATABLE: [&str; 12] = [
 
 pub(super) async fn update_program(
     api: &AwardsApi,
-    request: Request<pb::UpdateProgramRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateProgramRequest,
+) -> Result<pb::Program, ApiError> {
     let Some(input) = req.program.as_ref() else {
-        return Err(ApiError::invalid("program", "REQUIRED", "program is required").into());
+        return Err(ApiError::invalid(
+            "program",
+            "REQUIRED",
+            "program is required",
+        ));
     };
     let id = parse_program_name(&input.name, "program.name")?;
     let paths: Vec<String> = req
@@ -254,8 +251,7 @@ pub(super) async fn update_program(
             "update_mask",
             "REQUIRED",
             "name the fields to update in update_mask",
-        )
-        .into());
+        ));
     }
     let bad_paths: Vec<FieldViolation> = paths
         .iter()
@@ -272,12 +268,12 @@ pub(super) async fn update_program(
         })
         .collect();
     if !bad_paths.is_empty() {
-        return Err(ApiError::InvalidArgument(bad_paths).into());
+        return Err(ApiError::InvalidArgument(bad_paths));
     }
     let incoming = settings_from_proto(input, "program").map_err(ApiError::InvalidArgument)?;
 
-    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
@@ -291,8 +287,7 @@ pub(super) async fn update_program(
                 current.name(),
                 current.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     let mut s = current.settings.clone();
     for p in &paths {
@@ -318,14 +313,14 @@ pub(super) async fn update_program(
     }
     let violations = nested(program::validate(current.kind, &s), "program");
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     let mut updated = current.clone();
     updated.settings = s;
     ceilings::check_quotas(tx.conn(), &updated).await?;
     let response = save(&mut tx, &current, updated).await?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 /// Writes `updated` over `current` (version check), records it, and returns its proto.
@@ -381,15 +376,14 @@ async fn transition(
 
 pub(super) async fn open_program(
     api: &AwardsApi,
-    request: Request<pb::OpenProgramRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::OpenProgramRequest,
+) -> Result<pb::Program, ApiError> {
     // Not `transition`: the ceiling check reads the year's other programs, inside the same
     // transaction (under the audit lock), so two drafts cannot open past a ceiling together.
     let id = parse_program_name(&req.name, "name")?;
-    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Program>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
@@ -399,25 +393,28 @@ pub(super) async fn open_program(
         .transition(Transition::Open)
         .map_err(|why| illegal(&current, format!("{}: {why}", current.name())))?;
     if let Some(why) = current.incomplete() {
-        return Err(ApiError::precondition("PROGRAM_INCOMPLETE", current.name(), why).into());
+        return Err(ApiError::precondition(
+            "PROGRAM_INCOMPLETE",
+            current.name(),
+            why,
+        ));
     }
     ceilings::check_quotas(tx.conn(), &current).await?;
     let mut updated = current.clone();
     updated.state = next;
     let response = save(&mut tx, &current, updated).await?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn close_program(
     api: &AwardsApi,
-    request: Request<pb::CloseProgramRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CloseProgramRequest,
+) -> Result<pb::Program, ApiError> {
     let response = transition(
         api,
-        &ctx,
+        ctx,
         &req.name,
         &req.etag,
         &req.request_id,
@@ -426,15 +423,14 @@ pub(super) async fn close_program(
         |_, _| Ok(()),
     )
     .await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn publish_results(
     api: &AwardsApi,
-    request: Request<pb::PublishResultsRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::PublishResultsRequest,
+) -> Result<pb::Program, ApiError> {
     if req.objection_window_days != 0
         && !(1..=MAX_OBJECTION_WINDOW_DAYS).contains(&req.objection_window_days)
     {
@@ -444,14 +440,13 @@ pub(super) async fn publish_results(
             format!(
                 "objection_window_days must be 1-{MAX_OBJECTION_WINDOW_DAYS} (0 = the program's)"
             ),
-        )
-        .into());
+        ));
     }
     let now = api.clock.now_us();
     let tz = api.time_zone;
     let response = transition(
         api,
-        &ctx,
+        ctx,
         &req.name,
         &req.etag,
         &req.request_id,
@@ -470,21 +465,20 @@ pub(super) async fn publish_results(
         },
     )
     .await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn finalize_program(
     api: &AwardsApi,
-    request: Request<pb::FinalizeProgramRequest>,
-) -> Result<Response<pb::Program>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::FinalizeProgramRequest,
+) -> Result<pb::Program, ApiError> {
     let now = api.clock.now_us();
     let id = parse_program_name(&req.name, "name")?;
     // Open objections are read inside the transaction (the audit lock serializes writers).
     let db = api.db.clone();
-    let mut tx = match WriteTx::begin::<pb::Program>(&db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Program>(&db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
@@ -506,12 +500,9 @@ pub(super) async fn finalize_program(
                     .map(|t| t.with_timezone(&api.time_zone).to_rfc3339())
                     .unwrap_or_default()
             ),
-        )
-        .into());
+        ));
     }
-    let open = objection_store::open_of_program(tx.conn(), &id)
-        .await
-        .map_err(ApiError::from)?;
+    let open = objection_store::open_of_program(tx.conn(), &id).await?;
     if !open.is_empty() {
         return Err(ApiError::FailedPrecondition {
             message: format!(
@@ -527,13 +518,12 @@ pub(super) async fn finalize_program(
                     description: format!("{} is still open", o.name()),
                 })
                 .collect(),
-        }
-        .into());
+        });
     }
     let mut updated = current.clone();
     updated.state = next;
     updated.finalize_time_us = Some(tx.now_us());
     let response = save(&mut tx, &current, updated).await?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }

@@ -1,11 +1,11 @@
 //! `GetFieldDistribution`: awards and money by field, per program or per year, against the
 //! target shares and year over year, from each program's latest allocation revision.
 
+use qilu_common::CallContext;
 use std::collections::BTreeMap;
 
 use qilu_common::ApiError;
 use qilu_proto::awards as pb;
-use tonic::{Request, Response, Status};
 
 use super::AwardsApi;
 use crate::convert::parse_program_name;
@@ -56,32 +56,29 @@ fn row(year: i32, counted: &[(Program, Run)]) -> YearRow {
 
 pub(super) async fn get_field_distribution(
     api: &AwardsApi,
-    request: Request<pb::GetFieldDistributionRequest>,
-) -> Result<Response<pb::FieldDistribution>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::GetFieldDistributionRequest,
+) -> Result<pb::FieldDistribution, ApiError> {
     match req.scope {
         Some(pb::get_field_distribution_request::Scope::Program(name)) => {
             let id = parse_program_name(&name, "program")?;
             let p = api.load_program(&api.db, &id).await?;
-            let run = run_store::latest(&api.db, &id)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| {
-                    ApiError::precondition(
-                        "PROGRAM_NOT_ALLOCATED",
+            let run = run_store::latest(&api.db, &id).await?.ok_or_else(|| {
+                ApiError::precondition(
+                    "PROGRAM_NOT_ALLOCATED",
+                    p.name(),
+                    format!(
+                        "{} is {}; it has no allocation yet",
                         p.name(),
-                        format!(
-                            "{} is {}; it has no allocation yet",
-                            p.name(),
-                            p.state.as_str()
-                        ),
-                    )
-                })?;
+                        p.state.as_str()
+                    ),
+                )
+            })?;
             let year = p.settings.year;
             let r = row(year, &[(p, run)]);
-            Ok(Response::new(pb::FieldDistribution {
+            Ok(pb::FieldDistribution {
                 years: vec![to_proto(r)],
-            }))
+            })
         }
         Some(pb::get_field_distribution_request::Scope::Years(range)) => {
             // Programs only exist for these years, and inside them the range arithmetic below
@@ -99,8 +96,7 @@ pub(super) async fn get_field_distribution(
                             program::YEARS.start(),
                             program::YEARS.end()
                         ),
-                    )
-                    .into());
+                    ));
                 }
             }
             if range.end_year < range.start_year {
@@ -108,16 +104,14 @@ pub(super) async fn get_field_distribution(
                     "years.end_year",
                     "BEFORE_START",
                     "end_year is before start_year",
-                )
-                .into());
+                ));
             }
             if range.end_year - range.start_year > MAX_YEARS {
                 return Err(ApiError::invalid(
                     "years.end_year",
                     "RANGE_TOO_WIDE",
                     format!("at most {MAX_YEARS} years after start_year"),
-                )
-                .into());
+                ));
             }
             let kind = match req.kind {
                 0 => None,
@@ -131,18 +125,14 @@ pub(super) async fn get_field_distribution(
                     || req.include_provisional && matches!(s, State::Allocated | State::Publicized)
             };
             // The year before the range too, for the first year's change.
-            let programs = program_store::in_years(&api.db, range.start_year - 1, range.end_year)
-                .await
-                .map_err(ApiError::from)?;
+            let programs =
+                program_store::in_years(&api.db, range.start_year - 1, range.end_year).await?;
             let mut by_year: BTreeMap<i32, Vec<(Program, Run)>> = BTreeMap::new();
             for p in programs {
                 if !counts(p.state) || kind.is_some_and(|k| k != p.kind) {
                     continue;
                 }
-                if let Some(run) = run_store::latest(&api.db, &p.id)
-                    .await
-                    .map_err(ApiError::from)?
-                {
+                if let Some(run) = run_store::latest(&api.db, &p.id).await? {
                     by_year.entry(p.settings.year).or_default().push((p, run));
                 }
             }
@@ -156,8 +146,12 @@ pub(super) async fn get_field_distribution(
                 previous = Some(r.clone());
                 years.push(to_proto(r));
             }
-            Ok(Response::new(pb::FieldDistribution { years }))
+            Ok(pb::FieldDistribution { years })
         }
-        None => Err(ApiError::invalid("scope", "REQUIRED", "set program or years").into()),
+        None => Err(ApiError::invalid(
+            "scope",
+            "REQUIRED",
+            "set program or years",
+        )),
     }
 }

@@ -17,7 +17,6 @@ use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use serde::Serialize;
-use tonic::{Request, Response, Status};
 
 use crate::convert::parse_enterprise_name;
 use crate::domain::certification::{
@@ -247,18 +246,16 @@ fn check_etag(etag: &str, c: &Certificate) -> Result<(), ApiError> {
 
 pub(super) async fn create_high_tech_certificate(
     api: &RegistryApi,
-    request: Request<pb::CreateHighTechCertificateRequest>,
-) -> Result<Response<pb::HighTechCertificate>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateHighTechCertificateRequest,
+) -> Result<pb::HighTechCertificate, ApiError> {
     let uscc = parse_enterprise_name(&req.parent, "parent", &api.known_exceptions)?;
     let Some(input) = req.high_tech_certificate.as_ref() else {
         return Err(ApiError::invalid(
             "high_tech_certificate",
             "REQUIRED",
             "high_tech_certificate is required",
-        )
-        .into());
+        ));
     };
     let today = api.today();
     let mut violations = Vec::new();
@@ -340,19 +337,17 @@ pub(super) async fn create_high_tech_certificate(
     .ok();
     let (Some(issue_date), Some(authority), true) = (issue_date, authority, violations.is_empty())
     else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
 
     let mut tx =
-        match WriteTx::begin::<pb::HighTechCertificate>(&api.db, &ctx, &req.request_id, &req)
-            .await?
+        match WriteTx::begin::<pb::HighTechCertificate>(&api.db, ctx, &req.request_id, &req).await?
         {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let enterprise = enterprise_store::get(tx.conn(), uscc.as_str())
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| enterprise_not_found(uscc.as_str()))?
         .into_domain()
         .map_err(ApiError::internal)?;
@@ -365,8 +360,7 @@ pub(super) async fn create_high_tech_certificate(
                 enterprise.name(),
                 enterprise.state
             ),
-        )
-        .into());
+        ));
     }
     let now = tx.now_us();
     let certificate = Certificate {
@@ -389,8 +383,7 @@ pub(super) async fn create_high_tech_certificate(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     let status = cert::status(&certificate, today);
     tx.record(&certificate.name(), &audit_view(&certificate, &status))?;
@@ -398,18 +391,18 @@ pub(super) async fn create_high_tech_certificate(
     let response = to_proto(api, &certificate, today);
     tx.commit(&response).await?;
     tracing::info!(certificate = %certificate.name(), "high-tech certificate recorded");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_high_tech_certificate(
     api: &RegistryApi,
-    request: Request<pb::GetHighTechCertificateRequest>,
-) -> Result<Response<pb::HighTechCertificate>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let (uscc, number) = parse_name(api, &request.get_ref().name, "name")?;
-    check_own(&ctx, uscc.as_str())?;
+    ctx: &CallContext,
+    req: pb::GetHighTechCertificateRequest,
+) -> Result<pb::HighTechCertificate, ApiError> {
+    let (uscc, number) = parse_name(api, &req.name, "name")?;
+    check_own(ctx, uscc.as_str())?;
     let c = load_in(&api.db, &uscc, &number).await?;
-    Ok(Response::new(to_proto(api, &c, api.today())))
+    Ok(to_proto(api, &c, api.today()))
 }
 
 /// The parts of a list filter: SQL conditions and the missed-report bound applied after.
@@ -541,11 +534,10 @@ fn missed_matches(bounds: &[(Op, usize)], missed: usize) -> bool {
 
 pub(super) async fn list_high_tech_certificates(
     api: &RegistryApi,
-    request: Request<pb::ListHighTechCertificatesRequest>,
-) -> Result<Response<pb::ListHighTechCertificatesResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
-    let parent = parse_parent(api, &ctx, &req.parent)?;
+    ctx: &CallContext,
+    req: pb::ListHighTechCertificatesRequest,
+) -> Result<pb::ListHighTechCertificatesResponse, ApiError> {
+    let parent = parse_parent(api, ctx, &req.parent)?;
     let today = api.today();
     let mut filter = parse_list_filter(&req.filter, today)?;
     let order = parse_order(&req.order_by)?;
@@ -561,9 +553,7 @@ pub(super) async fn list_high_tech_certificates(
     let batch = (page.size + 1).max(100);
     let mut found: Vec<(Certificate, Cursor)> = Vec::new();
     loop {
-        let rows = store::list(&api.db, &filter.sql, order, after.as_ref(), batch)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = store::list(&api.db, &filter.sql, order, after.as_ref(), batch).await?;
         let exhausted = (rows.len() as u64) < batch;
         for row in rows {
             let cursor = Cursor {
@@ -595,51 +585,49 @@ pub(super) async fn list_high_tech_certificates(
         (true, Some((_, cursor))) => page.next_token(cursor)?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListHighTechCertificatesResponse {
+    Ok(pb::ListHighTechCertificatesResponse {
         high_tech_certificates: found.iter().map(|(c, _)| to_proto(api, c, today)).collect(),
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn file_annual_report(
     api: &RegistryApi,
-    request: Request<pb::FileAnnualReportRequest>,
-) -> Result<Response<pb::HighTechCertificate>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::FileAnnualReportRequest,
+) -> Result<pb::HighTechCertificate, ApiError> {
     let (uscc, number) = parse_name(api, &req.name, "name")?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let today = api.today();
     if req.report_year == 0 {
         return Err(ApiError::invalid(
             "report_year",
             "REQUIRED",
             "the fiscal year reported on is required",
-        )
-        .into());
+        ));
     }
     let explicit = parse_date(&req.filed_date, "filed_date")
         .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
     if explicit.is_some() && ctx.enterprise_scope().is_some() {
         return Err(ApiError::PermissionDenied(
             "an enterprise token files on the day it calls; only officers record filed_date".into(),
-        )
-        .into());
+        ));
     }
     if let Some(d) = explicit
         && d > today
     {
-        return Err(
-            ApiError::invalid("filed_date", "IN_FUTURE", format!("{d} is in the future")).into(),
-        );
+        return Err(ApiError::invalid(
+            "filed_date",
+            "IN_FUTURE",
+            format!("{d} is in the future"),
+        ));
     }
     let filed_date = explicit.unwrap_or(today);
 
     let mut tx =
-        match WriteTx::begin::<pb::HighTechCertificate>(&api.db, &ctx, &req.request_id, &req)
-            .await?
+        match WriteTx::begin::<pb::HighTechCertificate>(&api.db, ctx, &req.request_id, &req).await?
         {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = load_in(tx.conn(), &uscc, &number).await?;
@@ -656,8 +644,7 @@ pub(super) async fn file_annual_report(
                 years.end(),
                 req.report_year
             ),
-        )
-        .into());
+        ));
     }
     if current.revocation.is_some() {
         return Err(ApiError::precondition(
@@ -667,8 +654,7 @@ pub(super) async fn file_annual_report(
                 "{} is revoked; no annual report can be filed",
                 current.name()
             ),
-        )
-        .into());
+        ));
     }
     if let Some(f) = current.filing(req.report_year) {
         return Err(ApiError::precondition(
@@ -678,8 +664,7 @@ pub(super) async fn file_annual_report(
                 "the {} report was already filed on {}",
                 req.report_year, f.filed_date
             ),
-        )
-        .into());
+        ));
     }
     let earliest = cert::earliest_filing(req.report_year);
     if filed_date < earliest {
@@ -695,8 +680,7 @@ pub(super) async fn file_annual_report(
                 "the report on {} can be filed from {earliest}, not {filed_date}",
                 req.report_year
             ),
-        )
-        .into());
+        ));
     }
     let mut updated = current.clone();
     updated.filings.push(Filing {
@@ -716,35 +700,31 @@ pub(super) async fn file_annual_report(
                 "{} is revoked for two missed annual reports; no annual report can be filed",
                 current.name()
             ),
-        )
-        .into());
+        ));
     }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(
-            ApiError::Aborted(format!("{} changed concurrently; retry", current.name())).into(),
-        );
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(ApiError::Aborted(format!(
+            "{} changed concurrently; retry",
+            current.name()
+        )));
     }
     let status = cert::status(&updated, today);
     tx.record(&updated.name(), &audit_view(&updated, &status))?;
     refresh_certified(&mut tx, uscc.as_str(), today).await?;
     let response = to_proto(api, &updated, today);
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn revoke_high_tech_certificate(
     api: &RegistryApi,
-    request: Request<pb::RevokeHighTechCertificateRequest>,
-) -> Result<Response<pb::HighTechCertificate>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::RevokeHighTechCertificateRequest,
+) -> Result<pb::HighTechCertificate, ApiError> {
     let (uscc, number) = parse_name(api, &req.name, "name")?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let mut violations = Vec::new();
     let ground = match Ground::from_code(req.ground) {
         Some(Ground::MissedAnnualReports) => {
@@ -789,15 +769,14 @@ pub(super) async fn revoke_high_tech_certificate(
         }
     };
     let (Some(ground), Some(reason)) = (ground, reason) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let today = api.today();
 
     let mut tx =
-        match WriteTx::begin::<pb::HighTechCertificate>(&api.db, &ctx, &req.request_id, &req)
-            .await?
+        match WriteTx::begin::<pb::HighTechCertificate>(&api.db, ctx, &req.request_id, &req).await?
         {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = load_in(tx.conn(), &uscc, &number).await?;
@@ -812,8 +791,7 @@ pub(super) async fn revoke_high_tech_certificate(
                 current.name(),
                 status.state
             ),
-        )
-        .into());
+        ));
     }
     let now = tx.now_us();
     let mut updated = current.clone();
@@ -825,13 +803,11 @@ pub(super) async fn revoke_high_tech_certificate(
     });
     updated.version = current.version + 1;
     updated.update_time_us = now;
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(
-            ApiError::Aborted(format!("{} changed concurrently; retry", current.name())).into(),
-        );
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(ApiError::Aborted(format!(
+            "{} changed concurrently; retry",
+            current.name()
+        )));
     }
     let status = cert::status(&updated, today);
     tx.record(&updated.name(), &audit_view(&updated, &status))?;
@@ -839,17 +815,16 @@ pub(super) async fn revoke_high_tech_certificate(
     let response = to_proto(api, &updated, today);
     tx.commit(&response).await?;
     tracing::info!(certificate = %updated.name(), ?ground, "high-tech certificate revoked");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn evaluate_eligibility(
     api: &RegistryApi,
-    request: Request<pb::EvaluateEligibilityRequest>,
-) -> Result<Response<pb::EvaluateEligibilityResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::EvaluateEligibilityRequest,
+) -> Result<pb::EvaluateEligibilityResponse, ApiError> {
     let uscc = parse_enterprise_name(&req.name, "name", &api.known_exceptions)?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let today = api.today();
     let application_date = parse_date(&req.application_date, "application_date")
         .map_err(|v| ApiError::InvalidArgument(vec![v]))?
@@ -860,8 +835,7 @@ pub(super) async fn evaluate_eligibility(
             "application_date",
             "OUT_OF_RANGE",
             format!("the application date must fall in {EARLIEST_YEAR}-{latest}"),
-        )
-        .into());
+        ));
     }
     let fiscal_year = if req.fiscal_year == 0 {
         application_date.year() - 1
@@ -876,13 +850,10 @@ pub(super) async fn evaluate_eligibility(
                 "the fiscal year must be a complete year before the application ({EARLIEST_YEAR}-{})",
                 application_date.year() - 1
             ),
-        )
-        .into());
+        ));
     }
     let enterprise = api.load(&uscc).await?;
-    let years = crate::store::figures::list_years(&api.db, uscc.as_str())
-        .await
-        .map_err(ApiError::from)?;
+    let years = crate::store::figures::list_years(&api.db, uscc.as_str()).await?;
     let relevant: Vec<_> = years
         .into_iter()
         .filter(|f| f.year <= fiscal_year && f.year > fiscal_year - eligibility::RD_YEARS)
@@ -931,7 +902,7 @@ pub(super) async fn evaluate_eligibility(
             missing_data: r.missing_data,
         })
         .collect();
-    Ok(Response::new(pb::EvaluateEligibilityResponse {
+    Ok(pb::EvaluateEligibilityResponse {
         enterprise: enterprise.name(),
         fiscal_year,
         application_date: date_text(application_date),
@@ -939,7 +910,7 @@ pub(super) async fn evaluate_eligibility(
         criteria,
         rules_source: eligibility::RULES_SOURCE.to_string(),
         evaluate_time: Some(to_timestamp(now_micros())),
-    }))
+    })
 }
 
 fn criterion_proto(c: Criterion) -> pb::EligibilityCriterion {

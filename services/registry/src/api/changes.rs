@@ -27,7 +27,6 @@ use chrono::NaiveDate;
 use qilu_common::ApiError;
 use qilu_common::audit::entity as audit_entity;
 use qilu_common::context::{CallContext, Shutdown};
-use qilu_common::error::ERROR_DOMAIN;
 use qilu_common::filter::{Filter, Op};
 use qilu_common::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use qilu_common::time::to_timestamp;
@@ -36,9 +35,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
 use tonic::codegen::BoxStream;
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::convert::enterprise_to_proto;
 use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState, StateChange};
@@ -396,57 +394,55 @@ async fn parse_start(
 
 pub(super) async fn list_changes(
     api: &RegistryApi,
-    request: Request<pb::ListChangesRequest>,
-) -> Result<Response<pb::ListChangesResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListChangesRequest,
+) -> Result<pb::ListChangesResponse, ApiError> {
     let size = match req.page_size {
         n if n < 0 => {
             return Err(ApiError::invalid(
                 "page_size",
                 "OUT_OF_RANGE",
                 "page_size must not be negative",
-            )
-            .into());
+            ));
         }
         0 => DEFAULT_PAGE_SIZE,
         n => (n as u64).min(MAX_PAGE_SIZE),
     };
     let (after, filter) = parse_start(&api.db, &req.after_cursor, &req.filter).await?;
     let page = read_page(&api.db, after, &filter, size).await?;
-    Ok(Response::new(pb::ListChangesResponse {
+    Ok(pb::ListChangesResponse {
         changes: page.changes,
         next_cursor: encode_cursor(page.position),
         caught_up: page.caught_up,
-    }))
+    })
 }
 
 pub(super) async fn watch_changes(
     api: &RegistryApi,
-    request: Request<pb::WatchChangesRequest>,
-) -> Result<Response<BoxStream<pb::WatchChangesResponse>>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::WatchChangesRequest,
+) -> Result<BoxStream<pb::WatchChangesResponse>, ApiError> {
     let (after, filter) = parse_start(&api.db, &req.after_cursor, &req.filter).await?;
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(follow(api.db.clone(), after, filter, tx, ctx.shutdown));
-    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    tokio::spawn(follow(
+        api.db.clone(),
+        after,
+        filter,
+        tx,
+        ctx.shutdown.clone(),
+    ));
+    Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
 /// How a watch ends when the server shuts down: UNAVAILABLE (retry elsewhere or later) with
 /// the cursor of the last change the client was sent or skipped.
 fn shutting_down(position: i64) -> Status {
     let cursor = encode_cursor(position);
-    let mut details = ErrorDetails::with_retry_info(Some(Duration::from_secs(1)));
-    details.set_error_info(
-        "SERVER_SHUTTING_DOWN",
-        ERROR_DOMAIN,
-        HashMap::from([("resume_cursor".to_string(), cursor.clone())]),
-    );
-    Status::with_error_details(
-        Code::Unavailable,
-        format!("server shutting down; resume from cursor {cursor}"),
-        details,
-    )
+    ApiError::ShuttingDown {
+        message: format!("server shutting down; resume from cursor {cursor}"),
+        metadata: vec![("resume_cursor", cursor)],
+    }
+    .into()
 }
 
 /// Sends the backlog after `position`, then new changes as they commit, until the client goes

@@ -8,7 +8,6 @@ use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use tonic::{Request, Response, Status};
 
 use crate::convert::{self, ENTERPRISE_TYPE, enterprise_to_proto, parse_enterprise_name};
 use crate::domain::enterprise::{Enterprise, EnterpriseState};
@@ -180,12 +179,15 @@ async fn check_zone(
 
 pub(super) async fn create_enterprise(
     api: &RegistryApi,
-    request: Request<pb::CreateEnterpriseRequest>,
-) -> Result<Response<pb::Enterprise>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateEnterpriseRequest,
+) -> Result<pb::Enterprise, ApiError> {
     let Some(input) = req.enterprise.as_ref() else {
-        return Err(ApiError::invalid("enterprise", "REQUIRED", "enterprise is required").into());
+        return Err(ApiError::invalid(
+            "enterprise",
+            "REQUIRED",
+            "enterprise is required",
+        ));
     };
     let mut violations = Vec::new();
     let uscc = convert::parse_uscc(&input.uscc, "enterprise.uscc", &api.known_exceptions)
@@ -195,14 +197,14 @@ pub(super) async fn create_enterprise(
         .map_err(|v| violations.extend(v))
         .ok();
     let (Some(uscc), Some(fields)) = (uscc, fields) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
 
-    let mut tx =
-        match WriteTx::begin::<pb::Enterprise>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::Fresh(tx) => tx,
-        };
+    let mut tx = match WriteTx::begin::<pb::Enterprise>(&api.db, ctx, &req.request_id, &req).await?
+    {
+        Begun::Replay(previous) => return Ok(previous),
+        Begun::Fresh(tx) => tx,
+    };
     check_zone(tx.conn(), fields.zone.as_ref()).await?;
     let now = tx.now_us();
     let enterprise = Enterprise {
@@ -224,47 +226,43 @@ pub(super) async fn create_enterprise(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     let response = enterprise_to_proto(&enterprise);
     tx.record(&enterprise.name(), &enterprise)?;
     tx.commit(&response).await?;
     tracing::info!(enterprise = %enterprise.name(), "enterprise registered");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_enterprise(
     api: &RegistryApi,
-    request: Request<pb::GetEnterpriseRequest>,
-) -> Result<Response<pb::Enterprise>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let uscc = parse_enterprise_name(&request.get_ref().name, "name", &api.known_exceptions)?;
-    check_own(&ctx, uscc.as_str())?;
+    ctx: &CallContext,
+    req: pb::GetEnterpriseRequest,
+) -> Result<pb::Enterprise, ApiError> {
+    let uscc = parse_enterprise_name(&req.name, "name", &api.known_exceptions)?;
+    check_own(ctx, uscc.as_str())?;
     // One statement: the row and whether a valid certificate exists today (what
     // `certified_today` derives for lists).
     let found = store::get_with_certification(&api.reads, uscc.as_str(), api.today())
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| not_found(uscc.as_str()))?;
     let mut enterprise = found.model.into_domain().map_err(ApiError::internal)?;
     enterprise.high_tech_certified = found.certified;
-    Ok(Response::new(enterprise_to_proto(&enterprise)))
+    Ok(enterprise_to_proto(&enterprise))
 }
 
 pub(super) async fn list_enterprises(
     api: &RegistryApi,
-    request: Request<pb::ListEnterprisesRequest>,
-) -> Result<Response<pb::ListEnterprisesResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListEnterprisesRequest,
+) -> Result<pb::ListEnterprisesResponse, ApiError> {
     let mut filter = parse_list_filter(&req.filter)?;
     filter.certified_on = Some(api.today());
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
-    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -284,23 +282,26 @@ pub(super) async fn list_enterprises(
         .iter()
         .map(enterprise_to_proto)
         .collect();
-    Ok(Response::new(pb::ListEnterprisesResponse {
+    Ok(pb::ListEnterprisesResponse {
         enterprises,
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_enterprise(
     api: &RegistryApi,
-    request: Request<pb::UpdateEnterpriseRequest>,
-) -> Result<Response<pb::Enterprise>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateEnterpriseRequest,
+) -> Result<pb::Enterprise, ApiError> {
     let Some(input) = req.enterprise.as_ref() else {
-        return Err(ApiError::invalid("enterprise", "REQUIRED", "enterprise is required").into());
+        return Err(ApiError::invalid(
+            "enterprise",
+            "REQUIRED",
+            "enterprise is required",
+        ));
     };
     let uscc = parse_enterprise_name(&input.name, "enterprise.name", &api.known_exceptions)?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let paths: Vec<String> = req
         .update_mask
         .as_ref()
@@ -314,19 +315,17 @@ pub(super) async fn update_enterprise(
                 "name the fields to update: {}",
                 convert::MUTABLE_FIELDS.join(", ")
             ),
-        )
-        .into());
+        ));
     }
     let today = api.today();
 
-    let mut tx =
-        match WriteTx::begin::<pb::Enterprise>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::Fresh(tx) => tx,
-        };
+    let mut tx = match WriteTx::begin::<pb::Enterprise>(&api.db, ctx, &req.request_id, &req).await?
+    {
+        Begun::Replay(previous) => return Ok(previous),
+        Begun::Fresh(tx) => tx,
+    };
     let current = store::get(tx.conn(), uscc.as_str())
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| not_found(uscc.as_str()))?
         .into_domain()
         .map_err(ApiError::internal)?;
@@ -335,8 +334,7 @@ pub(super) async fn update_enterprise(
             "{} changed since etag {} was read; read it again and retry",
             current.name(),
             input.etag
-        ))
-        .into());
+        )));
     }
     let mut updated = current.clone();
     let mut violations = Vec::new();
@@ -347,34 +345,36 @@ pub(super) async fn update_enterprise(
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     if paths.iter().any(|p| p == "zone") {
         check_zone(tx.conn(), updated.fields.zone.as_ref()).await?;
     }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(
-            ApiError::Aborted(format!("{} changed concurrently; retry", current.name())).into(),
-        );
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(ApiError::Aborted(format!(
+            "{} changed concurrently; retry",
+            current.name()
+        )));
     }
     let response = enterprise_to_proto(&updated);
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn batch_get_enterprises(
     api: &RegistryApi,
-    request: Request<pb::BatchGetEnterprisesRequest>,
-) -> Result<Response<pb::BatchGetEnterprisesResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::BatchGetEnterprisesRequest,
+) -> Result<pb::BatchGetEnterprisesResponse, ApiError> {
     if req.names.len() > 1000 {
-        return Err(ApiError::invalid("names", "TOO_MANY", "at most 1000 names per call").into());
+        return Err(ApiError::invalid(
+            "names",
+            "TOO_MANY",
+            "at most 1000 names per call",
+        ));
     }
     let mut codes = Vec::with_capacity(req.names.len());
     let mut violations = Vec::new();
@@ -382,15 +382,13 @@ pub(super) async fn batch_get_enterprises(
         match parse_enterprise_name(name, &format!("names[{i}]"), &api.known_exceptions) {
             Ok(u) => codes.push(u.as_str().to_string()),
             Err(ApiError::InvalidArgument(v)) => violations.extend(v),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
-    let rows = store::get_many(&api.db, &codes)
-        .await
-        .map_err(ApiError::from)?;
+    let rows = store::get_many(&api.db, &codes).await?;
     let mut by_code: HashMap<String, store::Model> =
         rows.into_iter().map(|m| (m.uscc.clone(), m)).collect();
     let mut found = Vec::with_capacity(codes.len());
@@ -405,24 +403,27 @@ pub(super) async fn batch_get_enterprises(
         .iter()
         .map(enterprise_to_proto)
         .collect();
-    Ok(Response::new(pb::BatchGetEnterprisesResponse {
-        enterprises,
-    }))
+    Ok(pb::BatchGetEnterprisesResponse { enterprises })
 }
 
 pub(super) async fn validate_uscc(
     api: &RegistryApi,
-    request: Request<pb::ValidateUsccRequest>,
-) -> Result<Response<pb::ValidateUsccResponse>, Status> {
-    let raw = &request.get_ref().uscc;
+    _ctx: &CallContext,
+    req: pb::ValidateUsccRequest,
+) -> Result<pb::ValidateUsccResponse, ApiError> {
+    let raw = &req.uscc;
     if raw.trim().is_empty() {
-        return Err(ApiError::invalid("uscc", "REQUIRED", "uscc is required").into());
+        return Err(ApiError::invalid("uscc", "REQUIRED", "uscc is required"));
     }
     if raw.chars().count() > 256 {
-        return Err(ApiError::invalid("uscc", "TOO_LONG", "at most 256 characters").into());
+        return Err(ApiError::invalid(
+            "uscc",
+            "TOO_LONG",
+            "at most 256 characters",
+        ));
     }
     let report = uscc::check(raw, &api.known_exceptions);
-    Ok(Response::new(convert::report_to_proto(report)))
+    Ok(convert::report_to_proto(report))
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use qilu_common::time::to_timestamp;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::registry as pb;
-use tonic::{Request, Response, Status};
 
 use crate::convert::parse_enterprise_name;
 use crate::domain::enterprise::etag_of;
@@ -207,21 +206,20 @@ fn parse_input(
 
 pub(super) async fn get_annual_figures(
     api: &RegistryApi,
-    request: Request<pb::GetAnnualFiguresRequest>,
-) -> Result<Response<pb::AnnualFigures>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let (uscc, year) = parse_name(api, &request.get_ref().name, "name")?;
-    check_own(&ctx, uscc.as_str())?;
+    ctx: &CallContext,
+    req: pb::GetAnnualFiguresRequest,
+) -> Result<pb::AnnualFigures, ApiError> {
+    let (uscc, year) = parse_name(api, &req.name, "name")?;
+    check_own(ctx, uscc.as_str())?;
     let figures = store::get(&api.db, uscc.as_str(), year)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| {
             not_found(format!(
                 "enterprises/{}/annualFigures/{year}",
                 uscc.as_str()
             ))
         })?;
-    Ok(Response::new(to_proto(&figures)))
+    Ok(to_proto(&figures))
 }
 
 /// `year` comparisons as an inclusive range.
@@ -298,11 +296,10 @@ pub(super) fn parse_parent(
 
 pub(super) async fn list_annual_figures(
     api: &RegistryApi,
-    request: Request<pb::ListAnnualFiguresRequest>,
-) -> Result<Response<pb::ListAnnualFiguresResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
-    let parent = parse_parent(api, &ctx, &req.parent)?;
+    ctx: &CallContext,
+    req: pb::ListAnnualFiguresRequest,
+) -> Result<pb::ListAnnualFiguresResponse, ApiError> {
+    let parent = parse_parent(api, ctx, &req.parent)?;
     let (min, max) = parse_year_filter(&req.filter)?;
     let desc = parse_year_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
@@ -319,8 +316,7 @@ pub(super) async fn list_annual_figures(
         after.as_ref(),
         page.size + 1,
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     let more = records.len() as u64 > page.size;
     records.truncate(page.size as usize);
     let next_page_token = match (more, records.last()) {
@@ -330,33 +326,33 @@ pub(super) async fn list_annual_figures(
         })?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListAnnualFiguresResponse {
+    Ok(pb::ListAnnualFiguresResponse {
         annual_figures: records.iter().map(to_proto).collect(),
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_annual_figures(
     api: &RegistryApi,
-    request: Request<pb::UpdateAnnualFiguresRequest>,
-) -> Result<Response<pb::AnnualFigures>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateAnnualFiguresRequest,
+) -> Result<pb::AnnualFigures, ApiError> {
     let Some(input) = req.annual_figures.as_ref() else {
-        return Err(
-            ApiError::invalid("annual_figures", "REQUIRED", "annual_figures is required").into(),
-        );
+        return Err(ApiError::invalid(
+            "annual_figures",
+            "REQUIRED",
+            "annual_figures is required",
+        ));
     };
     let (uscc, year) = parse_name(api, &input.name, "annual_figures.name")?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let latest = api.today().year() + 1;
     if !(EARLIEST_WRITABLE_YEAR..=latest).contains(&year) {
         return Err(ApiError::invalid(
             "annual_figures.name",
             "YEAR_OUT_OF_RANGE",
             format!("figures can be written for {EARLIEST_WRITABLE_YEAR}-{latest}, not {year}"),
-        )
-        .into());
+        ));
     }
     let paths: Vec<String> = req
         .update_mask
@@ -369,8 +365,7 @@ pub(super) async fn update_annual_figures(
             "update_mask",
             "REQUIRED",
             format!("name the figures to write: {}", names.join(", ")),
-        )
-        .into());
+        ));
     }
     let mut kinds = Vec::new();
     let mut violations = Vec::new();
@@ -390,7 +385,7 @@ pub(super) async fn update_annual_figures(
         writes.push((kind, parse_input(input, kind, &mut violations)));
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     let scoped = ctx.enterprise_scope().is_some();
     if scoped
@@ -403,46 +398,40 @@ pub(super) async fn update_annual_figures(
             "an enterprise token may write figures only with source \
              FIGURE_SOURCE_ENTERPRISE_DECLARATION ({} has another)",
             kind.as_str()
-        ))
-        .into());
+        )));
     }
 
     let mut tx =
-        match WriteTx::begin::<pb::AnnualFigures>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::AnnualFigures>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let name = format!("enterprises/{}/annualFigures/{year}", uscc.as_str());
     // The enterprise must exist (its figures cannot).
     if crate::store::enterprise::get(tx.conn(), uscc.as_str())
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .is_none()
     {
-        return Err(super::enterprises::not_found(uscc.as_str()).into());
+        return Err(super::enterprises::not_found(uscc.as_str()));
     }
     let now = tx.now_us();
-    let current = store::get(tx.conn(), uscc.as_str(), year)
-        .await
-        .map_err(ApiError::from)?;
+    let current = store::get(tx.conn(), uscc.as_str(), year).await?;
     let mut updated = match &current {
         Some(c) => {
             if !input.etag.is_empty() && input.etag != etag_of(&name, c.version) {
                 return Err(ApiError::Aborted(format!(
                     "{name} changed since etag {} was read; read it again and retry",
                     input.etag
-                ))
-                .into());
+                )));
             }
             c.clone()
         }
-        None if !req.allow_missing => return Err(not_found(name).into()),
+        None if !req.allow_missing => return Err(not_found(name)),
         None if !input.etag.is_empty() => {
             return Err(ApiError::Aborted(format!(
                 "{name} does not exist, so etag {} is stale",
                 input.etag
-            ))
-            .into());
+            )));
         }
         None => AnnualFigures {
             uscc: uscc.as_str().to_string(),
@@ -469,8 +458,7 @@ pub(super) async fn update_annual_figures(
                 .get(kind)
                 .and_then(|r| source_name(r.source))
                 .unwrap_or("another source")
-        ))
-        .into());
+        )));
     }
     for (kind, write) in writes {
         match write {
@@ -510,17 +498,15 @@ pub(super) async fn update_annual_figures(
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     updated.version += 1;
     updated.update_time_us = now;
-    store::write(tx.conn(), &updated, &kinds)
-        .await
-        .map_err(ApiError::from)?;
+    store::write(tx.conn(), &updated, &kinds).await?;
     let response = to_proto(&updated);
     tx.record(&name, &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -54,7 +54,6 @@ use std::time::Instant;
 
 use prost::Message;
 use qilu_common::context::Shutdown;
-use qilu_common::error::ERROR_DOMAIN;
 use qilu_common::idempotency::{self, RequestId};
 use qilu_common::write::{Begun, Submitted, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
@@ -62,8 +61,6 @@ use qilu_proto::registry as pb;
 use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 use tonic::Streaming;
-use tonic::{Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
 use crate::convert;
@@ -648,14 +645,14 @@ impl Drop for StopOnDrop {
 /// Why reading the stream stopped before its end.
 enum Stopped {
     /// A bad message, or the stream broke.
-    Failed(Status),
+    Failed(ApiError),
     /// The server began shutting down.
     ShuttingDown,
 }
 
 impl From<ApiError> for Stopped {
     fn from(e: ApiError) -> Self {
-        Stopped::Failed(e.into())
+        Stopped::Failed(e)
     }
 }
 
@@ -673,7 +670,7 @@ async fn read_all(
         let message = tokio::select! {
             biased;
             () = shutdown.started() => return Err(Stopped::ShuttingDown),
-            message = stream.message() => message.map_err(Stopped::Failed)?,
+            message = stream.message() => message.map_err(|s| Stopped::Failed(ApiError::Inbound(s)))?,
         };
         let Some(message) = message else {
             return Ok(());
@@ -684,7 +681,7 @@ async fn read_all(
 
 /// How an import cut short by shutdown ends: UNAVAILABLE (retry later or elsewhere), saying how
 /// far it got. Importing the file again is safe: rows already written come back UNCHANGED.
-fn shutting_down(received: usize, fates: &[Fate]) -> Status {
+fn shutting_down(received: usize, fates: &[Fate]) -> ApiError {
     let written = fates
         .iter()
         .filter(|f| {
@@ -694,39 +691,32 @@ fn shutting_down(received: usize, fates: &[Fate]) -> Status {
             )
         })
         .count();
-    let mut details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1)));
-    details.set_error_info(
-        "SERVER_SHUTTING_DOWN",
-        ERROR_DOMAIN,
-        HashMap::from([
-            ("rows_received".to_string(), received.to_string()),
-            ("rows_written".to_string(), written.to_string()),
-        ]),
-    );
-    Status::with_error_details(
-        tonic::Code::Unavailable,
-        format!(
+    ApiError::ShuttingDown {
+        message: format!(
             "server shutting down after {received} rows: the {written} rows created or updated by \
              the batches already committed are stored, later rows are not; import the file again \
              (stored rows come back UNCHANGED)"
         ),
-        details,
-    )
+        metadata: vec![
+            ("rows_received", received.to_string()),
+            ("rows_written", written.to_string()),
+        ],
+    }
 }
 
 pub(super) async fn import_enterprises(
     api: &RegistryApi,
-    request: Request<Streaming<pb::ImportEnterprisesRequest>>,
-) -> Result<Response<pb::ImportEnterprisesResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let mut stream = request.into_inner();
+    ctx: &CallContext,
+    req: Streaming<pb::ImportEnterprisesRequest>,
+) -> Result<pb::ImportEnterprisesResponse, ApiError> {
+    let mut stream = req;
     let started = Instant::now();
-    let Some(first) = stream.message().await? else {
+    let Some(first) = stream.message().await.map_err(ApiError::Inbound)? else {
         // An empty stream imports nothing.
-        return Ok(Response::new(pb::ImportEnterprisesResponse::default()));
+        return Ok(pb::ImportEnterprisesResponse::default());
     };
     let request_id = RequestId::parse(&first.request_id)?;
-    let method = idempotency::method_of(&ctx);
+    let method = idempotency::method_of(ctx);
     let scope = idempotency::CallerScope::of(&ctx.caller);
     // The run's identity for idempotency: its options (rows are not read on a retry).
     let fingerprint = idempotency::fingerprint(&pb::ImportEnterprisesRequest {
@@ -741,7 +731,7 @@ pub(super) async fn import_enterprises(
     {
         let previous =
             pb::ImportEnterprisesResponse::decode(bytes.as_slice()).map_err(ApiError::internal)?;
-        return Ok(Response::new(previous));
+        return Ok(previous);
     }
     let rejected_rows_only = first.rejected_rows_only;
     let validate_only = first.validate_only;
@@ -780,7 +770,7 @@ pub(super) async fn import_enterprises(
         .map_err(|e| ApiError::internal(format!("the import's committer failed: {e}")))?;
     match read {
         Ok(()) => {}
-        Err(Stopped::Failed(status)) => return Err(status),
+        Err(Stopped::Failed(e)) => return Err(e),
         Err(Stopped::ShuttingDown) => {
             return Err(shutting_down(run.results.len(), &committed.fates));
         }
@@ -814,5 +804,5 @@ pub(super) async fn import_enterprises(
         rows_per_second = (response.received_count as f64 / seconds.max(1e-9)) as i64,
         "import finished"
     );
-    Ok(Response::new(response))
+    Ok(response)
 }

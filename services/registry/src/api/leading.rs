@@ -20,7 +20,6 @@ use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation};
 use qilu_proto::registry as pb;
 use sea_orm::ConnectionTrait;
-use tonic::{Request, Response, Status};
 
 use crate::convert::{parse_enterprise_name, parse_uscc};
 use crate::domain::enterprise::{Enterprise, etag_of};
@@ -754,14 +753,15 @@ fn lost_race(name: &str) -> ApiError {
 
 pub(super) async fn create_leading_cohort(
     api: &RegistryApi,
-    request: Request<pb::CreateLeadingCohortRequest>,
-) -> Result<Response<pb::LeadingCohort>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateLeadingCohortRequest,
+) -> Result<pb::LeadingCohort, ApiError> {
     let Some(input) = req.leading_cohort.as_ref() else {
-        return Err(
-            ApiError::invalid("leading_cohort", "REQUIRED", "leading_cohort is required").into(),
-        );
+        return Err(ApiError::invalid(
+            "leading_cohort",
+            "REQUIRED",
+            "leading_cohort is required",
+        ));
     };
     let mut v = Vec::new();
     if input.year == 0 {
@@ -788,12 +788,12 @@ pub(super) async fn create_leading_cohort(
         &mut v,
     );
     let (true, Some(description)) = (v.is_empty(), description) else {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     };
 
     let mut tx =
-        match WriteTx::begin::<pb::LeadingCohort>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::LeadingCohort>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
@@ -812,28 +812,26 @@ pub(super) async fn create_leading_cohort(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     tx.record(&cohort.name(), &cohort)?;
     // A newer cohort becomes the current one: last cohort's members stop being "leading".
-    let marked = store::leading_enterprises(tx.conn())
-        .await
-        .map_err(ApiError::from)?;
+    let marked = store::leading_enterprises(tx.conn()).await?;
     sync_leading(&mut tx, &marked).await?;
     let response = cohort_to_proto(tx.conn(), &cohort).await?;
     tx.commit(&response).await?;
     tracing::info!(cohort = %cohort.name(), "leading cohort created");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_leading_cohort(
     api: &RegistryApi,
-    request: Request<pb::GetLeadingCohortRequest>,
-) -> Result<Response<pb::LeadingCohort>, Status> {
-    let year = parse_cohort_name(&request.get_ref().name, "name")?;
+    _ctx: &CallContext,
+    req: pb::GetLeadingCohortRequest,
+) -> Result<pb::LeadingCohort, ApiError> {
+    let year = parse_cohort_name(&req.name, "name")?;
     let cohort = load_cohort(&api.db, year).await?;
-    Ok(Response::new(cohort_to_proto(&api.db, &cohort).await?))
+    cohort_to_proto(&api.db, &cohort).await
 }
 
 fn parse_cohort_filter(raw: &str) -> Result<Vec<YearCmp>, ApiError> {
@@ -860,15 +858,13 @@ fn parse_cohort_filter(raw: &str) -> Result<Vec<YearCmp>, ApiError> {
 
 pub(super) async fn list_leading_cohorts(
     api: &RegistryApi,
-    request: Request<pb::ListLeadingCohortsRequest>,
-) -> Result<Response<pb::ListLeadingCohortsResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListLeadingCohortsRequest,
+) -> Result<pb::ListLeadingCohortsResponse, ApiError> {
     let filter = parse_cohort_filter(&req.filter)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, "")?;
     let after: Option<i32> = page.after()?;
-    let mut rows = store::list_cohorts(&api.db, &filter, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list_cohorts(&api.db, &filter, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -879,10 +875,10 @@ pub(super) async fn list_leading_cohorts(
     for c in &rows {
         leading_cohorts.push(cohort_to_proto(&api.db, c).await?);
     }
-    Ok(Response::new(pb::ListLeadingCohortsResponse {
+    Ok(pb::ListLeadingCohortsResponse {
         leading_cohorts,
         next_page_token,
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -933,9 +929,9 @@ struct CandidateCursor {
 
 pub(super) async fn rank_leading_candidates(
     api: &RegistryApi,
-    request: Request<pb::RankLeadingCandidatesRequest>,
-) -> Result<Response<pb::RankLeadingCandidatesResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::RankLeadingCandidatesRequest,
+) -> Result<pb::RankLeadingCandidatesResponse, ApiError> {
     let year = parse_cohort_name(&req.cohort, "cohort")?;
     let figures_year = match req.figures_year {
         0 => year - 1,
@@ -945,8 +941,7 @@ pub(super) async fn rank_leading_candidates(
                 "figures_year",
                 "OUT_OF_RANGE",
                 "a four-digit fiscal year, 1900-9999 (0 for the cohort year minus one)",
-            )
-            .into());
+            ));
         }
     };
     let filter = parse_candidate_filter(&req.filter)?;
@@ -988,13 +983,13 @@ pub(super) async fn rank_leading_candidates(
         })?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::RankLeadingCandidatesResponse {
+    Ok(pb::RankLeadingCandidatesResponse {
         candidates: rest.iter().map(candidate_to_proto).collect(),
         next_page_token,
         total_size,
         figures_year,
         scoring_method: rank::scoring_method(),
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1003,10 +998,9 @@ pub(super) async fn rank_leading_candidates(
 
 pub(super) async fn select_leading_enterprise(
     api: &RegistryApi,
-    request: Request<pb::SelectLeadingEnterpriseRequest>,
-) -> Result<Response<pb::LeadingCohortMember>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::SelectLeadingEnterpriseRequest,
+) -> Result<pb::LeadingCohortMember, ApiError> {
     let mut v = Vec::new();
     let year = match parse_cohort_name(&req.cohort, "cohort") {
         Ok(y) => Some(y),
@@ -1014,7 +1008,7 @@ pub(super) async fn select_leading_enterprise(
             v.extend(x);
             None
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let uscc = match parse_enterprise_name(&req.enterprise, "enterprise", &api.known_exceptions) {
         Ok(u) => Some(u),
@@ -1022,34 +1016,29 @@ pub(super) async fn select_leading_enterprise(
             v.extend(x);
             None
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let reason = keep(
         text(&req.reason, "reason", MAX_REASON_CHARS, true, true),
         &mut v,
     );
     let (Some(year), Some(uscc), Some(reason)) = (year, uscc, reason) else {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     };
     let uscc = uscc.as_str().to_string();
 
     let mut tx =
-        match WriteTx::begin::<pb::LeadingCohortMember>(&api.db, &ctx, &req.request_id, &req)
-            .await?
+        match WriteTx::begin::<pb::LeadingCohortMember>(&api.db, ctx, &req.request_id, &req).await?
         {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
     let cohort = load_cohort(tx.conn(), year).await?;
     let row = enterprise_store::get(tx.conn(), &uscc)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| enterprise_not_found(&uscc))?;
-    let existing = match store::get_member(tx.conn(), year, &uscc)
-        .await
-        .map_err(ApiError::from)?
-    {
+    let existing = match store::get_member(tx.conn(), year, &uscc).await? {
         Some(m) => Some(m.map_err(ApiError::internal)?),
         None => None,
     };
@@ -1063,8 +1052,7 @@ pub(super) async fn select_leading_enterprise(
                 "enterprises/{uscc} is already selected in {}",
                 cohort.name()
             ),
-        )
-        .into());
+        ));
     }
     let reasons = rank::ineligibility_reasons(&facts_of(row, &Default::default())?);
     if !reasons.is_empty() {
@@ -1075,15 +1063,10 @@ pub(super) async fn select_leading_enterprise(
                 "enterprises/{uscc} is not an eligible candidate: {}",
                 reasons.join("; ")
             ),
-        )
-        .into());
+        ));
     }
-    let target = targets::in_force(tx.conn(), LEADING_COHORT_SIZE, year)
-        .await
-        .map_err(ApiError::from)?;
-    let (selected, _) = store::cohort_counts(tx.conn(), year)
-        .await
-        .map_err(ApiError::from)?;
+    let target = targets::in_force(tx.conn(), LEADING_COHORT_SIZE, year).await?;
+    let (selected, _) = store::cohort_counts(tx.conn(), year).await?;
     match &target {
         None => {
             return Err(ApiError::precondition(
@@ -1092,8 +1075,7 @@ pub(super) async fn select_leading_enterprise(
                 format!(
                     "no LEADING_COHORT_SIZE policy target is in force for {year}, so the cohort's size is 0"
                 ),
-            )
-            .into());
+            ));
         }
         Some(t) if i64::try_from(selected).unwrap_or(i64::MAX) >= t.value => {
             return Err(ApiError::precondition(
@@ -1105,8 +1087,7 @@ pub(super) async fn select_leading_enterprise(
                     t.id,
                     t.value
                 ),
-            )
-            .into());
+            ));
         }
         Some(_) => {}
     }
@@ -1134,9 +1115,7 @@ pub(super) async fn select_leading_enterprise(
                 update_time_us: now,
                 version: 1,
             };
-            store::insert_member(tx.conn(), &m)
-                .await
-                .map_err(ApiError::from)?;
+            store::insert_member(tx.conn(), &m).await?;
             m
         }
         Some(old) => {
@@ -1152,11 +1131,8 @@ pub(super) async fn select_leading_enterprise(
                 version: old.version + 1,
                 ..old.clone()
             };
-            if !store::update_member_if_version(tx.conn(), &m, old.version)
-                .await
-                .map_err(ApiError::from)?
-            {
-                return Err(lost_race(&m.name()).into());
+            if !store::update_member_if_version(tx.conn(), &m, old.version).await? {
+                return Err(lost_race(&m.name()));
             }
             // Its one policy, ended at deselection, is in force again.
             if !m.support_policy.is_empty() {
@@ -1169,10 +1145,9 @@ pub(super) async fn select_leading_enterprise(
                         ..p.clone()
                     };
                     if !store::update_policy_if_version(tx.conn(), &reopened, p.version, false)
-                        .await
-                        .map_err(ApiError::from)?
+                        .await?
                     {
-                        return Err(lost_race(&p.name()).into());
+                        return Err(lost_race(&p.name()));
                     }
                     tx.record(&reopened.name(), &reopened)?;
                 }
@@ -1181,23 +1156,20 @@ pub(super) async fn select_leading_enterprise(
         }
     };
     tx.record(&member.name(), &member)?;
-    let cohort = store::touch_cohort(tx.conn(), &cohort, now)
-        .await
-        .map_err(ApiError::from)?;
+    let cohort = store::touch_cohort(tx.conn(), &cohort, now).await?;
     tx.record(&cohort.name(), &cohort)?;
     sync_leading(&mut tx, std::slice::from_ref(&uscc)).await?;
     let response = member_to_proto(&member);
     tx.commit(&response).await?;
     tracing::info!(member = %member.name(), "leading enterprise selected");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn deselect_leading_enterprise(
     api: &RegistryApi,
-    request: Request<pb::DeselectLeadingEnterpriseRequest>,
-) -> Result<Response<pb::LeadingCohortMember>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::DeselectLeadingEnterpriseRequest,
+) -> Result<pb::LeadingCohortMember, ApiError> {
     let mut v = Vec::new();
     let parsed = match parse_member_name(api, &req.name, "name") {
         Ok(p) => Some(p),
@@ -1205,36 +1177,34 @@ pub(super) async fn deselect_leading_enterprise(
             v.extend(x);
             None
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let reason = keep(
         text(&req.reason, "reason", MAX_REASON_CHARS, true, true),
         &mut v,
     );
     let (Some((year, uscc)), Some(reason)) = (parsed, reason) else {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     };
     let uscc = uscc.as_str().to_string();
 
     let mut tx =
-        match WriteTx::begin::<pb::LeadingCohortMember>(&api.db, &ctx, &req.request_id, &req)
-            .await?
+        match WriteTx::begin::<pb::LeadingCohortMember>(&api.db, ctx, &req.request_id, &req).await?
         {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
     let current = load_member(tx.conn(), year, &uscc).await?;
     if !req.etag.is_empty() && req.etag != member_etag(&current) {
-        return Err(stale(&current.name(), &req.etag).into());
+        return Err(stale(&current.name(), &req.etag));
     }
     if current.state != MemberState::Selected {
         return Err(ApiError::precondition(
             "MEMBER_NOT_SELECTED",
             current.name(),
             format!("{} is not SELECTED", current.name()),
-        )
-        .into());
+        ));
     }
     let member = Member {
         state: MemberState::Deselected,
@@ -1244,11 +1214,8 @@ pub(super) async fn deselect_leading_enterprise(
         version: current.version + 1,
         ..current.clone()
     };
-    if !store::update_member_if_version(tx.conn(), &member, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(lost_race(&member.name()).into());
+    if !store::update_member_if_version(tx.conn(), &member, current.version).await? {
+        return Err(lost_race(&member.name()));
     }
     tx.record(&member.name(), &member)?;
     if !member.support_policy.is_empty() {
@@ -1260,36 +1227,31 @@ pub(super) async fn deselect_leading_enterprise(
                 version: p.version + 1,
                 ..p.clone()
             };
-            if !store::update_policy_if_version(tx.conn(), &ended, p.version, false)
-                .await
-                .map_err(ApiError::from)?
-            {
-                return Err(lost_race(&p.name()).into());
+            if !store::update_policy_if_version(tx.conn(), &ended, p.version, false).await? {
+                return Err(lost_race(&p.name()));
             }
             tx.record(&ended.name(), &ended)?;
         }
     }
     let cohort = load_cohort(tx.conn(), year).await?;
-    let cohort = store::touch_cohort(tx.conn(), &cohort, now)
-        .await
-        .map_err(ApiError::from)?;
+    let cohort = store::touch_cohort(tx.conn(), &cohort, now).await?;
     tx.record(&cohort.name(), &cohort)?;
     sync_leading(&mut tx, std::slice::from_ref(&uscc)).await?;
     let response = member_to_proto(&member);
     tx.commit(&response).await?;
     tracing::info!(member = %member.name(), "leading enterprise deselected");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_leading_cohort_member(
     api: &RegistryApi,
-    request: Request<pb::GetLeadingCohortMemberRequest>,
-) -> Result<Response<pb::LeadingCohortMember>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let (year, uscc) = parse_member_name(api, &request.get_ref().name, "name")?;
-    check_own(&ctx, uscc.as_str())?;
+    ctx: &CallContext,
+    req: pb::GetLeadingCohortMemberRequest,
+) -> Result<pb::LeadingCohortMember, ApiError> {
+    let (year, uscc) = parse_member_name(api, &req.name, "name")?;
+    check_own(ctx, uscc.as_str())?;
     let member = load_member(&api.db, year, uscc.as_str()).await?;
-    Ok(Response::new(member_to_proto(&member)))
+    Ok(member_to_proto(&member))
 }
 
 fn parse_member_filter(raw: &str) -> Result<MemberFilter, ApiError> {
@@ -1319,17 +1281,15 @@ fn parse_member_filter(raw: &str) -> Result<MemberFilter, ApiError> {
 
 pub(super) async fn list_leading_cohort_members(
     api: &RegistryApi,
-    request: Request<pb::ListLeadingCohortMembersRequest>,
-) -> Result<Response<pb::ListLeadingCohortMembersResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListLeadingCohortMembersRequest,
+) -> Result<pb::ListLeadingCohortMembersResponse, ApiError> {
     let year = parse_cohort_name(&req.parent, "parent")?;
     let filter = parse_member_filter(&req.filter)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
     let after: Option<String> = page.after()?;
     load_cohort(&api.db, year).await?;
-    let mut rows = store::list_members(&api.db, year, filter, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list_members(&api.db, year, filter, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let members = rows
@@ -1346,10 +1306,10 @@ pub(super) async fn list_leading_cohort_members(
         )?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListLeadingCohortMembersResponse {
+    Ok(pb::ListLeadingCohortMembersResponse {
         members,
         next_page_token,
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1358,16 +1318,17 @@ pub(super) async fn list_leading_cohort_members(
 
 pub(super) async fn create_support_policy(
     api: &RegistryApi,
-    request: Request<pb::CreateSupportPolicyRequest>,
-) -> Result<Response<pb::SupportPolicy>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateSupportPolicyRequest,
+) -> Result<pb::SupportPolicy, ApiError> {
     let uscc = parse_enterprise_name(&req.parent, "parent", &api.known_exceptions)?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let Some(input) = req.support_policy.as_ref() else {
-        return Err(
-            ApiError::invalid("support_policy", "REQUIRED", "support_policy is required").into(),
-        );
+        return Err(ApiError::invalid(
+            "support_policy",
+            "REQUIRED",
+            "support_policy is required",
+        ));
     };
     let today = api.today();
     let mut v = Vec::new();
@@ -1385,7 +1346,7 @@ pub(super) async fn create_support_policy(
             v.extend(x);
             None
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let mut fields = PolicyFields {
         title: String::new(),
@@ -1399,37 +1360,33 @@ pub(super) async fn create_support_policy(
         apply_policy_field(&mut fields, input, path, "support_policy", today, &mut v);
     }
     let (true, Some(year)) = (v.is_empty(), year) else {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     };
     let uscc = uscc.as_str().to_string();
 
     let mut tx =
-        match WriteTx::begin::<pb::SupportPolicy>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::SupportPolicy>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
     load_cohort(tx.conn(), year).await?;
-    if enterprise_store::get(tx.conn(), &uscc)
-        .await
-        .map_err(ApiError::from)?
-        .is_none()
-    {
-        return Err(enterprise_not_found(&uscc).into());
+    if enterprise_store::get(tx.conn(), &uscc).await?.is_none() {
+        return Err(enterprise_not_found(&uscc));
     }
     // Never selected is "not SELECTED" too: the caller's mistake is the state, not the name.
     let Some(member) = store::get_member(tx.conn(), year, &uscc)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .transpose()
         .map_err(ApiError::internal)?
     else {
         return Err(ApiError::precondition(
             "MEMBER_NOT_SELECTED",
             member_name(year, &uscc),
-            format!("enterprises/{uscc} was never selected into cohort {year}; only a selected enterprise gets a support policy"),
-        )
-        .into());
+            format!(
+                "enterprises/{uscc} was never selected into cohort {year}; only a selected enterprise gets a support policy"
+            ),
+        ));
     };
     let name = policy_name(&uscc, year);
     let one_policy = |existing: &str| {
@@ -1441,13 +1398,10 @@ pub(super) async fn create_support_policy(
             ),
         )
     };
-    if store::get_policy(tx.conn(), &uscc, year)
-        .await
-        .map_err(ApiError::from)?
-        .is_some()
+    if store::get_policy(tx.conn(), &uscc, year).await?.is_some()
         || !member.support_policy.is_empty()
     {
-        return Err(one_policy(&name).into());
+        return Err(one_policy(&name));
     }
     if member.state != MemberState::Selected {
         return Err(ApiError::precondition(
@@ -1457,8 +1411,7 @@ pub(super) async fn create_support_policy(
                 "{} is not SELECTED; only a selected enterprise gets a support policy",
                 member.name()
             ),
-        )
-        .into());
+        ));
     }
     let policy = SupportPolicy {
         uscc: uscc.clone(),
@@ -1475,8 +1428,7 @@ pub(super) async fn create_support_policy(
             one_policy(&name)
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     tx.record(&policy.name(), &policy)?;
     let updated_member = Member {
@@ -1485,28 +1437,25 @@ pub(super) async fn create_support_policy(
         version: member.version + 1,
         ..member.clone()
     };
-    if !store::update_member_if_version(tx.conn(), &updated_member, member.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(lost_race(&member.name()).into());
+    if !store::update_member_if_version(tx.conn(), &updated_member, member.version).await? {
+        return Err(lost_race(&member.name()));
     }
     tx.record(&updated_member.name(), &updated_member)?;
     let response = policy_to_proto(&policy, today);
     tx.commit(&response).await?;
     tracing::info!(policy = %policy.name(), "support policy created");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_support_policy(
     api: &RegistryApi,
-    request: Request<pb::GetSupportPolicyRequest>,
-) -> Result<Response<pb::SupportPolicy>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let (uscc, year) = parse_policy_name(api, &request.get_ref().name, "name")?;
-    check_own(&ctx, uscc.as_str())?;
+    ctx: &CallContext,
+    req: pb::GetSupportPolicyRequest,
+) -> Result<pb::SupportPolicy, ApiError> {
+    let (uscc, year) = parse_policy_name(api, &req.name, "name")?;
+    check_own(ctx, uscc.as_str())?;
     let policy = load_policy(&api.db, uscc.as_str(), year).await?;
-    Ok(Response::new(policy_to_proto(&policy, api.today())))
+    Ok(policy_to_proto(&policy, api.today()))
 }
 
 fn parse_policy_filter(raw: &str, today: NaiveDate) -> Result<PolicyFilter, ApiError> {
@@ -1549,21 +1498,19 @@ fn parse_policy_filter(raw: &str, today: NaiveDate) -> Result<PolicyFilter, ApiE
 
 pub(super) async fn list_support_policies(
     api: &RegistryApi,
-    request: Request<pb::ListSupportPoliciesRequest>,
-) -> Result<Response<pb::ListSupportPoliciesResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ListSupportPoliciesRequest,
+) -> Result<pb::ListSupportPoliciesResponse, ApiError> {
     let uscc = if req.parent == "enterprises/-" {
         if ctx.enterprise_scope().is_some() {
             return Err(ApiError::PermissionDenied(
                 "an enterprise token may list only its own support policies".into(),
-            )
-            .into());
+            ));
         }
         None
     } else {
         let u = parse_enterprise_name(&req.parent, "parent", &api.known_exceptions)?;
-        check_own(&ctx, u.as_str())?;
+        check_own(ctx, u.as_str())?;
         Some(u.as_str().to_string())
     };
     let today = api.today();
@@ -1571,9 +1518,7 @@ pub(super) async fn list_support_policies(
     filter.uscc = uscc;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
     let after: Option<PolicyCursor> = page.after()?;
-    let mut rows = store::list_policies(&api.db, &filter, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list_policies(&api.db, &filter, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let policies = rows
@@ -1587,25 +1532,26 @@ pub(super) async fn list_support_policies(
         })?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListSupportPoliciesResponse {
+    Ok(pb::ListSupportPoliciesResponse {
         support_policies: policies.iter().map(|p| policy_to_proto(p, today)).collect(),
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_support_policy(
     api: &RegistryApi,
-    request: Request<pb::UpdateSupportPolicyRequest>,
-) -> Result<Response<pb::SupportPolicy>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateSupportPolicyRequest,
+) -> Result<pb::SupportPolicy, ApiError> {
     let Some(input) = req.support_policy.as_ref() else {
-        return Err(
-            ApiError::invalid("support_policy", "REQUIRED", "support_policy is required").into(),
-        );
+        return Err(ApiError::invalid(
+            "support_policy",
+            "REQUIRED",
+            "support_policy is required",
+        ));
     };
     let (uscc, year) = parse_policy_name(api, &input.name, "support_policy.name")?;
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let paths: Vec<String> = req
         .update_mask
         .as_ref()
@@ -1619,20 +1565,19 @@ pub(super) async fn update_support_policy(
                 "name the fields to update: {}",
                 POLICY_MUTABLE_FIELDS.join(", ")
             ),
-        )
-        .into());
+        ));
     }
     let today = api.today();
     let uscc = uscc.as_str().to_string();
 
     let mut tx =
-        match WriteTx::begin::<pb::SupportPolicy>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::SupportPolicy>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = load_policy(tx.conn(), &uscc, year).await?;
     if !input.etag.is_empty() && input.etag != current.etag() {
-        return Err(stale(&current.name(), &input.etag).into());
+        return Err(stale(&current.name(), &input.etag));
     }
     let mut fields = current.fields.clone();
     let mut v = Vec::new();
@@ -1640,15 +1585,14 @@ pub(super) async fn update_support_policy(
         apply_policy_field(&mut fields, input, path, "support_policy", today, &mut v);
     }
     if !v.is_empty() {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     }
     if current.state == PolicyState::Ended {
         return Err(ApiError::precondition(
             "POLICY_ENDED",
             current.name(),
             format!("{} has ENDED and is read-only", current.name()),
-        )
-        .into());
+        ));
     }
     let updated = SupportPolicy {
         fields,
@@ -1658,23 +1602,21 @@ pub(super) async fn update_support_policy(
     };
     let milestones_changed = paths.iter().any(|p| p == "milestones");
     if !store::update_policy_if_version(tx.conn(), &updated, current.version, milestones_changed)
-        .await
-        .map_err(ApiError::from)?
+        .await?
     {
-        return Err(lost_race(&current.name()).into());
+        return Err(lost_race(&current.name()));
     }
     tx.record(&updated.name(), &updated)?;
     let response = policy_to_proto(&updated, today);
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn record_support_policy_review(
     api: &RegistryApi,
-    request: Request<pb::RecordSupportPolicyReviewRequest>,
-) -> Result<Response<pb::SupportPolicy>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::RecordSupportPolicyReviewRequest,
+) -> Result<pb::SupportPolicy, ApiError> {
     let mut v = Vec::new();
     let parsed = match parse_policy_name(api, &req.name, "name") {
         Ok(p) => Some(p),
@@ -1682,7 +1624,7 @@ pub(super) async fn record_support_policy_review(
             v.extend(x);
             None
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     match pb::PolicyReviewConclusion::try_from(req.conclusion) {
         Ok(pb::PolicyReviewConclusion::Unspecified) => v.push(FieldViolation::new(
@@ -1702,28 +1644,27 @@ pub(super) async fn record_support_policy_review(
         &mut v,
     );
     let (true, Some((uscc, year)), Some(comment)) = (v.is_empty(), parsed, comment) else {
-        return Err(ApiError::InvalidArgument(v).into());
+        return Err(ApiError::InvalidArgument(v));
     };
-    check_own(&ctx, uscc.as_str())?;
+    check_own(ctx, uscc.as_str())?;
     let uscc = uscc.as_str().to_string();
 
     let mut tx =
-        match WriteTx::begin::<pb::SupportPolicy>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::SupportPolicy>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
     let current = load_policy(tx.conn(), &uscc, year).await?;
     if !req.etag.is_empty() && req.etag != current.etag() {
-        return Err(stale(&current.name(), &req.etag).into());
+        return Err(stale(&current.name(), &req.etag));
     }
     if current.state == PolicyState::Ended {
         return Err(ApiError::precondition(
             "POLICY_ENDED",
             current.name(),
             format!("{} has ENDED and is read-only", current.name()),
-        )
-        .into());
+        ));
     }
     let review = Review {
         conclusion: req.conclusion,
@@ -1737,20 +1678,15 @@ pub(super) async fn record_support_policy_review(
         ..current.clone()
     };
     updated.reviews.push(review.clone());
-    if !store::update_policy_if_version(tx.conn(), &updated, current.version, false)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(lost_race(&current.name()).into());
+    if !store::update_policy_if_version(tx.conn(), &updated, current.version, false).await? {
+        return Err(lost_race(&current.name()));
     }
     let sequence = i32::try_from(updated.reviews.len()).unwrap_or(i32::MAX);
-    store::append_review(tx.conn(), &uscc, year, sequence, &review)
-        .await
-        .map_err(ApiError::from)?;
+    store::append_review(tx.conn(), &uscc, year, sequence, &review).await?;
     tx.record(&updated.name(), &updated)?;
     let response = policy_to_proto(&updated, api.today());
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 #[cfg(test)]

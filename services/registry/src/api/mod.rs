@@ -35,8 +35,8 @@ use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_server::EnterpriseRegistryService;
 use sea_orm::DatabaseConnection;
+use tonic::Streaming;
 use tonic::codegen::BoxStream;
-use tonic::{Request, Response, Status, Streaming};
 
 use crate::domain::enterprise::Enterprise;
 use crate::domain::uscc::{self, KnownExceptions};
@@ -84,343 +84,56 @@ impl RegistryApi {
     }
 }
 
-#[tonic::async_trait]
-impl EnterpriseRegistryService for RegistryApi {
-    type WatchChangesStream = BoxStream<pb::WatchChangesResponse>;
-
-    async fn create_enterprise(
-        &self,
-        request: Request<pb::CreateEnterpriseRequest>,
-    ) -> Result<Response<pb::Enterprise>, Status> {
-        enterprises::create_enterprise(self, request).await
-    }
-
-    async fn get_enterprise(
-        &self,
-        request: Request<pb::GetEnterpriseRequest>,
-    ) -> Result<Response<pb::Enterprise>, Status> {
-        enterprises::get_enterprise(self, request).await
-    }
-
-    async fn list_enterprises(
-        &self,
-        request: Request<pb::ListEnterprisesRequest>,
-    ) -> Result<Response<pb::ListEnterprisesResponse>, Status> {
-        enterprises::list_enterprises(self, request).await
-    }
-
-    async fn update_enterprise(
-        &self,
-        request: Request<pb::UpdateEnterpriseRequest>,
-    ) -> Result<Response<pb::Enterprise>, Status> {
-        enterprises::update_enterprise(self, request).await
-    }
-
-    async fn batch_get_enterprises(
-        &self,
-        request: Request<pb::BatchGetEnterprisesRequest>,
-    ) -> Result<Response<pb::BatchGetEnterprisesResponse>, Status> {
-        enterprises::batch_get_enterprises(self, request).await
-    }
-
-    async fn validate_uscc(
-        &self,
-        request: Request<pb::ValidateUsccRequest>,
-    ) -> Result<Response<pb::ValidateUsccResponse>, Status> {
-        enterprises::validate_uscc(self, request).await
-    }
-
-    async fn revoke_enterprise(
-        &self,
-        request: Request<pb::RevokeEnterpriseRequest>,
-    ) -> Result<Response<pb::Enterprise>, Status> {
-        status::revoke_enterprise(self, request).await
-    }
-
-    async fn deregister_enterprise(
-        &self,
-        request: Request<pb::DeregisterEnterpriseRequest>,
-    ) -> Result<Response<pb::Enterprise>, Status> {
-        status::deregister_enterprise(self, request).await
-    }
-
-    async fn import_enterprises(
-        &self,
-        request: Request<Streaming<pb::ImportEnterprisesRequest>>,
-    ) -> Result<Response<pb::ImportEnterprisesResponse>, Status> {
-        import::import_enterprises(self, request).await
-    }
-
-    async fn get_annual_figures(
-        &self,
-        request: Request<pb::GetAnnualFiguresRequest>,
-    ) -> Result<Response<pb::AnnualFigures>, Status> {
-        figures::get_annual_figures(self, request).await
-    }
-
-    async fn list_annual_figures(
-        &self,
-        request: Request<pb::ListAnnualFiguresRequest>,
-    ) -> Result<Response<pb::ListAnnualFiguresResponse>, Status> {
-        figures::list_annual_figures(self, request).await
-    }
-
-    async fn update_annual_figures(
-        &self,
-        request: Request<pb::UpdateAnnualFiguresRequest>,
-    ) -> Result<Response<pb::AnnualFigures>, Status> {
-        figures::update_annual_figures(self, request).await
-    }
-
-    async fn create_high_tech_certificate(
-        &self,
-        request: Request<pb::CreateHighTechCertificateRequest>,
-    ) -> Result<Response<pb::HighTechCertificate>, Status> {
-        certification::create_high_tech_certificate(self, request).await
-    }
-
-    async fn get_high_tech_certificate(
-        &self,
-        request: Request<pb::GetHighTechCertificateRequest>,
-    ) -> Result<Response<pb::HighTechCertificate>, Status> {
-        certification::get_high_tech_certificate(self, request).await
-    }
-
-    async fn list_high_tech_certificates(
-        &self,
-        request: Request<pb::ListHighTechCertificatesRequest>,
-    ) -> Result<Response<pb::ListHighTechCertificatesResponse>, Status> {
-        certification::list_high_tech_certificates(self, request).await
-    }
-
-    async fn file_annual_report(
-        &self,
-        request: Request<pb::FileAnnualReportRequest>,
-    ) -> Result<Response<pb::HighTechCertificate>, Status> {
-        certification::file_annual_report(self, request).await
-    }
-
-    async fn revoke_high_tech_certificate(
-        &self,
-        request: Request<pb::RevokeHighTechCertificateRequest>,
-    ) -> Result<Response<pb::HighTechCertificate>, Status> {
-        certification::revoke_high_tech_certificate(self, request).await
-    }
-
-    async fn evaluate_eligibility(
-        &self,
-        request: Request<pb::EvaluateEligibilityRequest>,
-    ) -> Result<Response<pb::EvaluateEligibilityResponse>, Status> {
-        certification::evaluate_eligibility(self, request).await
-    }
-
-    async fn create_leading_cohort(
-        &self,
-        request: Request<pb::CreateLeadingCohortRequest>,
-    ) -> Result<Response<pb::LeadingCohort>, Status> {
-        leading::create_leading_cohort(self, request).await
-    }
-
-    async fn get_leading_cohort(
-        &self,
-        request: Request<pb::GetLeadingCohortRequest>,
-    ) -> Result<Response<pb::LeadingCohort>, Status> {
-        leading::get_leading_cohort(self, request).await
-    }
-
-    async fn list_leading_cohorts(
-        &self,
-        request: Request<pb::ListLeadingCohortsRequest>,
-    ) -> Result<Response<pb::ListLeadingCohortsResponse>, Status> {
-        leading::list_leading_cohorts(self, request).await
-    }
-
-    async fn rank_leading_candidates(
-        &self,
-        request: Request<pb::RankLeadingCandidatesRequest>,
-    ) -> Result<Response<pb::RankLeadingCandidatesResponse>, Status> {
-        leading::rank_leading_candidates(self, request).await
-    }
-
-    async fn select_leading_enterprise(
-        &self,
-        request: Request<pb::SelectLeadingEnterpriseRequest>,
-    ) -> Result<Response<pb::LeadingCohortMember>, Status> {
-        leading::select_leading_enterprise(self, request).await
-    }
-
-    async fn deselect_leading_enterprise(
-        &self,
-        request: Request<pb::DeselectLeadingEnterpriseRequest>,
-    ) -> Result<Response<pb::LeadingCohortMember>, Status> {
-        leading::deselect_leading_enterprise(self, request).await
-    }
-
-    async fn get_leading_cohort_member(
-        &self,
-        request: Request<pb::GetLeadingCohortMemberRequest>,
-    ) -> Result<Response<pb::LeadingCohortMember>, Status> {
-        leading::get_leading_cohort_member(self, request).await
-    }
-
-    async fn list_leading_cohort_members(
-        &self,
-        request: Request<pb::ListLeadingCohortMembersRequest>,
-    ) -> Result<Response<pb::ListLeadingCohortMembersResponse>, Status> {
-        leading::list_leading_cohort_members(self, request).await
-    }
-
-    async fn create_support_policy(
-        &self,
-        request: Request<pb::CreateSupportPolicyRequest>,
-    ) -> Result<Response<pb::SupportPolicy>, Status> {
-        leading::create_support_policy(self, request).await
-    }
-
-    async fn get_support_policy(
-        &self,
-        request: Request<pb::GetSupportPolicyRequest>,
-    ) -> Result<Response<pb::SupportPolicy>, Status> {
-        leading::get_support_policy(self, request).await
-    }
-
-    async fn list_support_policies(
-        &self,
-        request: Request<pb::ListSupportPoliciesRequest>,
-    ) -> Result<Response<pb::ListSupportPoliciesResponse>, Status> {
-        leading::list_support_policies(self, request).await
-    }
-
-    async fn update_support_policy(
-        &self,
-        request: Request<pb::UpdateSupportPolicyRequest>,
-    ) -> Result<Response<pb::SupportPolicy>, Status> {
-        leading::update_support_policy(self, request).await
-    }
-
-    async fn record_support_policy_review(
-        &self,
-        request: Request<pb::RecordSupportPolicyReviewRequest>,
-    ) -> Result<Response<pb::SupportPolicy>, Status> {
-        leading::record_support_policy_review(self, request).await
-    }
-
-    async fn create_zone(
-        &self,
-        request: Request<pb::CreateZoneRequest>,
-    ) -> Result<Response<pb::Zone>, Status> {
-        zones::create_zone(self, request).await
-    }
-
-    async fn get_zone(
-        &self,
-        request: Request<pb::GetZoneRequest>,
-    ) -> Result<Response<pb::Zone>, Status> {
-        zones::get_zone(self, request).await
-    }
-
-    async fn list_zones(
-        &self,
-        request: Request<pb::ListZonesRequest>,
-    ) -> Result<Response<pb::ListZonesResponse>, Status> {
-        zones::list_zones(self, request).await
-    }
-
-    async fn update_zone(
-        &self,
-        request: Request<pb::UpdateZoneRequest>,
-    ) -> Result<Response<pb::Zone>, Status> {
-        zones::update_zone(self, request).await
-    }
-
-    async fn create_cluster(
-        &self,
-        request: Request<pb::CreateClusterRequest>,
-    ) -> Result<Response<pb::Cluster>, Status> {
-        zones::create_cluster(self, request).await
-    }
-
-    async fn get_cluster(
-        &self,
-        request: Request<pb::GetClusterRequest>,
-    ) -> Result<Response<pb::Cluster>, Status> {
-        zones::get_cluster(self, request).await
-    }
-
-    async fn list_clusters(
-        &self,
-        request: Request<pb::ListClustersRequest>,
-    ) -> Result<Response<pb::ListClustersResponse>, Status> {
-        zones::list_clusters(self, request).await
-    }
-
-    async fn update_cluster(
-        &self,
-        request: Request<pb::UpdateClusterRequest>,
-    ) -> Result<Response<pb::Cluster>, Status> {
-        zones::update_cluster(self, request).await
-    }
-
-    async fn get_cluster_progress(
-        &self,
-        request: Request<pb::GetClusterProgressRequest>,
-    ) -> Result<Response<pb::ClusterProgress>, Status> {
-        zones::get_cluster_progress(self, request).await
-    }
-
-    async fn create_policy_target(
-        &self,
-        request: Request<pb::CreatePolicyTargetRequest>,
-    ) -> Result<Response<pb::PolicyTarget>, Status> {
-        policy::create_policy_target(self, request).await
-    }
-
-    async fn get_policy_target(
-        &self,
-        request: Request<pb::GetPolicyTargetRequest>,
-    ) -> Result<Response<pb::PolicyTarget>, Status> {
-        policy::get_policy_target(self, request).await
-    }
-
-    async fn list_policy_targets(
-        &self,
-        request: Request<pb::ListPolicyTargetsRequest>,
-    ) -> Result<Response<pb::ListPolicyTargetsResponse>, Status> {
-        policy::list_policy_targets(self, request).await
-    }
-
-    async fn get_programme_statistics(
-        &self,
-        request: Request<pb::GetProgrammeStatisticsRequest>,
-    ) -> Result<Response<pb::ProgrammeStatistics>, Status> {
-        statistics::get_programme_statistics(self, request).await
-    }
-
-    async fn list_changes(
-        &self,
-        request: Request<pb::ListChangesRequest>,
-    ) -> Result<Response<pb::ListChangesResponse>, Status> {
-        changes::list_changes(self, request).await
-    }
-
-    async fn watch_changes(
-        &self,
-        request: Request<pb::WatchChangesRequest>,
-    ) -> Result<Response<BoxStream<pb::WatchChangesResponse>>, Status> {
-        changes::watch_changes(self, request).await
-    }
-
-    async fn list_audit_events(
-        &self,
-        request: Request<cpb::ListAuditEventsRequest>,
-    ) -> Result<Response<cpb::ListAuditEventsResponse>, Status> {
-        audit::list_audit_events(self, request).await
-    }
-
-    async fn verify_audit_chain(
-        &self,
-        request: Request<cpb::VerifyAuditChainRequest>,
-    ) -> Result<Response<cpb::VerifyAuditChainResponse>, Status> {
-        audit::verify_audit_chain(self, request).await
+qilu_common::service_impl! {
+    impl EnterpriseRegistryService for RegistryApi {
+        type WatchChangesStream = BoxStream<pb::WatchChangesResponse>;
+        rpc create_enterprise(pb::CreateEnterpriseRequest) -> pb::Enterprise = enterprises::create_enterprise;
+        rpc get_enterprise(pb::GetEnterpriseRequest) -> pb::Enterprise = enterprises::get_enterprise;
+        rpc list_enterprises(pb::ListEnterprisesRequest) -> pb::ListEnterprisesResponse = enterprises::list_enterprises;
+        rpc update_enterprise(pb::UpdateEnterpriseRequest) -> pb::Enterprise = enterprises::update_enterprise;
+        rpc batch_get_enterprises(pb::BatchGetEnterprisesRequest) -> pb::BatchGetEnterprisesResponse = enterprises::batch_get_enterprises;
+        rpc validate_uscc(pb::ValidateUsccRequest) -> pb::ValidateUsccResponse = enterprises::validate_uscc;
+        rpc revoke_enterprise(pb::RevokeEnterpriseRequest) -> pb::Enterprise = status::revoke_enterprise;
+        rpc deregister_enterprise(pb::DeregisterEnterpriseRequest) -> pb::Enterprise = status::deregister_enterprise;
+        rpc import_enterprises(Streaming<pb::ImportEnterprisesRequest>) -> pb::ImportEnterprisesResponse = import::import_enterprises;
+        rpc get_annual_figures(pb::GetAnnualFiguresRequest) -> pb::AnnualFigures = figures::get_annual_figures;
+        rpc list_annual_figures(pb::ListAnnualFiguresRequest) -> pb::ListAnnualFiguresResponse = figures::list_annual_figures;
+        rpc update_annual_figures(pb::UpdateAnnualFiguresRequest) -> pb::AnnualFigures = figures::update_annual_figures;
+        rpc create_high_tech_certificate(pb::CreateHighTechCertificateRequest) -> pb::HighTechCertificate = certification::create_high_tech_certificate;
+        rpc get_high_tech_certificate(pb::GetHighTechCertificateRequest) -> pb::HighTechCertificate = certification::get_high_tech_certificate;
+        rpc list_high_tech_certificates(pb::ListHighTechCertificatesRequest) -> pb::ListHighTechCertificatesResponse = certification::list_high_tech_certificates;
+        rpc file_annual_report(pb::FileAnnualReportRequest) -> pb::HighTechCertificate = certification::file_annual_report;
+        rpc revoke_high_tech_certificate(pb::RevokeHighTechCertificateRequest) -> pb::HighTechCertificate = certification::revoke_high_tech_certificate;
+        rpc evaluate_eligibility(pb::EvaluateEligibilityRequest) -> pb::EvaluateEligibilityResponse = certification::evaluate_eligibility;
+        rpc create_leading_cohort(pb::CreateLeadingCohortRequest) -> pb::LeadingCohort = leading::create_leading_cohort;
+        rpc get_leading_cohort(pb::GetLeadingCohortRequest) -> pb::LeadingCohort = leading::get_leading_cohort;
+        rpc list_leading_cohorts(pb::ListLeadingCohortsRequest) -> pb::ListLeadingCohortsResponse = leading::list_leading_cohorts;
+        rpc rank_leading_candidates(pb::RankLeadingCandidatesRequest) -> pb::RankLeadingCandidatesResponse = leading::rank_leading_candidates;
+        rpc select_leading_enterprise(pb::SelectLeadingEnterpriseRequest) -> pb::LeadingCohortMember = leading::select_leading_enterprise;
+        rpc deselect_leading_enterprise(pb::DeselectLeadingEnterpriseRequest) -> pb::LeadingCohortMember = leading::deselect_leading_enterprise;
+        rpc get_leading_cohort_member(pb::GetLeadingCohortMemberRequest) -> pb::LeadingCohortMember = leading::get_leading_cohort_member;
+        rpc list_leading_cohort_members(pb::ListLeadingCohortMembersRequest) -> pb::ListLeadingCohortMembersResponse = leading::list_leading_cohort_members;
+        rpc create_support_policy(pb::CreateSupportPolicyRequest) -> pb::SupportPolicy = leading::create_support_policy;
+        rpc get_support_policy(pb::GetSupportPolicyRequest) -> pb::SupportPolicy = leading::get_support_policy;
+        rpc list_support_policies(pb::ListSupportPoliciesRequest) -> pb::ListSupportPoliciesResponse = leading::list_support_policies;
+        rpc update_support_policy(pb::UpdateSupportPolicyRequest) -> pb::SupportPolicy = leading::update_support_policy;
+        rpc record_support_policy_review(pb::RecordSupportPolicyReviewRequest) -> pb::SupportPolicy = leading::record_support_policy_review;
+        rpc create_zone(pb::CreateZoneRequest) -> pb::Zone = zones::create_zone;
+        rpc get_zone(pb::GetZoneRequest) -> pb::Zone = zones::get_zone;
+        rpc list_zones(pb::ListZonesRequest) -> pb::ListZonesResponse = zones::list_zones;
+        rpc update_zone(pb::UpdateZoneRequest) -> pb::Zone = zones::update_zone;
+        rpc create_cluster(pb::CreateClusterRequest) -> pb::Cluster = zones::create_cluster;
+        rpc get_cluster(pb::GetClusterRequest) -> pb::Cluster = zones::get_cluster;
+        rpc list_clusters(pb::ListClustersRequest) -> pb::ListClustersResponse = zones::list_clusters;
+        rpc update_cluster(pb::UpdateClusterRequest) -> pb::Cluster = zones::update_cluster;
+        rpc get_cluster_progress(pb::GetClusterProgressRequest) -> pb::ClusterProgress = zones::get_cluster_progress;
+        rpc create_policy_target(pb::CreatePolicyTargetRequest) -> pb::PolicyTarget = policy::create_policy_target;
+        rpc get_policy_target(pb::GetPolicyTargetRequest) -> pb::PolicyTarget = policy::get_policy_target;
+        rpc list_policy_targets(pb::ListPolicyTargetsRequest) -> pb::ListPolicyTargetsResponse = policy::list_policy_targets;
+        rpc get_programme_statistics(pb::GetProgrammeStatisticsRequest) -> pb::ProgrammeStatistics = statistics::get_programme_statistics;
+        rpc list_changes(pb::ListChangesRequest) -> pb::ListChangesResponse = changes::list_changes;
+        rpc watch_changes(pb::WatchChangesRequest) -> BoxStream<pb::WatchChangesResponse> = changes::watch_changes;
+        rpc list_audit_events(cpb::ListAuditEventsRequest) -> cpb::ListAuditEventsResponse = audit::list_audit_events;
+        rpc verify_audit_chain(cpb::VerifyAuditChainRequest) -> cpb::VerifyAuditChainResponse = audit::verify_audit_chain;
     }
 }

@@ -10,7 +10,6 @@ use qilu_common::time::to_timestamp;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::registry as pb;
-use tonic::{Request, Response, Status};
 
 use crate::domain::enterprise::etag_of;
 use crate::domain::policy::{MAX_SOURCE_CHARS, TargetKind, YearRange, check_numbers};
@@ -215,14 +214,15 @@ fn parse_draft(p: &pb::PolicyTarget, today: NaiveDate) -> Result<Draft, ApiError
 
 pub(super) async fn create_policy_target(
     api: &RegistryApi,
-    request: Request<pb::CreatePolicyTargetRequest>,
-) -> Result<Response<pb::PolicyTarget>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreatePolicyTargetRequest,
+) -> Result<pb::PolicyTarget, ApiError> {
     let Some(input) = req.policy_target.as_ref() else {
-        return Err(
-            ApiError::invalid("policy_target", "REQUIRED", "policy_target is required").into(),
-        );
+        return Err(ApiError::invalid(
+            "policy_target",
+            "REQUIRED",
+            "policy_target is required",
+        ));
     };
     let given_id = match req.policy_target_id.as_str() {
         "" => Ok(None),
@@ -238,13 +238,13 @@ pub(super) async fn create_policy_target(
             if let Err(ApiError::InvalidArgument(v)) = draft {
                 violations.extend(v);
             }
-            return Err(ApiError::InvalidArgument(violations).into());
+            return Err(ApiError::InvalidArgument(violations));
         }
     };
 
     let mut tx =
-        match WriteTx::begin::<pb::PolicyTarget>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::PolicyTarget>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
@@ -254,16 +254,13 @@ pub(super) async fn create_policy_target(
     let superseded = match &draft.supersedes {
         None => None,
         Some(old_id) => {
-            let old = store::get(tx.conn(), old_id)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "policy_target.supersedes",
-                        "UNKNOWN_POLICY_TARGET",
-                        format!("{} does not exist", policy_target_name(old_id)),
-                    )
-                })?;
+            let old = store::get(tx.conn(), old_id).await?.ok_or_else(|| {
+                ApiError::invalid(
+                    "policy_target.supersedes",
+                    "UNKNOWN_POLICY_TARGET",
+                    format!("{} does not exist", policy_target_name(old_id)),
+                )
+            })?;
             if old.kind != kind {
                 return Err(ApiError::invalid(
                     "policy_target.supersedes",
@@ -274,8 +271,7 @@ pub(super) async fn create_policy_target(
                         kind_name(old.kind),
                         kind_name(kind)
                     ),
-                )
-                .into());
+                ));
             }
             if !old.superseded_by.is_empty() {
                 return Err(ApiError::precondition(
@@ -286,8 +282,7 @@ pub(super) async fn create_policy_target(
                         policy_target_name(old_id),
                         old.superseded_by
                     ),
-                )
-                .into());
+                ));
             }
             Some(old)
         }
@@ -295,10 +290,7 @@ pub(super) async fn create_policy_target(
 
     // At most one target of a kind in force for any year.
     let range = draft.range();
-    for other in store::not_superseded(tx.conn(), kind)
-        .await
-        .map_err(ApiError::from)?
-    {
+    for other in store::not_superseded(tx.conn(), kind).await? {
         if superseded.as_ref().is_some_and(|s| s.id == other.id) {
             continue;
         }
@@ -313,8 +305,7 @@ pub(super) async fn create_policy_target(
                     policy_target_name(&other.id),
                     kind_name(kind)
                 ),
-            )
-            .into());
+            ));
         }
     }
 
@@ -354,21 +345,16 @@ pub(super) async fn create_policy_target(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     tx.record(&policy_target_name(&id), &row)?;
     if let Some(old) = superseded {
         let by = policy_target_name(&id);
-        if !store::supersede(tx.conn(), &old.id, &by, old.version, now)
-            .await
-            .map_err(ApiError::from)?
-        {
+        if !store::supersede(tx.conn(), &old.id, &by, old.version, now).await? {
             return Err(ApiError::Aborted(format!(
                 "{} changed concurrently; retry",
                 policy_target_name(&old.id)
-            ))
-            .into());
+            )));
         }
         let updated = Model {
             superseded_by: by,
@@ -381,7 +367,7 @@ pub(super) async fn create_policy_target(
     let response = to_proto(&row);
     tx.commit(&response).await?;
     tracing::info!(policy_target = %response.name, "policy target recorded");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 /// The proto name of a kind number, for messages.
@@ -393,15 +379,14 @@ fn kind_name(kind: i32) -> &'static str {
 
 pub(super) async fn get_policy_target(
     api: &RegistryApi,
-    request: Request<pb::GetPolicyTargetRequest>,
-) -> Result<Response<pb::PolicyTarget>, Status> {
-    let id = parse_name(&request.get_ref().name, "name")
-        .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
+    _ctx: &CallContext,
+    req: pb::GetPolicyTargetRequest,
+) -> Result<pb::PolicyTarget, ApiError> {
+    let id = parse_name(&req.name, "name").map_err(|v| ApiError::InvalidArgument(vec![v]))?;
     let row = store::get(&api.db, &id)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Response::new(to_proto(&row)))
+    Ok(to_proto(&row))
 }
 
 fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
@@ -472,16 +457,14 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
 
 pub(super) async fn list_policy_targets(
     api: &RegistryApi,
-    request: Request<pb::ListPolicyTargetsRequest>,
-) -> Result<Response<pb::ListPolicyTargetsResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListPolicyTargetsRequest,
+) -> Result<pb::ListPolicyTargetsResponse, ApiError> {
     let filter = parse_list_filter(&req.filter)?;
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
-    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -494,10 +477,10 @@ pub(super) async fn list_policy_targets(
         })?,
         _ => String::new(),
     };
-    Ok(Response::new(pb::ListPolicyTargetsResponse {
+    Ok(pb::ListPolicyTargetsResponse {
         policy_targets: rows.iter().map(to_proto).collect(),
         next_page_token,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! counting rules are `crate::domain::statistics`; the queries `crate::store::statistics`;
 //! cluster progress is exactly `GetClusterProgress` with `as_of_year` = the year.
 
+use qilu_common::CallContext;
 use std::collections::HashMap;
 
 use chrono::Datelike;
@@ -19,7 +20,6 @@ use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseBackend, IsolationLevel, TransactionOptions,
     TransactionTrait,
 };
-use tonic::{Request, Response, Status};
 
 use crate::domain::cluster::{self, Cluster, EffectiveTarget, Progress};
 use crate::domain::figures::FigureKind;
@@ -278,9 +278,10 @@ async fn clusters_progress(
 
 pub(super) async fn get_programme_statistics(
     api: &RegistryApi,
-    request: Request<pb::GetProgrammeStatisticsRequest>,
-) -> Result<Response<pb::ProgrammeStatistics>, Status> {
-    let year = parse_year(request.get_ref().year)?;
+    _ctx: &CallContext,
+    req: pb::GetProgrammeStatisticsRequest,
+) -> Result<pb::ProgrammeStatistics, ApiError> {
+    let year = parse_year(req.year)?;
     let current_year = api.today().year();
     let postgres = api.db.get_database_backend() == DatabaseBackend::Postgres;
     let txn = api
@@ -291,22 +292,19 @@ pub(super) async fn get_programme_statistics(
             access_mode: postgres.then_some(AccessMode::ReadOnly),
             ..Default::default()
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
 
-    let zones = store::zones(&txn).await.map_err(ApiError::from)?;
-    let cells = store::new_high_tech_cells(&txn, year)
-        .await
-        .map_err(ApiError::from)?;
+    let zones = store::zones(&txn).await?;
+    let cells = store::new_high_tech_cells(&txn, year).await?;
     let counts = stats::count_new_high_tech(&zones, &cells, &green_categories());
     let hte_target = target(&txn, kind::YEARLY_NEW_HIGH_TECH_ENTERPRISES, year).await?;
     let leading_cohort = cohort_fill(&txn, year).await?;
     let clusters = clusters_progress(&txn, year, current_year).await?;
     let cluster_count_target = target(&txn, kind::CLUSTER_COUNT, year).await?;
-    txn.commit().await.map_err(ApiError::from)?;
+    txn.commit().await?;
 
     let clusters_on_track = clusters.iter().filter(|c| c.on_track).count();
-    Ok(Response::new(pb::ProgrammeStatistics {
+    Ok(pb::ProgrammeStatistics {
         year,
         new_high_tech_enterprises: Some(new_high_tech_to_proto(counts, hte_target)),
         leading_cohort: Some(leading_cohort),
@@ -314,7 +312,7 @@ pub(super) async fn get_programme_statistics(
         clusters,
         cluster_count_target: Some(cluster_count_target),
         compute_time: Some(to_timestamp(now_micros())),
-    }))
+    })
 }
 
 #[cfg(test)]

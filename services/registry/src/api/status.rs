@@ -9,7 +9,6 @@ use chrono::NaiveDate;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::registry as pb;
-use tonic::{Request, Response, Status};
 
 use crate::convert::{enterprise_to_proto, parse_enterprise_name};
 use crate::domain::enterprise::{EnterpriseState, StateChange};
@@ -202,34 +201,32 @@ async fn change_state<R: prost::Message>(
 
 pub(super) async fn revoke_enterprise(
     api: &RegistryApi,
-    request: Request<pb::RevokeEnterpriseRequest>,
-) -> Result<Response<pb::Enterprise>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::RevokeEnterpriseRequest,
+) -> Result<pb::Enterprise, ApiError> {
     let change = Change {
         target: EnterpriseState::Revoked,
         reason: parse_reason(&req.reason)?,
         effective_date: parse_effective_date(&req.effective_date, api.today())?,
         etag: req.etag.clone(),
     };
-    let response = change_state(api, &ctx, &req.name, &req.request_id, &req, change).await?;
-    Ok(Response::new(response))
+    let response = change_state(api, ctx, &req.name, &req.request_id, &req, change).await?;
+    Ok(response)
 }
 
 pub(super) async fn deregister_enterprise(
     api: &RegistryApi,
-    request: Request<pb::DeregisterEnterpriseRequest>,
-) -> Result<Response<pb::Enterprise>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::DeregisterEnterpriseRequest,
+) -> Result<pb::Enterprise, ApiError> {
     let change = Change {
         target: EnterpriseState::Deregistered,
         reason: parse_reason(&req.reason)?,
         effective_date: parse_effective_date(&req.effective_date, api.today())?,
         etag: req.etag.clone(),
     };
-    let response = change_state(api, &ctx, &req.name, &req.request_id, &req, change).await?;
-    Ok(Response::new(response))
+    let response = change_state(api, ctx, &req.name, &req.request_id, &req, change).await?;
+    Ok(response)
 }
 
 #[cfg(test)]

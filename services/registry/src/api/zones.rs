@@ -17,7 +17,6 @@ use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
 use sea_orm::{ConnectionTrait, DbErr};
-use tonic::{Request, Response, Status};
 
 use crate::convert::parse_enterprise_name;
 use crate::domain::cluster::{
@@ -302,17 +301,16 @@ fn apply_zone_field(
 
 pub(super) async fn create_zone(
     api: &RegistryApi,
-    request: Request<pb::CreateZoneRequest>,
-) -> Result<Response<pb::Zone>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateZoneRequest,
+) -> Result<pb::Zone, ApiError> {
     let mut violations = Vec::new();
     let id = parse_id(&req.zone_id)
         .map_err(|e| violations.push(FieldViolation::new("zone_id", "INVALID_ID", e.to_string())))
         .ok();
     let Some(input) = req.zone.as_ref() else {
         violations.push(FieldViolation::new("zone", "REQUIRED", "zone is required"));
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let mut fields = ZoneFields {
         display_name: String::new(),
@@ -327,11 +325,11 @@ pub(super) async fn create_zone(
         }
     }
     let (Some(id), true) = (id, violations.is_empty()) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
 
-    let mut tx = match WriteTx::begin::<pb::Zone>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Zone>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let now = tx.now_us();
@@ -350,8 +348,7 @@ pub(super) async fn create_zone(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     // Enterprises may name a zone before it is registered: count them from the start.
     let count = enterprise_count(tx.conn(), &zone.name()).await?;
@@ -359,7 +356,7 @@ pub(super) async fn create_zone(
     tx.record(&zone.name(), &zone)?;
     tx.commit(&response).await?;
     tracing::info!(zone = %zone.name(), "zone registered");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 async fn enterprise_count(conn: &impl ConnectionTrait, name: &str) -> Result<i64, ApiError> {
@@ -377,12 +374,13 @@ async fn load_zone(conn: &impl ConnectionTrait, id: &str) -> Result<Zone, ApiErr
 
 pub(super) async fn get_zone(
     api: &RegistryApi,
-    request: Request<pb::GetZoneRequest>,
-) -> Result<Response<pb::Zone>, Status> {
-    let id = parse_name(&request.get_ref().name, "zones", "name")?;
+    _ctx: &CallContext,
+    req: pb::GetZoneRequest,
+) -> Result<pb::Zone, ApiError> {
+    let id = parse_name(&req.name, "zones", "name")?;
     let zone = load_zone(&api.db, &id).await?;
     let count = enterprise_count(&api.db, &zone.name()).await?;
-    Ok(Response::new(zone_to_proto(&zone, count)))
+    Ok(zone_to_proto(&zone, count))
 }
 
 fn parse_zone_filter(raw: &str) -> Result<ZoneFilter, ApiError> {
@@ -414,16 +412,14 @@ fn parse_zone_filter(raw: &str) -> Result<ZoneFilter, ApiError> {
 
 pub(super) async fn list_zones(
     api: &RegistryApi,
-    request: Request<pb::ListZonesRequest>,
-) -> Result<Response<pb::ListZonesResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListZonesRequest,
+) -> Result<pb::ListZonesResponse, ApiError> {
     let filter = parse_zone_filter(&req.filter)?;
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
-    let mut rows = store::list_zones(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list_zones(&api.db, &filter, order, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = next_token(
@@ -439,33 +435,30 @@ pub(super) async fn list_zones(
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
     let names: Vec<String> = zones.iter().map(Zone::name).collect();
-    let counts = store::active_enterprise_counts(&api.db, &names)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Response::new(pb::ListZonesResponse {
+    let counts = store::active_enterprise_counts(&api.db, &names).await?;
+    Ok(pb::ListZonesResponse {
         zones: zones
             .iter()
             .map(|z| zone_to_proto(z, counts.get(&z.name()).copied().unwrap_or(0)))
             .collect(),
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_zone(
     api: &RegistryApi,
-    request: Request<pb::UpdateZoneRequest>,
-) -> Result<Response<pb::Zone>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateZoneRequest,
+) -> Result<pb::Zone, ApiError> {
     let Some(input) = req.zone.as_ref() else {
-        return Err(ApiError::invalid("zone", "REQUIRED", "zone is required").into());
+        return Err(ApiError::invalid("zone", "REQUIRED", "zone is required"));
     };
     let id = parse_name(&input.name, "zones", "zone.name")?;
     let paths = mask_paths(req.update_mask.as_ref(), ZONE_FIELDS)?;
     let today = api.today();
 
-    let mut tx = match WriteTx::begin::<pb::Zone>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Zone>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = load_zone(tx.conn(), &id).await?;
@@ -474,8 +467,7 @@ pub(super) async fn update_zone(
             "{} changed since etag {} was read; read it again and retry",
             current.name(),
             input.etag
-        ))
-        .into());
+        )));
     }
     let mut updated = current.clone();
     let violations: Vec<FieldViolation> = paths
@@ -483,23 +475,21 @@ pub(super) async fn update_zone(
         .filter_map(|path| apply_zone_field(&mut updated.fields, input, path, today).err())
         .collect();
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
-    if !store::update_zone_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(
-            ApiError::Aborted(format!("{} changed concurrently; retry", current.name())).into(),
-        );
+    if !store::update_zone_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(ApiError::Aborted(format!(
+            "{} changed concurrently; retry",
+            current.name()
+        )));
     }
     let count = enterprise_count(tx.conn(), &updated.name()).await?;
     let response = zone_to_proto(&updated, count);
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,10 +785,9 @@ fn check_cluster(fields: &ClusterFields) -> Result<(), ApiError> {
 
 pub(super) async fn create_cluster(
     api: &RegistryApi,
-    request: Request<pb::CreateClusterRequest>,
-) -> Result<Response<pb::Cluster>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateClusterRequest,
+) -> Result<pb::Cluster, ApiError> {
     let mut violations = Vec::new();
     let id = parse_id(&req.cluster_id)
         .map_err(|e| {
@@ -815,7 +804,7 @@ pub(super) async fn create_cluster(
             "REQUIRED",
             "cluster is required",
         ));
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let current_year = api.today().year();
     let cx = ClusterContext {
@@ -839,12 +828,12 @@ pub(super) async fn create_cluster(
         }
     }
     let (Some(id), true) = (id, violations.is_empty()) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     check_cluster(&fields)?;
 
-    let mut tx = match WriteTx::begin::<pb::Cluster>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Cluster>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     if let Some(members) = &members {
@@ -859,8 +848,7 @@ pub(super) async fn create_cluster(
         version: 1,
     };
     let target = resolve_target(tx.conn(), &cluster.fields, current_year)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| no_target(&cluster.name(), &cluster.fields, current_year))?;
     if let Err(e) = store::insert_cluster(tx.conn(), &cluster).await {
         return Err(if is_unique_violation(&e) {
@@ -870,14 +858,13 @@ pub(super) async fn create_cluster(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     let response = cluster_to_proto(&cluster, Some(&target));
     tx.record(&cluster.name(), &cluster)?;
     tx.commit(&response).await?;
     tracing::info!(cluster = %cluster.name(), target_source = %target.source, "cluster registered");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 async fn load_cluster(conn: &impl ConnectionTrait, id: &str) -> Result<Cluster, ApiError> {
@@ -888,13 +875,11 @@ async fn load_cluster(conn: &impl ConnectionTrait, id: &str) -> Result<Cluster, 
 
 pub(super) async fn get_cluster(
     api: &RegistryApi,
-    request: Request<pb::GetClusterRequest>,
-) -> Result<Response<pb::Cluster>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let id = parse_name(&request.get_ref().name, "clusters", "name")?;
-    let found = store::get_cluster(&api.db, &id)
-        .await
-        .map_err(ApiError::from)?;
+    ctx: &CallContext,
+    req: pb::GetClusterRequest,
+) -> Result<pb::Cluster, ApiError> {
+    let id = parse_name(&req.name, "clusters", "name")?;
+    let found = store::get_cluster(&api.db, &id).await?;
     // An enterprise sees only clusters it belongs to; whether another cluster exists is not
     // its business either, so a missing one is refused the same way.
     if let Some(own) = ctx.enterprise_scope()
@@ -902,14 +887,11 @@ pub(super) async fn get_cluster(
     {
         return Err(ApiError::PermissionDenied(
             "an enterprise token may read only the clusters its enterprise belongs to".into(),
-        )
-        .into());
+        ));
     }
     let cluster = found.ok_or_else(|| cluster_not_found(&id))?;
-    let target = resolve_target(&api.db, &cluster.fields, api.today().year())
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Response::new(cluster_to_proto(&cluster, target.as_ref())))
+    let target = resolve_target(&api.db, &cluster.fields, api.today().year()).await?;
+    Ok(cluster_to_proto(&cluster, target.as_ref()))
 }
 
 fn parse_cluster_filter(
@@ -965,25 +947,21 @@ fn parse_cluster_filter(
 
 pub(super) async fn list_clusters(
     api: &RegistryApi,
-    request: Request<pb::ListClustersRequest>,
-) -> Result<Response<pb::ListClustersResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListClustersRequest,
+) -> Result<pb::ListClustersResponse, ApiError> {
     let (mut filter, target_year) = parse_cluster_filter(&req.filter, &api.known_exceptions)?;
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
     let current_year = api.today().year();
     // Clusters without their own year take the year of the policy target in force now.
-    let default = policy_default(&api.db, current_year)
-        .await
-        .map_err(ApiError::from)?;
+    let default = policy_default(&api.db, current_year).await?;
     if let Some(year) = target_year {
         let policy_matches = default.as_ref().is_some_and(|d| d.target_year == year);
         filter.effective_target_year = Some((year, policy_matches));
     }
-    let mut clusters = store::list_clusters(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut clusters = store::list_clusters(&api.db, &filter, order, after, page.size + 1).await?;
     let more = clusters.len() as u64 > page.size;
     clusters.truncate(page.size as usize);
     let next_page_token = next_token(
@@ -1001,38 +979,37 @@ pub(super) async fn list_clusters(
     for c in &clusters {
         let year = c.fields.target_year.unwrap_or(current_year);
         if let std::collections::hash_map::Entry::Vacant(slot) = by_year.entry(year) {
-            slot.insert(
-                policy_default(&api.db, year)
-                    .await
-                    .map_err(ApiError::from)?,
-            );
+            slot.insert(policy_default(&api.db, year).await?);
         }
         let policy = by_year.get(&year).and_then(Option::as_ref);
         let target =
             cluster::effective_target(c.fields.target_scale_fen, c.fields.target_year, policy);
         out.push(cluster_to_proto(c, target.as_ref()));
     }
-    Ok(Response::new(pb::ListClustersResponse {
+    Ok(pb::ListClustersResponse {
         clusters: out,
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_cluster(
     api: &RegistryApi,
-    request: Request<pb::UpdateClusterRequest>,
-) -> Result<Response<pb::Cluster>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateClusterRequest,
+) -> Result<pb::Cluster, ApiError> {
     let Some(input) = req.cluster.as_ref() else {
-        return Err(ApiError::invalid("cluster", "REQUIRED", "cluster is required").into());
+        return Err(ApiError::invalid(
+            "cluster",
+            "REQUIRED",
+            "cluster is required",
+        ));
     };
     let id = parse_name(&input.name, "clusters", "cluster.name")?;
     let paths = mask_paths(req.update_mask.as_ref(), CLUSTER_FIELDS)?;
     let current_year = api.today().year();
 
-    let mut tx = match WriteTx::begin::<pb::Cluster>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Cluster>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = load_cluster(tx.conn(), &id).await?;
@@ -1041,8 +1018,7 @@ pub(super) async fn update_cluster(
             "{} changed since etag {} was read; read it again and retry",
             current.name(),
             input.etag
-        ))
-        .into());
+        )));
     }
     let created_year = to_datetime(current.create_time_us)
         .map(|t| t.with_timezone(&api.time_zone).year())
@@ -1061,31 +1037,30 @@ pub(super) async fn update_cluster(
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     check_cluster(&updated.fields)?;
     if let Some(members) = &members {
         check_members_exist(tx.conn(), members).await?;
     }
     let target = resolve_target(tx.conn(), &updated.fields, current_year)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| no_target(&updated.name(), &updated.fields, current_year))?;
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     let members_changed = updated.fields.members != current.fields.members;
     if !store::update_cluster_if_version(tx.conn(), &updated, current.version, members_changed)
-        .await
-        .map_err(ApiError::from)?
+        .await?
     {
-        return Err(
-            ApiError::Aborted(format!("{} changed concurrently; retry", current.name())).into(),
-        );
+        return Err(ApiError::Aborted(format!(
+            "{} changed concurrently; retry",
+            current.name()
+        )));
     }
     let response = cluster_to_proto(&updated, Some(&target));
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1146,9 +1121,9 @@ async fn revenue_source(
 
 pub(super) async fn get_cluster_progress(
     api: &RegistryApi,
-    request: Request<pb::GetClusterProgressRequest>,
-) -> Result<Response<pb::ClusterProgress>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::GetClusterProgressRequest,
+) -> Result<pb::ClusterProgress, ApiError> {
     let id = parse_name(&req.name, "clusters", "name")?;
     let as_of_year = match req.as_of_year {
         0 => None,
@@ -1157,8 +1132,7 @@ pub(super) async fn get_cluster_progress(
     let current_year = api.today().year();
     let cluster = load_cluster(&api.db, &id).await?;
     let progress = cluster_progress(&api.db, &cluster, as_of_year, current_year)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| no_target(&cluster.name(), &cluster.fields, current_year))?;
     let mut members = Vec::with_capacity(progress.reporting.len());
     for m in &progress.reporting {
@@ -1166,13 +1140,11 @@ pub(super) async fn get_cluster_progress(
             enterprise: enterprise_name(&m.uscc),
             year: m.year,
             revenue_fen: m.revenue_fen,
-            source: revenue_source(&api.db, &m.uscc, m.year)
-                .await
-                .map_err(ApiError::from)?,
+            source: revenue_source(&api.db, &m.uscc, m.year).await?,
         });
     }
     let saturate = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
-    Ok(Response::new(pb::ClusterProgress {
+    Ok(pb::ClusterProgress {
         cluster: cluster.name(),
         display_name: cluster.fields.display_name.clone(),
         as_of_year: progress.as_of_year,
@@ -1191,7 +1163,7 @@ pub(super) async fn get_cluster_progress(
             .map(|u| enterprise_name(u))
             .collect(),
         explanation: progress.explanation(),
-    }))
+    })
 }
 
 #[cfg(test)]

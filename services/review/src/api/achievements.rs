@@ -9,7 +9,6 @@ use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
-use tonic::{Request, Response, Status};
 
 use super::{ReviewApi, Scope, check_etag, concurrent, new_id};
 use crate::convert::{self, achievement_to_proto, parse_achievement_name};
@@ -44,12 +43,15 @@ fn wrong_state(a: &Achievement, kind: &str, what: &str) -> ApiError {
 
 pub(super) async fn create_achievement(
     api: &ReviewApi,
-    request: Request<pb::CreateAchievementRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateAchievementRequest,
+) -> Result<pb::Achievement, ApiError> {
     let Some(input) = req.achievement.as_ref() else {
-        return Err(ApiError::invalid("achievement", "REQUIRED", "achievement is required").into());
+        return Err(ApiError::invalid(
+            "achievement",
+            "REQUIRED",
+            "achievement is required",
+        ));
     };
     let mut violations = Vec::new();
     let owner = convert::parse_enterprise(&input.owner, "achievement.owner")
@@ -59,29 +61,28 @@ pub(super) async fn create_achievement(
         .map_err(|v| violations.extend(v))
         .ok();
     let (Some(owner), Some(fields)) = (owner, fields) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
-    if let Scope::Enterprise(own) = Scope::of(&ctx)
+    if let Scope::Enterprise(own) = Scope::of(ctx)
         && own != owner
     {
         return Err(ApiError::PermissionDenied(
             "an enterprise token may create achievements only for its own enterprise".into(),
-        )
-        .into());
+        ));
     }
     // A retry of a completed create replays without the registry (which may be down now).
     if let Some(previous) =
-        idempotency::previous::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await?
+        idempotency::previous::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await?
     {
-        return Ok(Response::new(previous));
+        return Ok(previous);
     }
     // The registry first: nothing is written when it is down or says no.
-    api.check_registered(&ctx, &owner, "achievement.owner")
+    api.check_registered(ctx, &owner, "achievement.owner")
         .await?;
 
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
@@ -102,24 +103,22 @@ pub(super) async fn create_achievement(
         update_time_us: now,
         version: 1,
     };
-    store::insert(tx.conn(), &achievement)
-        .await
-        .map_err(ApiError::from)?;
-    let response = achievement_to_proto(&achievement, redact_for(&ctx));
+    store::insert(tx.conn(), &achievement).await?;
+    let response = achievement_to_proto(&achievement, redact_for(ctx));
     tx.record(&achievement.name(), &achievement)?;
     tx.commit(&response).await?;
     tracing::info!(achievement = %achievement.name(), owner = %achievement.owner, "achievement drafted");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_achievement(
     api: &ReviewApi,
-    request: Request<pb::GetAchievementRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let id = parse_achievement_name(&request.get_ref().name, "name")?;
-    let a = api.visible_achievement(&api.db, &ctx, &id).await?;
-    Ok(Response::new(achievement_to_proto(&a, redact_for(&ctx))))
+    ctx: &CallContext,
+    req: pb::GetAchievementRequest,
+) -> Result<pb::Achievement, ApiError> {
+    let id = parse_achievement_name(&req.name, "name")?;
+    let a = api.visible_achievement(&api.db, ctx, &id).await?;
+    Ok(achievement_to_proto(&a, redact_for(ctx)))
 }
 
 fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
@@ -204,27 +203,25 @@ fn parse_order(raw: &str) -> Result<Order, ApiError> {
 
 pub(super) async fn list_achievements(
     api: &ReviewApi,
-    request: Request<pb::ListAchievementsRequest>,
-) -> Result<Response<pb::ListAchievementsResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ListAchievementsRequest,
+) -> Result<pb::ListAchievementsResponse, ApiError> {
     let mut filter = parse_list_filter(&req.filter)?;
     let order = parse_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
-    match Scope::of(&ctx) {
+    match Scope::of(ctx) {
         Scope::Staff => {}
         Scope::Enterprise(own) => {
             if filter.owner.as_ref().is_some_and(|o| *o != own) {
                 // Another enterprise's achievements: there is nothing this caller may see.
-                return Ok(Response::new(pb::ListAchievementsResponse::default()));
+                return Ok(pb::ListAchievementsResponse::default());
             }
             filter.owner = Some(own);
         }
         Scope::Expert(expert) => {
             let mut ids: Vec<String> = review_store::of_expert(&api.db, &expert)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .into_iter()
                 .filter(|r| r.state != ReviewState::Cancelled.code())
                 .map(|r| r.achievement_id)
@@ -234,9 +231,7 @@ pub(super) async fn list_achievements(
             filter.only_ids = Some(ids);
         }
     }
-    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, &filter, order, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -249,26 +244,29 @@ pub(super) async fn list_achievements(
         })?,
         _ => String::new(),
     };
-    let redact = redact_for(&ctx);
+    let redact = redact_for(ctx);
     let achievements = rows
         .into_iter()
         .map(|m| m.into_domain().map(|a| achievement_to_proto(&a, redact)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    Ok(Response::new(pb::ListAchievementsResponse {
+    Ok(pb::ListAchievementsResponse {
         achievements,
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_achievement(
     api: &ReviewApi,
-    request: Request<pb::UpdateAchievementRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateAchievementRequest,
+) -> Result<pb::Achievement, ApiError> {
     let Some(input) = req.achievement.as_ref() else {
-        return Err(ApiError::invalid("achievement", "REQUIRED", "achievement is required").into());
+        return Err(ApiError::invalid(
+            "achievement",
+            "REQUIRED",
+            "achievement is required",
+        ));
     };
     let id = parse_achievement_name(&input.name, "achievement.name")?;
     let paths: Vec<String> = req
@@ -284,24 +282,22 @@ pub(super) async fn update_achievement(
                 "name the fields to update: {}",
                 convert::ACHIEVEMENT_FIELDS.join(", ")
             ),
-        )
-        .into());
+        ));
     }
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_own(&ctx, &current)?;
+    check_own(ctx, &current)?;
     check_etag(&input.etag, &current.etag(), &current.name())?;
     if current.state != State::Draft {
         return Err(wrong_state(
             &current,
             "ACHIEVEMENT_NOT_DRAFT",
             "only a DRAFT can be updated",
-        )
-        .into());
+        ));
     }
     let mut updated = current.clone();
     let mut violations = Vec::new();
@@ -313,45 +309,41 @@ pub(super) async fn update_achievement(
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
-    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    let response = achievement_to_proto(&updated, redact_for(ctx));
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn submit_achievement(
     api: &ReviewApi,
-    request: Request<pb::SubmitAchievementRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::SubmitAchievementRequest,
+) -> Result<pb::Achievement, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
     // Read first to learn the owner, then ask the registry before any write transaction opens.
     let before = api.load_achievement(&api.db, &id).await?;
-    check_own(&ctx, &before)?;
+    check_own(ctx, &before)?;
     // A retry of a completed submit replays without the registry (which may be down now).
     if let Some(previous) =
-        idempotency::previous::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await?
+        idempotency::previous::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await?
     {
-        return Ok(Response::new(previous));
+        return Ok(previous);
     }
     if before.state == State::Draft {
-        api.check_registered(&ctx, &before.owner, "name").await?;
+        api.check_registered(ctx, &before.owner, "name").await?;
     }
 
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
@@ -361,12 +353,10 @@ pub(super) async fn submit_achievement(
             &current,
             "ACHIEVEMENT_NOT_DRAFT",
             "only a DRAFT can be submitted",
-        )
-        .into());
+        ));
     }
     let rule_set = rule_set_store::active(tx.conn())
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| {
             ApiError::precondition(
                 "NO_ACTIVE_RULE_SET",
@@ -403,13 +393,10 @@ pub(super) async fn submit_achievement(
     updated.screening = Some(verdict);
     updated.version = current.version + 1;
     updated.update_time_us = now;
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
-    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    let response = achievement_to_proto(&updated, redact_for(ctx));
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
     tracing::info!(
@@ -418,40 +405,35 @@ pub(super) async fn submit_achievement(
         rule_set = %rule_set_name,
         "achievement submitted and screened"
     );
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn withdraw_achievement(
     api: &ReviewApi,
-    request: Request<pb::WithdrawAchievementRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::WithdrawAchievementRequest,
+) -> Result<pb::Achievement, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
     let reason = convert::text(&req.reason, "reason", MAX_REASON_CHARS, false)
         .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_own(&ctx, &current)?;
+    check_own(ctx, &current)?;
     check_etag(&req.etag, &current.etag(), &current.name())?;
     if !current.state.withdrawable() {
         return Err(wrong_state(
             &current,
             "ACHIEVEMENT_NOT_WITHDRAWABLE",
             "only DRAFT, SUBMITTED or UNDER_REVIEW can be withdrawn",
-        )
-        .into());
+        ));
     }
     let now = tx.now_us();
     // Open reviews are cancelled with the achievement.
-    for model in review_store::of_round(tx.conn(), &id, current.review_round)
-        .await
-        .map_err(ApiError::from)?
-    {
+    for model in review_store::of_round(tx.conn(), &id, current.review_round).await? {
         let review = model.into_domain().map_err(ApiError::internal)?;
         if review.state != ReviewState::Assigned {
             continue;
@@ -461,11 +443,8 @@ pub(super) async fn withdraw_achievement(
         cancelled.cancel_reason = "achievement withdrawn".into();
         cancelled.update_time_us = now;
         cancelled.version = review.version + 1;
-        if !review_store::update_if_version(tx.conn(), &cancelled, review.version)
-            .await
-            .map_err(ApiError::from)?
-        {
-            return Err(concurrent(&review.name()).into());
+        if !review_store::update_if_version(tx.conn(), &cancelled, review.version).await? {
+            return Err(concurrent(&review.name()));
         }
         tx.record(&cancelled.name(), &cancelled)?;
     }
@@ -474,16 +453,13 @@ pub(super) async fn withdraw_achievement(
     updated.withdraw_reason = reason;
     updated.version = current.version + 1;
     updated.update_time_us = now;
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
-    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    let response = achievement_to_proto(&updated, redact_for(ctx));
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use qilu_common::auth::Role;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
-use tonic::{Request, Response, Status};
 
 use super::{ReviewApi, check_etag, concurrent, new_id};
 use crate::convert::{parse_achievement_name, parse_expert_name, review_to_proto};
@@ -76,17 +75,16 @@ fn parse_ask(ctx: &CallContext, req: &pb::AssignReviewersRequest) -> Result<Ask,
 
 pub(super) async fn assign_reviewers(
     api: &ReviewApi,
-    request: Request<pb::AssignReviewersRequest>,
-) -> Result<Response<pb::AssignReviewersResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::AssignReviewersRequest,
+) -> Result<pb::AssignReviewersResponse, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
-    let ask = parse_ask(&ctx, &req)?;
+    let ask = parse_ask(ctx, &req)?;
     let mut tx =
-        match WriteTx::begin::<pb::AssignReviewersResponse>(&api.db, &ctx, &req.request_id, &req)
+        match WriteTx::begin::<pb::AssignReviewersResponse>(&api.db, ctx, &req.request_id, &req)
             .await?
         {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
@@ -100,26 +98,21 @@ pub(super) async fn assign_reviewers(
                 current.name(),
                 current.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     let round = current.review_round;
     // Every expert who ever held a review in this round is out (a cancelled review's conflict
     // is never lifted by a later change of affiliation).
     let already: BTreeSet<String> = review_store::of_round(tx.conn(), &id, round)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|r| r.expert_id)
         .collect();
-    let counts = review_store::open_counts(tx.conn())
-        .await
-        .map_err(ApiError::from)?;
+    let counts = review_store::open_counts(tx.conn()).await?;
     let (chosen, excluded, method) = match ask {
         Ask::Automatic(n) => {
             let experts: Vec<Expert> = expert_store::all_matching(tx.conn(), &Default::default())
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .into_iter()
                 .map(|m| m.into_domain())
                 .collect::<Result<_, _>>()
@@ -146,8 +139,7 @@ pub(super) async fn assign_reviewers(
                         "asked for {n} experts but found {} available (active, reviewing the field, under their load limit, not already assigned, not in conflict); nothing was assigned",
                         choice.eligible
                     ),
-                )
-                .into());
+                ));
             }
             let excluded = choice
                 .excluded
@@ -171,24 +163,21 @@ pub(super) async fn assign_reviewers(
                             "{name} already holds a review of {} in round {round}",
                             current.name()
                         ),
-                    )
-                    .into());
+                    ));
                 }
                 if let Some(conflict) = e.conflict_with(&current.owner) {
                     return Err(ApiError::precondition(
                         conflict.kind(),
                         name.clone(),
                         format!("{name} may not review {}: {conflict}", current.name()),
-                    )
-                    .into());
+                    ));
                 }
                 if !e.active {
                     return Err(ApiError::precondition(
                         "EXPERT_INACTIVE",
                         name.clone(),
                         format!("{name} is INACTIVE and takes no new assignments"),
-                    )
-                    .into());
+                    ));
                 }
                 let open = counts.get(eid).copied().unwrap_or(0);
                 if open >= i64::from(e.load_limit) {
@@ -199,8 +188,7 @@ pub(super) async fn assign_reviewers(
                             "{name} holds {open} open reviews, its load limit is {}",
                             e.load_limit
                         ),
-                    )
-                    .into());
+                    ));
                 }
             }
             (ids, Vec::new(), AssignmentMethod::Manual)
@@ -226,9 +214,7 @@ pub(super) async fn assign_reviewers(
             update_time_us: now,
             version: 1,
         };
-        review_store::insert(tx.conn(), &review)
-            .await
-            .map_err(ApiError::from)?;
+        review_store::insert(tx.conn(), &review).await?;
         tx.record(&review.name(), &review)?;
         reviews.push(review_to_proto(&review, false));
     }
@@ -236,14 +222,11 @@ pub(super) async fn assign_reviewers(
     updated.state = State::UnderReview;
     updated.version = current.version + 1;
     updated.update_time_us = now;
-    if !achievement_store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !achievement_store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
     tx.record(&updated.name(), &updated)?;
     let response = pb::AssignReviewersResponse { reviews, excluded };
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }

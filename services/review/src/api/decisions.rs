@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation};
 use qilu_proto::review as pb;
-use tonic::{Request, Response, Status};
 
 use super::achievements::{check_own, redact_for};
 use super::{ReviewApi, check_etag, concurrent};
@@ -35,14 +34,13 @@ async fn save(
 
 pub(super) async fn finalize_decision(
     api: &ReviewApi,
-    request: Request<pb::FinalizeDecisionRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::FinalizeDecisionRequest,
+) -> Result<pb::Achievement, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
@@ -56,13 +54,11 @@ pub(super) async fn finalize_decision(
                 current.name(),
                 current.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     let round = current.review_round;
     let reviews: Vec<_> = review_store::of_round(tx.conn(), &id, round)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|m| m.into_domain())
         .collect::<Result<_, _>>()
@@ -86,8 +82,7 @@ pub(super) async fn finalize_decision(
                     description: format!("experts/{} has not submitted {}", r.expert_id, r.name()),
                 })
                 .collect(),
-        }
-        .into());
+        });
     }
     let submitted: Vec<SubmittedReview> = reviews
         .iter()
@@ -107,12 +102,10 @@ pub(super) async fn finalize_decision(
                 "{} has no submitted review in round {round}; assign reviewers",
                 current.name()
             ),
-        )
-        .into());
+        ));
     }
     let threshold = threshold_store::current(tx.conn())
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| ApiError::internal("no approval threshold is stored"))?;
     let now = tx.now_us();
     let decision = decision::decide(round, &submitted, &threshold, &ctx.caller.subject, now);
@@ -128,27 +121,26 @@ pub(super) async fn finalize_decision(
     tracing::info!(achievement = %current.name(), outcome = ?decision.outcome, "decision made");
     updated.decision = Some(decision);
     let updated = save(&mut tx, &current, updated).await?;
-    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    let response = achievement_to_proto(&updated, redact_for(ctx));
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn appeal_veto(
     api: &ReviewApi,
-    request: Request<pb::AppealVetoRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::AppealVetoRequest,
+) -> Result<pb::Achievement, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
     let grounds = convert::text(&req.grounds, "grounds", MAX_LONG_TEXT_CHARS, true)
         .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_own(&ctx, &current)?;
+    check_own(ctx, &current)?;
     check_etag(&req.etag, &current.etag(), &current.name())?;
     if current.state != State::Vetoed {
         return Err(ApiError::precondition(
@@ -159,8 +151,7 @@ pub(super) async fn appeal_veto(
                 current.name(),
                 current.state.as_str()
             ),
-        )
-        .into());
+        ));
     }
     if current.appeal.is_some() {
         return Err(ApiError::precondition(
@@ -170,8 +161,7 @@ pub(super) async fn appeal_veto(
                 "{} has been appealed already; a veto is appealed once",
                 current.name()
             ),
-        )
-        .into());
+        ));
     }
     let deadline = current
         .appeal_deadline
@@ -193,8 +183,7 @@ pub(super) async fn appeal_veto(
                 appeal::APPEAL_WINDOW_DAYS,
                 api.time_zone
             ),
-        )
-        .into());
+        ));
     }
     let mut updated = current.clone();
     updated.appeal = Some(Appeal {
@@ -207,17 +196,16 @@ pub(super) async fn appeal_veto(
         resolve_time_us: None,
     });
     let updated = save(&mut tx, &current, updated).await?;
-    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    let response = achievement_to_proto(&updated, redact_for(ctx));
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn resolve_appeal(
     api: &ReviewApi,
-    request: Request<pb::ResolveAppealRequest>,
-) -> Result<Response<pb::Achievement>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ResolveAppealRequest,
+) -> Result<pb::Achievement, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
     let mut violations = Vec::new();
     let resolution = match pb::AppealResolution::try_from(req.resolution) {
@@ -236,11 +224,11 @@ pub(super) async fn resolve_appeal(
         .map_err(|v| violations.push(v))
         .ok();
     let (Some(resolution), Some(reason)) = (resolution, reason) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let mut tx =
-        match WriteTx::begin::<pb::Achievement>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
@@ -254,8 +242,7 @@ pub(super) async fn resolve_appeal(
             "NO_PENDING_APPEAL",
             current.name(),
             format!("{} has no pending appeal", current.name()),
-        )
-        .into());
+        ));
     };
     let now = tx.now_us();
     let mut updated = current.clone();
@@ -277,19 +264,23 @@ pub(super) async fn resolve_appeal(
         updated.appeal_deadline = None;
     }
     let updated = save(&mut tx, &current, updated).await?;
-    let response = achievement_to_proto(&updated, redact_for(&ctx));
+    let response = achievement_to_proto(&updated, redact_for(ctx));
     tx.commit(&response).await?;
     tracing::info!(achievement = %updated.name(), resolution = ?resolution, "appeal resolved");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn batch_get_achievement_status(
     api: &ReviewApi,
-    request: Request<pb::BatchGetAchievementStatusRequest>,
-) -> Result<Response<pb::BatchGetAchievementStatusResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::BatchGetAchievementStatusRequest,
+) -> Result<pb::BatchGetAchievementStatusResponse, ApiError> {
     if req.names.len() > 1000 {
-        return Err(ApiError::invalid("names", "TOO_MANY", "at most 1000 names per call").into());
+        return Err(ApiError::invalid(
+            "names",
+            "TOO_MANY",
+            "at most 1000 names per call",
+        ));
     }
     let mut ids = Vec::with_capacity(req.names.len());
     let mut violations = Vec::new();
@@ -297,18 +288,17 @@ pub(super) async fn batch_get_achievement_status(
         match parse_achievement_name(name, &format!("names[{i}]")) {
             Ok(id) => ids.push(id),
             Err(ApiError::InvalidArgument(v)) => violations.extend(v),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
     let found: HashMap<String, Achievement> = store::get_many(&api.db, &unique)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|m| m.into_domain().map(|a| (a.id.clone(), a)))
         .collect::<Result<_, _>>()
@@ -342,7 +332,5 @@ pub(super) async fn batch_get_achievement_status(
             }
         })
         .collect();
-    Ok(Response::new(pb::BatchGetAchievementStatusResponse {
-        statuses,
-    }))
+    Ok(pb::BatchGetAchievementStatusResponse { statuses })
 }

@@ -11,7 +11,6 @@ use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 use sea_orm::ConnectionTrait;
-use tonic::{Request, Response, Status};
 
 use super::{ReviewApi, Scope, check_etag, concurrent};
 use crate::convert::{self, EXPERT_TYPE, expert_to_proto, parse_expert_name};
@@ -57,10 +56,9 @@ async fn open_reviews(conn: &impl ConnectionTrait, id: &str) -> Result<i64, ApiE
 
 pub(super) async fn create_expert(
     api: &ReviewApi,
-    request: Request<pb::CreateExpertRequest>,
-) -> Result<Response<pb::Expert>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateExpertRequest,
+) -> Result<pb::Expert, ApiError> {
     let mut violations = Vec::new();
     let id = convert::parse_user_id(&req.expert_id, "expert_id")
         .map_err(|e| {
@@ -75,7 +73,7 @@ pub(super) async fn create_expert(
             "REQUIRED",
             "expert is required",
         ));
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let mut expert = Expert {
         id: id.clone().unwrap_or_default(),
@@ -96,10 +94,10 @@ pub(super) async fn create_expert(
         }
     }
     if id.is_none() || !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
-    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     expert.create_time_us = tx.now_us();
@@ -112,25 +110,24 @@ pub(super) async fn create_expert(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     let response = expert_to_proto(&expert, 0);
     tx.record(&expert.name(), &expert)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_expert(
     api: &ReviewApi,
-    request: Request<pb::GetExpertRequest>,
-) -> Result<Response<pb::Expert>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let id = parse_expert_name(&request.get_ref().name, "name")?;
-    check_self(&ctx, &id)?;
+    ctx: &CallContext,
+    req: pb::GetExpertRequest,
+) -> Result<pb::Expert, ApiError> {
+    let id = parse_expert_name(&req.name, "name")?;
+    check_self(ctx, &id)?;
     let expert = load(&api.db, &id).await?;
     let open = open_reviews(&api.db, &id).await?;
-    Ok(Response::new(expert_to_proto(&expert, open)))
+    Ok(expert_to_proto(&expert, open))
 }
 
 fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
@@ -185,9 +182,9 @@ struct Cursor {
 
 pub(super) async fn list_experts(
     api: &ReviewApi,
-    request: Request<pb::ListExpertsRequest>,
-) -> Result<Response<pb::ListExpertsResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListExpertsRequest,
+) -> Result<pb::ListExpertsResponse, ApiError> {
     let filter = parse_list_filter(&req.filter)?;
     let words: Vec<&str> = qilu_common::limits::order_by(&req.order_by)?
         .split_whitespace()
@@ -205,19 +202,15 @@ pub(super) async fn list_experts(
                     "cannot order by {:?}; use name or open_reviews, optionally with desc",
                     req.order_by
                 ),
-            )
-            .into());
+            ));
         }
     };
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
-    let counts: HashMap<String, i64> = review_store::open_counts(&api.db)
-        .await
-        .map_err(ApiError::from)?;
+    let counts: HashMap<String, i64> = review_store::open_counts(&api.db).await?;
     // Experts number in the hundreds: order by load in memory, where the load is known.
     let mut rows: Vec<(i64, store::Model)> = store::all_matching(&api.db, &filter)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|m| {
             (
@@ -258,23 +251,26 @@ pub(super) async fn list_experts(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    Ok(Response::new(pb::ListExpertsResponse {
+    Ok(pb::ListExpertsResponse {
         experts,
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn update_expert(
     api: &ReviewApi,
-    request: Request<pb::UpdateExpertRequest>,
-) -> Result<Response<pb::Expert>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::UpdateExpertRequest,
+) -> Result<pb::Expert, ApiError> {
     let Some(input) = req.expert.as_ref() else {
-        return Err(ApiError::invalid("expert", "REQUIRED", "expert is required").into());
+        return Err(ApiError::invalid(
+            "expert",
+            "REQUIRED",
+            "expert is required",
+        ));
     };
     let id = parse_expert_name(&input.name, "expert.name")?;
-    check_self(&ctx, &id)?;
+    check_self(ctx, &id)?;
     let paths: Vec<String> = req
         .update_mask
         .as_ref()
@@ -288,17 +284,15 @@ pub(super) async fn update_expert(
                 "name the fields to update: {}",
                 convert::EXPERT_FIELDS.join(", ")
             ),
-        )
-        .into());
+        ));
     }
-    if Scope::of(&ctx) != Scope::Staff && paths.iter().any(|p| p == "load_limit" || p == "state") {
+    if Scope::of(ctx) != Scope::Staff && paths.iter().any(|p| p == "load_limit" || p == "state") {
         return Err(ApiError::PermissionDenied(
             "only an admin may change an expert's load_limit or state".into(),
-        )
-        .into());
+        ));
     }
-    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let current = load(tx.conn(), &id).await?;
@@ -311,31 +305,27 @@ pub(super) async fn update_expert(
         }
     }
     if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
     let open = open_reviews(tx.conn(), &id).await?;
     let response = expert_to_proto(&updated, open);
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn declare_conflict(
     api: &ReviewApi,
-    request: Request<pb::DeclareConflictRequest>,
-) -> Result<Response<pb::Expert>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::DeclareConflictRequest,
+) -> Result<pb::Expert, ApiError> {
     let id = parse_expert_name(&req.name, "name")?;
-    check_self(&ctx, &id)?;
+    check_self(ctx, &id)?;
     let mut violations = Vec::new();
     let enterprise = convert::parse_enterprise(&req.enterprise, "enterprise")
         .map_err(|v| violations.push(v))
@@ -344,10 +334,10 @@ pub(super) async fn declare_conflict(
         .map_err(|v| violations.push(v))
         .ok();
     let (Some(enterprise), Some(reason)) = (enterprise, reason) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
-    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let now = tx.now_us();
@@ -361,11 +351,8 @@ pub(super) async fn declare_conflict(
     });
     updated.version = current.version + 1;
     updated.update_time_us = now;
-    if !store::update_if_version(tx.conn(), &updated, current.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+        return Err(concurrent(&current.name()));
     }
     // The expert's open reviews of that enterprise's achievements are cancelled now.
     let owned = achievement_store::ids_owned_in(
@@ -373,12 +360,8 @@ pub(super) async fn declare_conflict(
         &enterprise,
         &[State::Submitted, State::UnderReview],
     )
-    .await
-    .map_err(ApiError::from)?;
-    for model in review_store::open_of_expert_on(tx.conn(), &id, &owned)
-        .await
-        .map_err(ApiError::from)?
-    {
+    .await?;
+    for model in review_store::open_of_expert_on(tx.conn(), &id, &owned).await? {
         let review = model.into_domain().map_err(ApiError::internal)?;
         let mut cancelled = review.clone();
         cancelled.state = ReviewState::Cancelled;
@@ -386,11 +369,8 @@ pub(super) async fn declare_conflict(
             format!("conflict declared with the owner enterprises/{enterprise}");
         cancelled.update_time_us = now;
         cancelled.version = review.version + 1;
-        if !review_store::update_if_version(tx.conn(), &cancelled, review.version)
-            .await
-            .map_err(ApiError::from)?
-        {
-            return Err(concurrent(&review.name()).into());
+        if !review_store::update_if_version(tx.conn(), &cancelled, review.version).await? {
+            return Err(concurrent(&review.name()));
         }
         tx.record(&cancelled.name(), &cancelled)?;
     }
@@ -398,5 +378,5 @@ pub(super) async fn declare_conflict(
     let response = expert_to_proto(&updated, open);
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }

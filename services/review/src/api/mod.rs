@@ -33,7 +33,7 @@ use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistry
 use qilu_proto::review as pb;
 use qilu_proto::review::achievement_review_service_server::AchievementReviewService;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use tonic::{Code, Request, Response, Status};
+use tonic::Code;
 
 use crate::Clock;
 use crate::convert::ACHIEVEMENT_TYPE;
@@ -206,187 +206,33 @@ pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-#[tonic::async_trait]
-impl AchievementReviewService for ReviewApi {
-    async fn create_achievement(
-        &self,
-        request: Request<pb::CreateAchievementRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        achievements::create_achievement(self, request).await
-    }
-
-    async fn get_achievement(
-        &self,
-        request: Request<pb::GetAchievementRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        achievements::get_achievement(self, request).await
-    }
-
-    async fn list_achievements(
-        &self,
-        request: Request<pb::ListAchievementsRequest>,
-    ) -> Result<Response<pb::ListAchievementsResponse>, Status> {
-        achievements::list_achievements(self, request).await
-    }
-
-    async fn update_achievement(
-        &self,
-        request: Request<pb::UpdateAchievementRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        achievements::update_achievement(self, request).await
-    }
-
-    async fn submit_achievement(
-        &self,
-        request: Request<pb::SubmitAchievementRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        achievements::submit_achievement(self, request).await
-    }
-
-    async fn withdraw_achievement(
-        &self,
-        request: Request<pb::WithdrawAchievementRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        achievements::withdraw_achievement(self, request).await
-    }
-
-    async fn create_veto_rule_set(
-        &self,
-        request: Request<pb::CreateVetoRuleSetRequest>,
-    ) -> Result<Response<pb::VetoRuleSet>, Status> {
-        rule_sets::create_veto_rule_set(self, request).await
-    }
-
-    async fn get_veto_rule_set(
-        &self,
-        request: Request<pb::GetVetoRuleSetRequest>,
-    ) -> Result<Response<pb::VetoRuleSet>, Status> {
-        rule_sets::get_veto_rule_set(self, request).await
-    }
-
-    async fn list_veto_rule_sets(
-        &self,
-        request: Request<pb::ListVetoRuleSetsRequest>,
-    ) -> Result<Response<pb::ListVetoRuleSetsResponse>, Status> {
-        rule_sets::list_veto_rule_sets(self, request).await
-    }
-
-    async fn activate_veto_rule_set(
-        &self,
-        request: Request<pb::ActivateVetoRuleSetRequest>,
-    ) -> Result<Response<pb::VetoRuleSet>, Status> {
-        rule_sets::activate_veto_rule_set(self, request).await
-    }
-
-    async fn screen_achievement(
-        &self,
-        request: Request<pb::ScreenAchievementRequest>,
-    ) -> Result<Response<pb::ScreeningVerdict>, Status> {
-        rule_sets::screen_achievement(self, request).await
-    }
-
-    async fn create_expert(
-        &self,
-        request: Request<pb::CreateExpertRequest>,
-    ) -> Result<Response<pb::Expert>, Status> {
-        experts::create_expert(self, request).await
-    }
-
-    async fn get_expert(
-        &self,
-        request: Request<pb::GetExpertRequest>,
-    ) -> Result<Response<pb::Expert>, Status> {
-        experts::get_expert(self, request).await
-    }
-
-    async fn list_experts(
-        &self,
-        request: Request<pb::ListExpertsRequest>,
-    ) -> Result<Response<pb::ListExpertsResponse>, Status> {
-        experts::list_experts(self, request).await
-    }
-
-    async fn update_expert(
-        &self,
-        request: Request<pb::UpdateExpertRequest>,
-    ) -> Result<Response<pb::Expert>, Status> {
-        experts::update_expert(self, request).await
-    }
-
-    async fn declare_conflict(
-        &self,
-        request: Request<pb::DeclareConflictRequest>,
-    ) -> Result<Response<pb::Expert>, Status> {
-        experts::declare_conflict(self, request).await
-    }
-
-    async fn assign_reviewers(
-        &self,
-        request: Request<pb::AssignReviewersRequest>,
-    ) -> Result<Response<pb::AssignReviewersResponse>, Status> {
-        assignment::assign_reviewers(self, request).await
-    }
-
-    async fn submit_review(
-        &self,
-        request: Request<pb::SubmitReviewRequest>,
-    ) -> Result<Response<pb::Review>, Status> {
-        reviews::submit_review(self, request).await
-    }
-
-    async fn get_review(
-        &self,
-        request: Request<pb::GetReviewRequest>,
-    ) -> Result<Response<pb::Review>, Status> {
-        reviews::get_review(self, request).await
-    }
-
-    async fn list_reviews(
-        &self,
-        request: Request<pb::ListReviewsRequest>,
-    ) -> Result<Response<pb::ListReviewsResponse>, Status> {
-        reviews::list_reviews(self, request).await
-    }
-
-    async fn finalize_decision(
-        &self,
-        request: Request<pb::FinalizeDecisionRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        decisions::finalize_decision(self, request).await
-    }
-
-    async fn appeal_veto(
-        &self,
-        request: Request<pb::AppealVetoRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        decisions::appeal_veto(self, request).await
-    }
-
-    async fn resolve_appeal(
-        &self,
-        request: Request<pb::ResolveAppealRequest>,
-    ) -> Result<Response<pb::Achievement>, Status> {
-        decisions::resolve_appeal(self, request).await
-    }
-
-    async fn batch_get_achievement_status(
-        &self,
-        request: Request<pb::BatchGetAchievementStatusRequest>,
-    ) -> Result<Response<pb::BatchGetAchievementStatusResponse>, Status> {
-        decisions::batch_get_achievement_status(self, request).await
-    }
-
-    async fn list_audit_events(
-        &self,
-        request: Request<cpb::ListAuditEventsRequest>,
-    ) -> Result<Response<cpb::ListAuditEventsResponse>, Status> {
-        audit::list_audit_events(self, request).await
-    }
-
-    async fn verify_audit_chain(
-        &self,
-        request: Request<cpb::VerifyAuditChainRequest>,
-    ) -> Result<Response<cpb::VerifyAuditChainResponse>, Status> {
-        audit::verify_audit_chain(self, request).await
+qilu_common::service_impl! {
+    impl AchievementReviewService for ReviewApi {
+        rpc create_achievement(pb::CreateAchievementRequest) -> pb::Achievement = achievements::create_achievement;
+        rpc get_achievement(pb::GetAchievementRequest) -> pb::Achievement = achievements::get_achievement;
+        rpc list_achievements(pb::ListAchievementsRequest) -> pb::ListAchievementsResponse = achievements::list_achievements;
+        rpc update_achievement(pb::UpdateAchievementRequest) -> pb::Achievement = achievements::update_achievement;
+        rpc submit_achievement(pb::SubmitAchievementRequest) -> pb::Achievement = achievements::submit_achievement;
+        rpc withdraw_achievement(pb::WithdrawAchievementRequest) -> pb::Achievement = achievements::withdraw_achievement;
+        rpc create_veto_rule_set(pb::CreateVetoRuleSetRequest) -> pb::VetoRuleSet = rule_sets::create_veto_rule_set;
+        rpc get_veto_rule_set(pb::GetVetoRuleSetRequest) -> pb::VetoRuleSet = rule_sets::get_veto_rule_set;
+        rpc list_veto_rule_sets(pb::ListVetoRuleSetsRequest) -> pb::ListVetoRuleSetsResponse = rule_sets::list_veto_rule_sets;
+        rpc activate_veto_rule_set(pb::ActivateVetoRuleSetRequest) -> pb::VetoRuleSet = rule_sets::activate_veto_rule_set;
+        rpc screen_achievement(pb::ScreenAchievementRequest) -> pb::ScreeningVerdict = rule_sets::screen_achievement;
+        rpc create_expert(pb::CreateExpertRequest) -> pb::Expert = experts::create_expert;
+        rpc get_expert(pb::GetExpertRequest) -> pb::Expert = experts::get_expert;
+        rpc list_experts(pb::ListExpertsRequest) -> pb::ListExpertsResponse = experts::list_experts;
+        rpc update_expert(pb::UpdateExpertRequest) -> pb::Expert = experts::update_expert;
+        rpc declare_conflict(pb::DeclareConflictRequest) -> pb::Expert = experts::declare_conflict;
+        rpc assign_reviewers(pb::AssignReviewersRequest) -> pb::AssignReviewersResponse = assignment::assign_reviewers;
+        rpc submit_review(pb::SubmitReviewRequest) -> pb::Review = reviews::submit_review;
+        rpc get_review(pb::GetReviewRequest) -> pb::Review = reviews::get_review;
+        rpc list_reviews(pb::ListReviewsRequest) -> pb::ListReviewsResponse = reviews::list_reviews;
+        rpc finalize_decision(pb::FinalizeDecisionRequest) -> pb::Achievement = decisions::finalize_decision;
+        rpc appeal_veto(pb::AppealVetoRequest) -> pb::Achievement = decisions::appeal_veto;
+        rpc resolve_appeal(pb::ResolveAppealRequest) -> pb::Achievement = decisions::resolve_appeal;
+        rpc batch_get_achievement_status(pb::BatchGetAchievementStatusRequest) -> pb::BatchGetAchievementStatusResponse = decisions::batch_get_achievement_status;
+        rpc list_audit_events(cpb::ListAuditEventsRequest) -> cpb::ListAuditEventsResponse = audit::list_audit_events;
+        rpc verify_audit_chain(cpb::VerifyAuditChainRequest) -> cpb::VerifyAuditChainResponse = audit::verify_audit_chain;
     }
 }

@@ -10,7 +10,6 @@ use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation};
 use qilu_proto::review as pb;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
-use tonic::{Request, Response, Status};
 
 use super::{ReviewApi, Scope, check_etag, concurrent};
 use crate::convert::{self, REVIEW_TYPE, parse_review_name, review_to_proto};
@@ -94,20 +93,18 @@ fn parse_submission(
 
 pub(super) async fn submit_review(
     api: &ReviewApi,
-    request: Request<pb::SubmitReviewRequest>,
-) -> Result<Response<pb::Review>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::SubmitReviewRequest,
+) -> Result<pb::Review, ApiError> {
     let (a_id, r_id) = parse_review_name(&req.name, "name")?;
     let (scores, comment, veto) = parse_submission(&req)?;
-    let Scope::Expert(me) = Scope::of(&ctx) else {
+    let Scope::Expert(me) = Scope::of(ctx) else {
         return Err(ApiError::PermissionDenied(
             "only the assigned expert may submit a review".into(),
-        )
-        .into());
+        ));
     };
-    let mut tx = match WriteTx::begin::<pb::Review>(&api.db, &ctx, &req.request_id, &req).await? {
-        Begun::Replay(previous) => return Ok(Response::new(previous)),
+    let mut tx = match WriteTx::begin::<pb::Review>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
     let review = load(tx.conn(), &a_id, &r_id).await?;
@@ -115,8 +112,7 @@ pub(super) async fn submit_review(
         return Err(ApiError::PermissionDenied(format!(
             "{} is assigned to another expert; only the assigned expert may submit it",
             review.name()
-        ))
-        .into());
+        )));
     }
     check_etag(&req.etag, &review.etag(), &review.name())?;
     if review.state != ReviewState::Assigned {
@@ -127,8 +123,7 @@ pub(super) async fn submit_review(
                 "{} is not open for scores (it was submitted or cancelled)",
                 review.name()
             ),
-        )
-        .into());
+        ));
     }
     let achievement = api.load_achievement(tx.conn(), &a_id).await?;
     if achievement.state != State::UnderReview || achievement.review_round != review.round {
@@ -142,8 +137,7 @@ pub(super) async fn submit_review(
                 achievement.review_round,
                 review.round
             ),
-        )
-        .into());
+        ));
     }
     let now = tx.now_us();
     let expert = super::experts::load(tx.conn(), &me).await?;
@@ -154,11 +148,8 @@ pub(super) async fn submit_review(
         cancelled.cancel_reason = format!("conflict found at scoring: {conflict}");
         cancelled.update_time_us = now;
         cancelled.version = review.version + 1;
-        if !store::update_if_version(tx.conn(), &cancelled, review.version)
-            .await
-            .map_err(ApiError::from)?
-        {
-            return Err(concurrent(&review.name()).into());
+        if !store::update_if_version(tx.conn(), &cancelled, review.version).await? {
+            return Err(concurrent(&review.name()));
         }
         tx.record(&cancelled.name(), &cancelled)?;
         tx.commit(&review_to_proto(&cancelled, false)).await?;
@@ -170,8 +161,7 @@ pub(super) async fn submit_review(
                 expert.name(),
                 achievement.name()
             ),
-        )
-        .into());
+        ));
     }
     let mut submitted = review.clone();
     submitted.state = ReviewState::Submitted;
@@ -181,16 +171,13 @@ pub(super) async fn submit_review(
     submitted.submit_time_us = Some(now);
     submitted.update_time_us = now;
     submitted.version = review.version + 1;
-    if !store::update_if_version(tx.conn(), &submitted, review.version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&review.name()).into());
+    if !store::update_if_version(tx.conn(), &submitted, review.version).await? {
+        return Err(concurrent(&review.name()));
     }
     let response = review_to_proto(&submitted, false);
     tx.record(&submitted.name(), &submitted)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 /// What an expert may see of reviews: its own, and others' in rounds where its own is in.
@@ -221,42 +208,40 @@ fn is_decided_own(a: &Achievement, own: &str) -> bool {
 
 pub(super) async fn get_review(
     api: &ReviewApi,
-    request: Request<pb::GetReviewRequest>,
-) -> Result<Response<pb::Review>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let (a_id, r_id) = parse_review_name(&request.get_ref().name, "name")?;
+    ctx: &CallContext,
+    req: pb::GetReviewRequest,
+) -> Result<pb::Review, ApiError> {
+    let (a_id, r_id) = parse_review_name(&req.name, "name")?;
     let review = load(&api.db, &a_id, &r_id).await?;
     let hidden = || not_found(&review.name());
-    match Scope::of(&ctx) {
-        Scope::Staff => Ok(Response::new(review_to_proto(&review, false))),
+    match Scope::of(ctx) {
+        Scope::Staff => Ok(review_to_proto(&review, false)),
         Scope::Expert(me) => {
             if review.expert_id == me {
-                return Ok(Response::new(review_to_proto(&review, false)));
+                return Ok(review_to_proto(&review, false));
             }
             let (_, submitted) = expert_visibility(&api.db, &me).await?;
             if submitted.contains(&(a_id.clone(), review.round)) {
-                return Ok(Response::new(review_to_proto(&review, false)));
+                return Ok(review_to_proto(&review, false));
             }
             let assigned = store::of_expert(&api.db, &me)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .iter()
                 .any(|r| r.achievement_id == a_id);
             if assigned {
                 Err(ApiError::PermissionDenied(
                     "reviews are blind: submit your own review of this achievement first".into(),
-                )
-                .into())
+                ))
             } else {
-                Err(hidden().into())
+                Err(hidden())
             }
         }
         Scope::Enterprise(own) => {
             let a = api.load_achievement(&api.db, &a_id).await?;
             if is_decided_own(&a, &own) && review.state == ReviewState::Submitted {
-                Ok(Response::new(review_to_proto(&review, true)))
+                Ok(review_to_proto(&review, true))
             } else {
-                Err(hidden().into())
+                Err(hidden())
             }
         }
     }
@@ -307,10 +292,9 @@ fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
 
 pub(super) async fn list_reviews(
     api: &ReviewApi,
-    request: Request<pb::ListReviewsRequest>,
-) -> Result<Response<pb::ListReviewsResponse>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ListReviewsRequest,
+) -> Result<pb::ListReviewsResponse, ApiError> {
     let achievement_id = if req.parent == "achievements/-" {
         None
     } else {
@@ -319,10 +303,10 @@ pub(super) async fn list_reviews(
     let mut filter = parse_list_filter(&req.filter)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
     let after: Option<Cursor> = page.after()?;
-    let scope = Scope::of(&ctx);
+    let scope = Scope::of(ctx);
     if let Some(a) = &achievement_id {
         // The parent must exist and be visible to the caller.
-        api.visible_achievement(&api.db, &ctx, a).await?;
+        api.visible_achievement(&api.db, ctx, a).await?;
     }
     filter.achievement_id = achievement_id;
     match &scope {
@@ -334,8 +318,7 @@ pub(super) async fn list_reviews(
                 own,
                 &[State::Approved, State::Rejected, State::Vetoed],
             )
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
             filter.visible = Some(
                 Condition::all()
                     .add(Column::State.eq(ReviewState::Submitted.code()))
@@ -343,9 +326,7 @@ pub(super) async fn list_reviews(
             );
         }
     }
-    let mut rows = store::list(&api.db, filter, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, filter, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -362,8 +343,8 @@ pub(super) async fn list_reviews(
         .map(|m| m.into_domain().map(|r| review_to_proto(&r, redact)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    Ok(Response::new(pb::ListReviewsResponse {
+    Ok(pb::ListReviewsResponse {
         reviews,
         next_page_token,
-    }))
+    })
 }

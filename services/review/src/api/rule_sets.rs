@@ -6,7 +6,6 @@ use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::review as pb;
-use tonic::{Request, Response, Status};
 
 use super::{ReviewApi, check_etag, concurrent};
 use crate::convert::{
@@ -33,10 +32,9 @@ async fn load(conn: &impl sea_orm::ConnectionTrait, id: &str) -> Result<RuleSet,
 
 pub(super) async fn create_veto_rule_set(
     api: &ReviewApi,
-    request: Request<pb::CreateVetoRuleSetRequest>,
-) -> Result<Response<pb::VetoRuleSet>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::CreateVetoRuleSetRequest,
+) -> Result<pb::VetoRuleSet, ApiError> {
     let mut violations = Vec::new();
     let id = convert::parse_user_id(&req.veto_rule_set_id, "veto_rule_set_id")
         .map_err(|e| {
@@ -59,18 +57,16 @@ pub(super) async fn create_veto_rule_set(
             .ok(),
     };
     let (Some(id), Some((display_name, description, rules))) = (id, parsed) else {
-        return Err(ApiError::InvalidArgument(violations).into());
+        return Err(ApiError::InvalidArgument(violations));
     };
     let mut tx =
-        match WriteTx::begin::<pb::VetoRuleSet>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::VetoRuleSet>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let now = tx.now_us();
     let rule_set = RuleSet {
-        version: store::next_version(tx.conn())
-            .await
-            .map_err(ApiError::from)?,
+        version: store::next_version(tx.conn()).await?,
         id,
         display_name,
         description,
@@ -89,28 +85,28 @@ pub(super) async fn create_veto_rule_set(
             }
         } else {
             e.into()
-        }
-        .into());
+        });
     }
     let response = rule_set_to_proto(&rule_set);
     tx.record(&rule_set.name(), &rule_set)?;
     tx.commit(&response).await?;
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn get_veto_rule_set(
     api: &ReviewApi,
-    request: Request<pb::GetVetoRuleSetRequest>,
-) -> Result<Response<pb::VetoRuleSet>, Status> {
-    let id = parse_rule_set_name(&request.get_ref().name, "name")?;
-    Ok(Response::new(rule_set_to_proto(&load(&api.db, &id).await?)))
+    _ctx: &CallContext,
+    req: pb::GetVetoRuleSetRequest,
+) -> Result<pb::VetoRuleSet, ApiError> {
+    let id = parse_rule_set_name(&req.name, "name")?;
+    Ok(rule_set_to_proto(&load(&api.db, &id).await?))
 }
 
 pub(super) async fn list_veto_rule_sets(
     api: &ReviewApi,
-    request: Request<pb::ListVetoRuleSetsRequest>,
-) -> Result<Response<pb::ListVetoRuleSetsResponse>, Status> {
-    let req = request.into_inner();
+    _ctx: &CallContext,
+    req: pb::ListVetoRuleSetsRequest,
+) -> Result<pb::ListVetoRuleSetsResponse, ApiError> {
     let filter = Filter::parse(&req.filter)?;
     filter.only(&["state"])?;
     let mut only_active = None;
@@ -128,9 +124,7 @@ pub(super) async fn list_veto_rule_sets(
     }
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, "")?;
     let after: Option<i64> = page.after()?;
-    let mut rows = store::list(&api.db, only_active, after, page.size + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut rows = store::list(&api.db, only_active, after, page.size + 1).await?;
     let more = rows.len() as u64 > page.size;
     rows.truncate(page.size as usize);
     let next_page_token = match (more, rows.last()) {
@@ -142,40 +136,36 @@ pub(super) async fn list_veto_rule_sets(
         .map(|m| m.into_domain().map(|r| rule_set_to_proto(&r)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    Ok(Response::new(pb::ListVetoRuleSetsResponse {
+    Ok(pb::ListVetoRuleSetsResponse {
         veto_rule_sets,
         next_page_token,
-    }))
+    })
 }
 
 pub(super) async fn activate_veto_rule_set(
     api: &ReviewApi,
-    request: Request<pb::ActivateVetoRuleSetRequest>,
-) -> Result<Response<pb::VetoRuleSet>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ActivateVetoRuleSetRequest,
+) -> Result<pb::VetoRuleSet, ApiError> {
     let id = parse_rule_set_name(&req.name, "name")?;
     let mut tx =
-        match WriteTx::begin::<pb::VetoRuleSet>(&api.db, &ctx, &req.request_id, &req).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
+        match WriteTx::begin::<pb::VetoRuleSet>(&api.db, ctx, &req.request_id, &req).await? {
+            Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = load(tx.conn(), &id).await?;
     check_etag(&req.etag, &current.etag(), &current.name())?;
     let now = tx.now_us();
     // The previously active one (if another) becomes INACTIVE in the same transaction.
-    if let Some(previous) = store::active(tx.conn()).await.map_err(ApiError::from)? {
+    if let Some(previous) = store::active(tx.conn()).await? {
         let previous = previous.into_domain().map_err(ApiError::internal)?;
         if previous.id != current.id {
             let mut off = previous.clone();
             off.active = false;
             off.update_time_us = now;
             off.row_version = previous.row_version + 1;
-            if !store::update_if_version(tx.conn(), &off, previous.row_version)
-                .await
-                .map_err(ApiError::from)?
-            {
-                return Err(concurrent(&previous.name()).into());
+            if !store::update_if_version(tx.conn(), &off, previous.row_version).await? {
+                return Err(concurrent(&previous.name()));
             }
             tx.record(&off.name(), &off)?;
         }
@@ -185,30 +175,25 @@ pub(super) async fn activate_veto_rule_set(
     on.activate_time_us = Some(now);
     on.update_time_us = now;
     on.row_version = current.row_version + 1;
-    if !store::update_if_version(tx.conn(), &on, current.row_version)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(concurrent(&current.name()).into());
+    if !store::update_if_version(tx.conn(), &on, current.row_version).await? {
+        return Err(concurrent(&current.name()));
     }
     let response = rule_set_to_proto(&on);
     tx.record(&on.name(), &on)?;
     tx.commit(&response).await?;
     tracing::info!(rule_set = %on.name(), version = on.version, "veto rule set activated");
-    Ok(Response::new(response))
+    Ok(response)
 }
 
 pub(super) async fn screen_achievement(
     api: &ReviewApi,
-    request: Request<pb::ScreenAchievementRequest>,
-) -> Result<Response<pb::ScreeningVerdict>, Status> {
-    let ctx = CallContext::of(&request)?;
-    let req = request.into_inner();
+    ctx: &CallContext,
+    req: pb::ScreenAchievementRequest,
+) -> Result<pb::ScreeningVerdict, ApiError> {
     let id = parse_achievement_name(&req.name, "name")?;
     let rule_set = if req.rule_set.is_empty() {
         store::active(&api.db)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .ok_or_else(|| {
                 ApiError::precondition(
                     "NO_ACTIVE_RULE_SET",
@@ -221,7 +206,7 @@ pub(super) async fn screen_achievement(
     } else {
         load(&api.db, &parse_rule_set_name(&req.rule_set, "rule_set")?).await?
     };
-    let a = api.visible_achievement(&api.db, &ctx, &id).await?;
+    let a = api.visible_achievement(&api.db, ctx, &id).await?;
     let name = rule_set.name();
     let verdict = screening::screen(
         RuleSetRef {
@@ -234,5 +219,5 @@ pub(super) async fn screen_achievement(
         &a.fields.green_data,
         api.clock.now_us(),
     );
-    Ok(Response::new(verdict_to_proto(&verdict)))
+    Ok(verdict_to_proto(&verdict))
 }
