@@ -13,6 +13,7 @@ pub mod domain;
 pub mod roles;
 pub mod store;
 
+use qilu_common::Clock;
 use qilu_common::app::ServiceApp;
 use qilu_common::config::Config;
 use qilu_common::server::ServiceDef;
@@ -40,10 +41,17 @@ impl ServiceApp for Registry {
 
 /// Builds the registry's mountable service from configuration and a migrated database.
 pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
+    service_with_clock(config, db, Clock::system())
+}
+
+/// [`service`] with an explicit clock, so tests can set "today" (certificate validity,
+/// `high_tech_certified`, the current programme year) instead of waiting for it.
+pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock) -> ServiceDef {
     let api = api::RegistryApi::new(
         db,
         KnownExceptions::new(&config.registry.known_exception_usccs),
         config.time_zone(),
+        clock,
     );
     let limit = config.server.max_message_bytes;
     let server = EnterpriseRegistryServiceServer::new(api)

@@ -9,14 +9,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Datelike, NaiveDate};
+use qilu_common::Clock;
+use qilu_common::app::ServiceApp;
 use qilu_common::auth::Role;
+use qilu_common::config::Config;
 use qilu_common::on_both_backends;
+use qilu_common::server::ServiceDef;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -43,6 +49,7 @@ on_both_backends!(
     eligibility_requests_are_validated_and_scoped,
     every_mutation_here_is_audited_and_the_chain_verifies,
     concurrent_reads_share_statements_and_each_caller_gets_its_own_answer,
+    the_registry_clock_sets_today_for_certificate_states_and_high_tech_certified,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2355,4 +2362,113 @@ async fn concurrent_reads_share_statements_and_each_caller_gets_its_own_answer(b
             answered: before.answered + 1,
         }
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// "Today" set by the test: the registry built with an injected clock
+// ---------------------------------------------------------------------------------------------
+
+tokio::task_local! {
+    /// The clock the registry built inside this scope uses.
+    static CLOCK: Clock;
+}
+
+/// The registry with the clock of the enclosing [`CLOCK`] scope.
+struct RegistryAt;
+
+impl ServiceApp for RegistryAt {
+    const NAME: &'static str = Registry::NAME;
+    const GRPC_NAME: &'static str = Registry::GRPC_NAME;
+
+    async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+        Registry::migrate(db).await
+    }
+
+    async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
+        let clock = CLOCK
+            .try_with(Clock::clone)
+            .unwrap_or_else(|_| Clock::system());
+        Ok(qilu_registry::service_with_clock(config, db, clock))
+    }
+}
+
+/// A registry whose "today" (programme time zone) is whatever date the returned setter was
+/// last given; it starts on `first`.
+async fn start_on(backend: Backend, first: NaiveDate) -> Option<(TestServer, impl Fn(NaiveDate))> {
+    // Noon UTC is 20:00 in Shanghai: the same date in the programme time zone.
+    let noon = |day: NaiveDate| {
+        day.and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    };
+    let now = Arc::new(AtomicI64::new(noon(first)));
+    let read = now.clone();
+    let clock = Clock::new(move || read.load(Ordering::SeqCst));
+    let server = CLOCK
+        .scope(clock, TestServer::start::<RegistryAt>(backend))
+        .await?;
+    Some((server, move |day| now.store(noon(day), Ordering::SeqCst)))
+}
+
+async fn the_registry_clock_sets_today_for_certificate_states_and_high_tech_certified(
+    backend: Backend,
+) {
+    let Some((server, set_today)) = start_on(backend, d("2024-03-16")).await else {
+        return;
+    };
+    let code = uscc(90);
+    create_enterprise(&server, &code, "2010-05-04").await;
+    // "Today" is the clock's, not the machine's: a day after it is still in the future.
+    let early = create_certificate(
+        &server,
+        &code,
+        certificate("GR202437009001", "2024-03-17"),
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(early.code(), Code::InvalidArgument, "{early:?}");
+    assert_violation(&early, "high_tech_certificate.issue_date", "IN_FUTURE");
+
+    let created = create_certificate(
+        &server,
+        &code,
+        certificate("GR202437009001", "2024-03-15"),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.state, pb::CertificateState::Valid as i32);
+    assert_eq!(created.expiry_date, "2027-03-15");
+    assert!(get_enterprise(&server, &code).await.high_tech_certified);
+
+    // The reports on 2024 and 2025, each filed in the spring after its year, keep it valid.
+    for (year, on) in [(2024, "2025-03-01"), (2025, "2026-03-01")] {
+        set_today(d(on));
+        let filed = file(&server, Role::Officer, &created.name, year, "")
+            .await
+            .unwrap();
+        let report = filed
+            .annual_reports
+            .iter()
+            .find(|r| r.report_year == year)
+            .unwrap();
+        assert_eq!(report.state, pb::AnnualReportState::Filed as i32, "{year}");
+        assert_eq!(report.filed_date, on);
+    }
+
+    set_today(d("2027-03-14"));
+    let last_day = get_certificate(&server, &created.name).await;
+    assert_eq!(last_day.state, pb::CertificateState::Valid as i32);
+    assert_eq!(last_day.missed_report_count, 0);
+    assert!(get_enterprise(&server, &code).await.high_tech_certified);
+
+    // Three years after issue it has expired, with no write in between.
+    set_today(d("2027-03-15"));
+    let expired = get_certificate(&server, &created.name).await;
+    assert_eq!(expired.state, pb::CertificateState::Expired as i32);
+    assert_eq!(expired.etag, last_day.etag);
+    assert!(!get_enterprise(&server, &code).await.high_tech_certified);
+    server.stop().await;
 }

@@ -11,7 +11,7 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use qilu_common::error::FieldViolation;
 use qilu_common::filter::{Filter, Op};
 use qilu_common::pagination::PageRequest;
-use qilu_common::time::{now_micros, to_timestamp};
+use qilu_common::time::to_timestamp;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::common as cpb;
@@ -909,7 +909,7 @@ pub(super) async fn evaluate_eligibility(
         overall: outcome(evaluation.overall),
         criteria,
         rules_source: eligibility::RULES_SOURCE.to_string(),
-        evaluate_time: Some(to_timestamp(now_micros())),
+        evaluate_time: Some(to_timestamp(api.now_us())),
     })
 }
 

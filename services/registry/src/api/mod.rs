@@ -29,8 +29,8 @@ mod status;
 mod zones;
 
 use chrono::NaiveDate;
-use qilu_common::ApiError;
 use qilu_common::point_read::{PointReads, SharedReads};
+use qilu_common::{ApiError, Clock};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_server::EnterpriseRegistryService;
@@ -51,28 +51,36 @@ pub struct RegistryApi {
     reads: std::sync::Arc<SharedReads<store::WithCertification>>,
     known_exceptions: KnownExceptions,
     time_zone: chrono_tz::Tz,
+    /// "Now" for date-dependent decisions (certificate states, `high_tech_certified`, the
+    /// current programme year); rows are stamped with the write transaction's commit time.
+    clock: Clock,
 }
 
 impl RegistryApi {
-    /// Handlers over `db`, with the USCC allow-list and the programme time zone.
+    /// Handlers over `db`, with the USCC allow-list, the programme time zone and the clock.
     pub fn new(
         db: DatabaseConnection,
         known_exceptions: KnownExceptions,
         time_zone: chrono_tz::Tz,
+        clock: Clock,
     ) -> Self {
         RegistryApi {
             reads: std::sync::Arc::new(store::certified_reads(&PointReads::new(&db))),
             db,
             known_exceptions,
             time_zone,
+            clock,
         }
     }
 
-    /// Today in the programme's time zone (not the server's).
+    /// Today in the programme's time zone (not the server's), by the service's clock.
     fn today(&self) -> NaiveDate {
-        chrono::Utc::now()
-            .with_timezone(&self.time_zone)
-            .date_naive()
+        self.clock.today(self.time_zone)
+    }
+
+    /// Now by the service's clock, µs since the epoch (computed-at stamps of reads).
+    fn now_us(&self) -> i64 {
+        self.clock.now_us()
     }
 
     async fn load(&self, uscc: &uscc::Uscc) -> Result<Enterprise, ApiError> {

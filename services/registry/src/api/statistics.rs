@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chrono::Datelike;
 use qilu_common::ApiError;
 use qilu_common::error::FieldViolation;
-use qilu_common::time::{now_micros, to_timestamp};
+use qilu_common::time::to_timestamp;
 use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
 use sea_orm::{
@@ -311,7 +311,7 @@ pub(super) async fn get_programme_statistics(
         clusters_on_track: i32::try_from(clusters_on_track).unwrap_or(i32::MAX),
         clusters,
         cluster_count_target: Some(cluster_count_target),
-        compute_time: Some(to_timestamp(now_micros())),
+        compute_time: Some(to_timestamp(api.now_us())),
     })
 }
 
