@@ -15,7 +15,13 @@ pub fn etag_of(name: &str, version: i64) -> String {
 
 /// A stale etag (when the caller sent one) is `ABORTED`: the resource changed since it was read.
 pub fn check_etag(given: &str, name: &str, version: i64) -> Result<(), ApiError> {
-    if !given.is_empty() && given != etag_of(name, version) {
+    check_current(given, &etag_of(name, version), name)
+}
+
+/// [`check_etag`] against the resource's `current` etag, for a resource whose released etags
+/// are not `etag_of(name, version)` (changing them would make every etag a client holds stale).
+pub fn check_current(given: &str, current: &str, name: &str) -> Result<(), ApiError> {
+    if !given.is_empty() && given != current {
         return Err(ApiError::Aborted(format!(
             "{name} changed since etag {} was read; read it again and retry",
             crate::limits::preview(given)
@@ -44,5 +50,8 @@ mod tests {
             check_etag(&etag_of("zones/jinan", 2), "zones/jinan", 3),
             Err(ApiError::Aborted(_))
         ));
+        assert!(check_current("abc", "abc", "enterprises/x").is_ok());
+        assert!(check_current("", "abc", "enterprises/x").is_ok());
+        assert!(check_current("abd", "abc", "enterprises/x").is_err());
     }
 }

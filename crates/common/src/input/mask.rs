@@ -4,6 +4,7 @@
 //! client generated from an older contract cannot blank a field it does not know.
 
 use crate::error::{ApiError, FieldViolation};
+use crate::input::Violations;
 
 /// The paths of an update mask, each one of the resource's updatable fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,32 @@ impl UpdateMask {
             return Err(ApiError::InvalidArgument(bad));
         }
         Ok(UpdateMask(paths))
+    }
+
+    /// Like [`parse`](Self::parse) for an Update that reports bad paths together with the
+    /// violations of the fields it goes on to check: an empty mask is still `REQUIRED` at once,
+    /// but each path not in `updatable` is recorded in `violations` (`FIELD_NOT_UPDATABLE`) and
+    /// left out of the mask that is returned.
+    pub fn parse_reporting(
+        mask: Option<&prost_types::FieldMask>,
+        updatable: &[&str],
+        violations: &mut Violations,
+    ) -> Result<UpdateMask, ApiError> {
+        match Self::parse(mask, updatable) {
+            Err(ApiError::InvalidArgument(bad)) if bad.iter().all(|v| v.reason != "REQUIRED") => {
+                for v in bad {
+                    violations.push(v);
+                }
+                let paths = mask.map(|m| m.paths.clone()).unwrap_or_default();
+                Ok(UpdateMask(
+                    paths
+                        .into_iter()
+                        .filter(|p| updatable.contains(&p.as_str()))
+                        .collect(),
+                ))
+            }
+            other => other,
+        }
     }
 
     /// Whether `path` is in the mask.
@@ -87,5 +114,27 @@ mod tests {
         };
         assert_eq!(v.len(), 2);
         assert!(v.iter().all(|v| v.reason == "FIELD_NOT_UPDATABLE"));
+    }
+
+    #[test]
+    fn a_reporting_parse_records_bad_paths_and_keeps_the_good_ones() {
+        let mut v = Violations::new();
+        let m = UpdateMask::parse_reporting(
+            Some(&mask(&["uscc", "title", "state"])),
+            &["title"],
+            &mut v,
+        );
+        assert_eq!(
+            m.ok().map(|m| m.paths().to_vec()),
+            Some(vec!["title".to_string()])
+        );
+        let Err(ApiError::InvalidArgument(list)) = v.finish() else {
+            panic!("the bad paths must be recorded");
+        };
+        assert_eq!(list.len(), 2);
+        let mut v = Violations::new();
+        let empty = UpdateMask::parse_reporting(None, &["title"], &mut v);
+        assert!(matches!(empty, Err(ApiError::InvalidArgument(_))));
+        assert!(v.is_empty());
     }
 }

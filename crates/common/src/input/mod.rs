@@ -22,7 +22,7 @@ pub mod order;
 
 use crate::error::{ApiError, FieldViolation};
 
-pub use etag::{check_etag, etag_of};
+pub use etag::{check_current, check_etag, etag_of};
 pub use mask::UpdateMask;
 pub use name::{IdRule, segments};
 pub use order::OrderBy;

@@ -2,17 +2,17 @@
 
 use std::collections::HashMap;
 
-use qilu_common::filter::{Filter, Op};
+use qilu_common::input::{UpdateMask, Violations, check_current, etag};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
-use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 
-use crate::convert::{self, ENTERPRISE_TYPE, enterprise_to_proto, parse_enterprise_name};
+use crate::convert::enterprise::{self as convert, MUTABLE_FIELDS, parse_list_filter, parse_order};
+use crate::convert::{ENTERPRISE_TYPE, enterprise_to_proto, parse_enterprise_name};
 use crate::domain::enterprise::{Enterprise, EnterpriseState};
 use crate::domain::uscc;
-use crate::store::enterprise::{self as store, Cursor, ListFilter, Order};
+use crate::store::enterprise::{self as store, Cursor, Order};
 
 use super::RegistryApi;
 pub(super) fn not_found(uscc: &str) -> ApiError {
@@ -29,116 +29,6 @@ pub(super) fn check_own(ctx: &CallContext, uscc: &str) -> Result<(), ApiError> {
             "an enterprise token may access only its own enterprise".into(),
         )),
         _ => Ok(()),
-    }
-}
-
-fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
-    let filter = Filter::parse(raw)?;
-    filter.only(&[
-        "display_name",
-        "city",
-        "zone",
-        "technology_fields",
-        "green_category",
-        "state",
-        "high_tech_certified",
-        "leading",
-    ])?;
-    let mut out = ListFilter::default();
-    let bad = |c: &qilu_common::filter::Condition, why: String| {
-        ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
-    };
-    for c in filter.conditions() {
-        let expect = |op: Op| {
-            if c.op == op {
-                Ok(())
-            } else {
-                Err(bad(
-                    c,
-                    format!("supports only {}", if op == Op::Has { ":" } else { "=" }),
-                ))
-            }
-        };
-        let boolean = || match c.value.as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(bad(c, "expects true or false".into())),
-        };
-        match c.field.as_str() {
-            "display_name" => {
-                expect(Op::Has)?;
-                out.name_contains = Some(c.value.clone());
-            }
-            "city" => {
-                expect(Op::Eq)?;
-                out.city = Some(c.value.clone());
-            }
-            "zone" => {
-                expect(Op::Eq)?;
-                out.zone = Some(c.value.clone());
-            }
-            "technology_fields" => {
-                if c.op != Op::Eq && c.op != Op::Has {
-                    return Err(bad(c, "supports = or :".into()));
-                }
-                let v = cpb::HighTechField::from_str_name(&c.value)
-                    .filter(|f| *f != cpb::HighTechField::Unspecified)
-                    .ok_or_else(|| bad(c, format!("{:?} is not a HighTechField", c.value)))?;
-                out.technology_field = Some(v as i32);
-            }
-            "green_category" => {
-                expect(Op::Eq)?;
-                let v = cpb::GreenCategory::from_str_name(&c.value)
-                    .ok_or_else(|| bad(c, format!("{:?} is not a GreenCategory", c.value)))?;
-                out.green_category = Some(v as i32);
-            }
-            "state" => {
-                expect(Op::Eq)?;
-                let v = pb::EnterpriseState::from_str_name(&c.value)
-                    .filter(|s| *s != pb::EnterpriseState::Unspecified)
-                    .ok_or_else(|| bad(c, format!("{:?} is not an EnterpriseState", c.value)))?;
-                out.state = Some(v as i32);
-            }
-            "high_tech_certified" => {
-                expect(Op::Eq)?;
-                out.high_tech_certified = Some(boolean()?);
-            }
-            "leading" => {
-                expect(Op::Eq)?;
-                out.leading = Some(boolean()?);
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-fn parse_order(raw: &str) -> Result<Order, ApiError> {
-    qilu_common::limits::order_by(raw)?;
-    let words: Vec<&str> = raw.split_whitespace().collect();
-    let desc = match words.get(1).copied() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "order_by",
-                "INVALID_ORDER_BY",
-                format!("expected asc or desc, got {other:?}"),
-            ));
-        }
-    };
-    match (words.first().copied(), words.len() <= 2) {
-        (None, _) => Ok(Order::Uscc { desc: false }),
-        (Some("uscc"), true) => Ok(Order::Uscc { desc }),
-        (Some("display_name"), true) => Ok(Order::DisplayName { desc }),
-        _ => Err(ApiError::invalid(
-            "order_by",
-            "INVALID_ORDER_BY",
-            format!(
-                "cannot order by {}; use uscc or display_name, optionally with desc",
-                qilu_common::limits::echo(raw)
-            ),
-        )),
     }
 }
 
@@ -189,16 +79,14 @@ pub(super) async fn create_enterprise(
             "enterprise is required",
         ));
     };
-    let mut violations = Vec::new();
-    let uscc = convert::parse_uscc(&input.uscc, "enterprise.uscc", &api.known_exceptions)
-        .map_err(|v| violations.push(v))
-        .ok();
-    let fields = convert::parse_fields(input, "enterprise", api.today())
-        .map_err(|v| violations.extend(v))
-        .ok();
-    let (Some(uscc), Some(fields)) = (uscc, fields) else {
-        return Err(ApiError::InvalidArgument(violations));
-    };
+    let mut violations = Violations::new();
+    let uscc = violations.take(convert::parse_uscc(
+        &input.uscc,
+        "enterprise.uscc",
+        &api.known_exceptions,
+    ));
+    let fields = violations.take_all(convert::parse_fields(input, "enterprise", api.today()));
+    let (uscc, fields) = violations.into_result(uscc.zip(fields))?;
 
     let mut tx = match WriteTx::begin::<pb::Enterprise>(&api.db, ctx, &req.request_id, &req).await?
     {
@@ -302,21 +190,9 @@ pub(super) async fn update_enterprise(
     };
     let uscc = parse_enterprise_name(&input.name, "enterprise.name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
-    let paths: Vec<String> = req
-        .update_mask
-        .as_ref()
-        .map(|m| m.paths.clone())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return Err(ApiError::invalid(
-            "update_mask",
-            "REQUIRED",
-            format!(
-                "name the fields to update: {}",
-                convert::MUTABLE_FIELDS.join(", ")
-            ),
-        ));
-    }
+    let mut violations = Violations::new();
+    let mask =
+        UpdateMask::parse_reporting(req.update_mask.as_ref(), MUTABLE_FIELDS, &mut violations)?;
     let today = api.today();
 
     let mut tx = match WriteTx::begin::<pb::Enterprise>(&api.db, ctx, &req.request_id, &req).await?
@@ -329,34 +205,26 @@ pub(super) async fn update_enterprise(
         .ok_or_else(|| not_found(uscc.as_str()))?
         .into_domain()
         .map_err(ApiError::internal)?;
-    if !input.etag.is_empty() && input.etag != current.etag() {
-        return Err(ApiError::Aborted(format!(
-            "{} changed since etag {} was read; read it again and retry",
-            current.name(),
-            input.etag
-        )));
-    }
+    // Enterprise etags are keyed by USCC since their first release.
+    check_current(&input.etag, &current.etag(), &current.name())?;
     let mut updated = current.clone();
-    let mut violations = Vec::new();
-    for path in &paths {
-        if let Err(v) = convert::apply_field(&mut updated.fields, input, path, "enterprise", today)
-        {
-            violations.push(v);
-        }
+    for path in mask.paths() {
+        violations.take(convert::apply_field(
+            &mut updated.fields,
+            input,
+            path,
+            "enterprise",
+            today,
+        ));
     }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
-    if paths.iter().any(|p| p == "zone") {
+    violations.finish()?;
+    if mask.contains("zone") {
         check_zone(tx.conn(), updated.fields.zone.as_ref()).await?;
     }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
-        return Err(ApiError::Aborted(format!(
-            "{} changed concurrently; retry",
-            current.name()
-        )));
+        return Err(etag::concurrent(&current.name()));
     }
     let response = enterprise_to_proto(&updated);
     tx.record(&updated.name(), &updated)?;
@@ -424,32 +292,4 @@ pub(super) async fn validate_uscc(
     }
     let report = uscc::check(raw, &api.known_exceptions);
     Ok(convert::report_to_proto(report))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn orders_parse_or_name_the_problem() {
-        assert_eq!(parse_order("").ok(), Some(Order::Uscc { desc: false }));
-        assert_eq!(
-            parse_order("display_name desc").ok(),
-            Some(Order::DisplayName { desc: true })
-        );
-        assert!(parse_order("revenue").is_err());
-        assert!(parse_order("uscc sideways").is_err());
-    }
-
-    #[test]
-    fn list_filters_parse_enum_names() {
-        let f = parse_list_filter(
-            r#"display_name:"氢" AND technology_fields = HIGH_TECH_FIELD_NEW_MATERIALS AND leading = true"#,
-        );
-        let f = f.ok();
-        assert_eq!(f.as_ref().and_then(|f| f.technology_field), Some(4));
-        assert_eq!(f.as_ref().and_then(|f| f.leading), Some(true));
-        assert!(parse_list_filter("state = OPEN").is_err());
-        assert!(parse_list_filter("leading = maybe").is_err());
-    }
 }

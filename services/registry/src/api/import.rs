@@ -307,7 +307,7 @@ impl<'a> Run<'a> {
                     convert::parse_uscc(&input.uscc, "enterprise.uscc", &self.api.known_exceptions)
                         .map_err(|v| problems.push(Problem::new(v.field, v.description)))
                         .ok();
-                let fields = convert::parse_fields(input, "enterprise", self.today)
+                let fields = convert::enterprise::parse_fields(input, "enterprise", self.today)
                     .map_err(|vs| {
                         problems
                             .extend(vs.into_iter().map(|v| Problem::new(v.field, v.description)));

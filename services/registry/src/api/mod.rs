@@ -24,6 +24,7 @@ mod figures;
 mod import;
 mod leading;
 mod policy;
+mod refusals;
 mod statistics;
 mod status;
 mod zones;

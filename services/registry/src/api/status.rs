@@ -1,17 +1,18 @@
 //! Revoke and deregister an enterprise (custom methods `:revoke`, `:deregister`, AIP-136).
 //!
-//! Legal transitions only: ACTIVE → REVOKED (licence revoked, 吊销); ACTIVE or REVOKED →
-//! DEREGISTERED (注销). Anything else is FAILED_PRECONDITION naming the current state. Each
+//! Legal transitions only (`EnterpriseState::may_become`); anything else is FAILED_PRECONDITION
+//! naming the current state (`domain::enterprise::StateChangeRefused`). Each
 //! change records its reason, the commit time and the date it took legal effect (default: today
 //! in the programme time zone), bumps the version (new etag) and is audited.
 
 use chrono::NaiveDate;
+use qilu_common::input::{Text, check_current, etag};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::registry as pb;
 
 use crate::convert::{enterprise_to_proto, parse_enterprise_name};
-use crate::domain::enterprise::{EnterpriseState, StateChange};
+use crate::domain::enterprise::EnterpriseState;
 use crate::store::enterprise as store;
 
 use super::RegistryApi;
@@ -19,26 +20,6 @@ use super::enterprises::not_found;
 
 /// Longest reason accepted (the contract: at most 2000 characters).
 const MAX_REASON_CHARS: usize = 2000;
-
-/// Whether an enterprise in `from` may move to `to`.
-fn transition_allowed(from: EnterpriseState, to: EnterpriseState) -> bool {
-    matches!(
-        (from, to),
-        (EnterpriseState::Active, EnterpriseState::Revoked)
-            | (
-                EnterpriseState::Active | EnterpriseState::Revoked,
-                EnterpriseState::Deregistered
-            )
-    )
-}
-
-fn state_name(s: EnterpriseState) -> &'static str {
-    match s {
-        EnterpriseState::Active => "ACTIVE",
-        EnterpriseState::Revoked => "REVOKED",
-        EnterpriseState::Deregistered => "DEREGISTERED",
-    }
-}
 
 /// A status-change request, parsed.
 struct Change {
@@ -49,33 +30,11 @@ struct Change {
 }
 
 fn parse_reason(raw: &str) -> Result<String, ApiError> {
-    let reason = raw.trim();
-    if reason.is_empty() {
-        return Err(ApiError::invalid(
-            "reason",
-            "REQUIRED",
-            "say why, e.g. the market-regulation decision number",
-        ));
-    }
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(ApiError::invalid(
-            "reason",
-            "TOO_LONG",
-            format!("at most {MAX_REASON_CHARS} characters"),
-        ));
-    }
     // Line breaks are fine in a reason a person reads; other control characters are not.
-    if reason
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ApiError::invalid(
-            "reason",
-            "CONTROL_CHARACTER",
-            "must not contain control characters",
-        ));
-    }
-    Ok(reason.to_string())
+    Text::required(MAX_REASON_CHARS)
+        .multiline()
+        .parse(raw, "reason")
+        .map_err(|v| ApiError::InvalidArgument(vec![v]))
 }
 
 fn parse_effective_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, ApiError> {
@@ -121,65 +80,12 @@ async fn change_state<R: prost::Message>(
         .ok_or_else(|| not_found(uscc.as_str()))?
         .into_domain()
         .map_err(ApiError::internal)?;
-    if !change.etag.is_empty() && change.etag != current.etag() {
-        return Err(ApiError::Aborted(format!(
-            "{} changed since etag {} was read; read it again and retry",
-            current.name(),
-            change.etag
-        )));
-    }
-    if !transition_allowed(current.state, change.target) {
-        let allowed_from = match change.target {
-            EnterpriseState::Revoked => "only an ACTIVE enterprise can be revoked",
-            _ => "only an ACTIVE or REVOKED enterprise can be deregistered",
-        };
-        return Err(ApiError::precondition(
-            "ENTERPRISE_STATE",
-            current.name(),
-            format!(
-                "{} is {}; {allowed_from}",
-                current.name(),
-                state_name(current.state)
-            ),
-        ));
-    }
-    if change.effective_date < current.fields.established_date {
-        return Err(ApiError::invalid(
-            "effective_date",
-            "BEFORE_ESTABLISHMENT",
-            format!(
-                "{} is before the enterprise was established ({})",
-                change.effective_date, current.fields.established_date
-            ),
-        ));
-    }
-    if let Some(previous) = &current.state_change
-        && change.effective_date < previous.effective_date
-    {
-        return Err(ApiError::invalid(
-            "effective_date",
-            "BEFORE_PREVIOUS_CHANGE",
-            format!(
-                "{} is before the previous state change took effect ({})",
-                change.effective_date, previous.effective_date
-            ),
-        ));
-    }
+    // Enterprise etags are keyed by USCC since their first release.
+    check_current(&change.etag, &current.etag(), &current.name())?;
     let now = tx.now_us();
-    let mut updated = current.clone();
-    updated.state = change.target;
-    updated.state_change = Some(StateChange {
-        reason: change.reason,
-        change_time_us: now,
-        effective_date: change.effective_date,
-    });
-    updated.version = current.version + 1;
-    updated.update_time_us = now;
+    let updated = current.change_state(change.target, change.reason, change.effective_date, now)?;
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
-        return Err(ApiError::Aborted(format!(
-            "{} changed concurrently; retry",
-            current.name()
-        )));
+        return Err(etag::concurrent(&current.name()));
     }
     let response = enterprise_to_proto(&updated);
     tx.record(&updated.name(), &updated)?;
@@ -193,7 +99,7 @@ async fn change_state<R: prost::Message>(
     tx.commit(&response).await?;
     tracing::info!(
         enterprise = %updated.name(),
-        state = state_name(updated.state),
+        state = updated.state.as_str(),
         "enterprise state changed"
     );
     Ok(response)
@@ -233,25 +139,6 @@ pub(super) async fn deregister_enterprise(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use EnterpriseState::{Active, Deregistered, Revoked};
-
-    #[test]
-    fn only_the_legal_transitions_are_allowed() {
-        let cases = [
-            (Active, Revoked, true),
-            (Active, Deregistered, true),
-            (Revoked, Deregistered, true),
-            (Revoked, Revoked, false),
-            (Deregistered, Revoked, false),
-            (Deregistered, Deregistered, false),
-            (Revoked, Active, false),
-            (Deregistered, Active, false),
-            (Active, Active, false),
-        ];
-        for (from, to, allowed) in cases {
-            assert_eq!(transition_allowed(from, to), allowed, "{from:?} → {to:?}");
-        }
-    }
 
     #[test]
     fn reasons_are_required_bounded_and_printable() {

@@ -128,18 +128,103 @@ pub fn enterprise_name(uscc: &Uscc) -> String {
     format!("enterprises/{}", uscc.as_str())
 }
 
-/// The etag for a version of a resource.
-pub fn etag_of(key: &str, version: i64) -> String {
-    use std::fmt::Write;
-    // Not a security token: only needs to differ between versions and look opaque.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes().chain(version.to_le_bytes()) {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+/// The etag for a version of a resource (the kit's, so every resource's etag is made alike).
+pub use qilu_common::input::etag_of;
+
+impl EnterpriseState {
+    /// The contract's name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnterpriseState::Active => "ACTIVE",
+            EnterpriseState::Revoked => "REVOKED",
+            EnterpriseState::Deregistered => "DEREGISTERED",
+        }
     }
-    let mut out = String::with_capacity(16);
-    let _ = write!(out, "{hash:016x}");
-    out
+
+    /// Whether an enterprise in this state may move to `to`: ACTIVE → REVOKED (licence revoked,
+    /// 吊销); ACTIVE or REVOKED → DEREGISTERED (注销).
+    pub fn may_become(self, to: EnterpriseState) -> bool {
+        matches!(
+            (self, to),
+            (EnterpriseState::Active, EnterpriseState::Revoked)
+                | (
+                    EnterpriseState::Active | EnterpriseState::Revoked,
+                    EnterpriseState::Deregistered
+                )
+        )
+    }
+}
+
+/// Why a revoke or deregister is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateChangeRefused {
+    /// The enterprise's state cannot move to the one asked for.
+    Transition {
+        /// The enterprise's resource name.
+        name: String,
+        /// Its state.
+        from: EnterpriseState,
+        /// The state asked for.
+        to: EnterpriseState,
+    },
+    /// The change would take effect before the enterprise existed.
+    BeforeEstablishment {
+        /// The effective date asked for.
+        effective: NaiveDate,
+        /// The date of establishment.
+        established: NaiveDate,
+    },
+    /// The change would take effect before the previous one did.
+    BeforePreviousChange {
+        /// The effective date asked for.
+        effective: NaiveDate,
+        /// When the previous change took effect.
+        previous: NaiveDate,
+    },
+}
+
+impl Enterprise {
+    /// This enterprise moved to `to` for `reason`, effective on `effective_date`, committed at
+    /// `now_us` (a new version), or why it cannot move.
+    pub fn change_state(
+        &self,
+        to: EnterpriseState,
+        reason: String,
+        effective_date: NaiveDate,
+        now_us: i64,
+    ) -> Result<Enterprise, StateChangeRefused> {
+        if !self.state.may_become(to) {
+            return Err(StateChangeRefused::Transition {
+                name: self.name(),
+                from: self.state,
+                to,
+            });
+        }
+        if effective_date < self.fields.established_date {
+            return Err(StateChangeRefused::BeforeEstablishment {
+                effective: effective_date,
+                established: self.fields.established_date,
+            });
+        }
+        if let Some(previous) = &self.state_change
+            && effective_date < previous.effective_date
+        {
+            return Err(StateChangeRefused::BeforePreviousChange {
+                effective: effective_date,
+                previous: previous.effective_date,
+            });
+        }
+        let mut updated = self.clone();
+        updated.state = to;
+        updated.state_change = Some(StateChange {
+            reason,
+            change_time_us: now_us,
+            effective_date,
+        });
+        updated.version = self.version + 1;
+        updated.update_time_us = now_us;
+        Ok(updated)
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +236,25 @@ mod tests {
         assert_ne!(etag_of("A", 1), etag_of("A", 2));
         assert_ne!(etag_of("A", 1), etag_of("B", 1));
         assert_eq!(etag_of("A", 1), etag_of("A", 1));
+    }
+
+    #[test]
+    fn only_the_legal_transitions_are_allowed() {
+        use EnterpriseState::{Active, Deregistered, Revoked};
+        let cases = [
+            (Active, Revoked, true),
+            (Active, Deregistered, true),
+            (Revoked, Deregistered, true),
+            (Revoked, Revoked, false),
+            (Deregistered, Revoked, false),
+            (Deregistered, Deregistered, false),
+            (Revoked, Active, false),
+            (Deregistered, Active, false),
+            (Active, Active, false),
+        ];
+        for (from, to, allowed) in cases {
+            assert_eq!(from.may_become(to), allowed, "{from:?} → {to:?}");
+        }
     }
 
     #[test]
