@@ -14,6 +14,8 @@
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use super::enterprise::EnterpriseState;
+
 /// Years a certificate is valid (2016 measures, art. 15: "资格自颁发证书之日起有效期为三年").
 pub const VALIDITY_YEARS: i32 = 3;
 /// Missed annual reports that revoke a certificate (2016 measures, art. 19(3) as applied by the
@@ -358,6 +360,155 @@ pub fn is_valid_number(number: &str) -> bool {
         && number
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Why a certificate write is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateRefused {
+    /// Certificates are recorded only for active enterprises.
+    HolderNotActive {
+        /// The enterprise's resource name.
+        holder: String,
+        /// Its state.
+        state: EnterpriseState,
+    },
+    /// The report year is not one the certificate reports on.
+    OutsideValidity {
+        /// The certificate's name.
+        name: String,
+        /// The years it reports on.
+        years: std::ops::RangeInclusive<i32>,
+        /// The year asked for.
+        year: i32,
+    },
+    /// A recorded revocation: nothing more is filed.
+    Revoked {
+        /// The certificate's name.
+        name: String,
+    },
+    /// The filing would still leave it revoked for two missed reports (a late filing does not
+    /// undo a miss).
+    RevokedForMissedReports {
+        /// The certificate's name.
+        name: String,
+    },
+    /// The year was reported on already.
+    AlreadyFiled {
+        /// The certificate's name.
+        name: String,
+        /// The year.
+        year: i32,
+        /// When it was filed.
+        filed_date: NaiveDate,
+    },
+    /// The year reported on has not ended on the filing date.
+    YearNotEnded {
+        /// The year.
+        year: i32,
+        /// The first day it can be filed.
+        earliest: NaiveDate,
+        /// The filing date.
+        filed_date: NaiveDate,
+        /// Whether the caller gave the filing date (else it is today).
+        date_given: bool,
+    },
+    /// Only a valid certificate is revoked.
+    NotValid {
+        /// The certificate's name.
+        name: String,
+        /// Its state today.
+        state: CertificateState,
+    },
+}
+
+/// Whether `holder` (its name and state) may be given a certificate.
+pub fn may_hold(holder: String, state: EnterpriseState) -> Result<(), CertificateRefused> {
+    if state == EnterpriseState::Active {
+        Ok(())
+    } else {
+        Err(CertificateRefused::HolderNotActive { holder, state })
+    }
+}
+
+impl Certificate {
+    /// This certificate with the report on `filing.year` filed (a new version at `now_us`), as
+    /// of `today`; `date_given` says whether the filing date was the caller's.
+    pub fn file(
+        &self,
+        filing: Filing,
+        date_given: bool,
+        today: NaiveDate,
+        now_us: i64,
+    ) -> Result<Certificate, CertificateRefused> {
+        let years = report_years(self.issue_date);
+        if !years.contains(&filing.year) {
+            return Err(CertificateRefused::OutsideValidity {
+                name: self.name(),
+                years,
+                year: filing.year,
+            });
+        }
+        if self.revocation.is_some() {
+            return Err(CertificateRefused::Revoked { name: self.name() });
+        }
+        if let Some(f) = self.filing(filing.year) {
+            return Err(CertificateRefused::AlreadyFiled {
+                name: self.name(),
+                year: filing.year,
+                filed_date: f.filed_date,
+            });
+        }
+        let earliest = earliest_filing(filing.year);
+        if filing.filed_date < earliest {
+            return Err(CertificateRefused::YearNotEnded {
+                year: filing.year,
+                earliest,
+                filed_date: filing.filed_date,
+                date_given,
+            });
+        }
+        let mut updated = self.clone();
+        updated.filings.push(filing);
+        updated.filings.sort_by_key(|f| f.year);
+        // A certificate revoked for two missed reports stays revoked: a late filing does not
+        // undo a miss. Only an officer's record of a filing that was in fact on time (a paper
+        // filing the registry did not know of) shows it was never revoked, and that one is
+        // accepted.
+        if status(&updated, today).state == CertificateState::Revoked {
+            return Err(CertificateRefused::RevokedForMissedReports { name: self.name() });
+        }
+        updated.version = self.version + 1;
+        updated.update_time_us = now_us;
+        Ok(updated)
+    }
+
+    /// This certificate revoked on `today` for `ground` (a new version at `now_us`); only a
+    /// certificate valid today can be revoked.
+    pub fn revoke(
+        &self,
+        ground: Ground,
+        reason: String,
+        today: NaiveDate,
+        now_us: i64,
+    ) -> Result<Certificate, CertificateRefused> {
+        let state = status(self, today).state;
+        if state != CertificateState::Valid {
+            return Err(CertificateRefused::NotValid {
+                name: self.name(),
+                state,
+            });
+        }
+        let mut updated = self.clone();
+        updated.revocation = Some(Revocation {
+            ground,
+            reason,
+            date: today,
+            time_us: now_us,
+        });
+        updated.version = self.version + 1;
+        updated.update_time_us = now_us;
+        Ok(updated)
+    }
 }
 
 #[cfg(test)]
