@@ -5,6 +5,7 @@
 use qilu_common::ApiError;
 
 use crate::domain::certification::CertificateRefused;
+use crate::domain::cluster::ClusterRefused;
 use crate::domain::enterprise::{EnterpriseState, StateChangeRefused};
 
 impl From<StateChangeRefused> for ApiError {
@@ -95,6 +96,31 @@ impl From<CertificateRefused> for ApiError {
                     format!("{name} is {state:?}; only a valid certificate can be revoked");
                 ApiError::precondition("CERTIFICATE_NOT_VALID", name, description)
             }
+        }
+    }
+}
+
+impl From<ClusterRefused> for ApiError {
+    fn from(refused: ClusterRefused) -> Self {
+        match refused {
+            ClusterRefused::TargetBeforeStart {
+                target_year,
+                start_year,
+            } => ApiError::invalid(
+                "cluster.target_year",
+                "BEFORE_START_YEAR",
+                format!(
+                    "the target year {target_year} is before the cluster's start year {start_year}"
+                ),
+            ),
+            ClusterRefused::NoTarget { name, year } => ApiError::precondition(
+                "NO_CLUSTER_SCALE_TARGET",
+                name,
+                format!(
+                    "no CLUSTER_SCALE policy target with a target year is in force for {year}; \
+                     set target_scale_fen and target_year on the cluster or record a policy target"
+                ),
+            ),
         }
     }
 }

@@ -137,6 +137,60 @@ pub fn effective_target(
     })
 }
 
+/// Why a cluster cannot be written as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterRefused {
+    /// Its own target year is before its start year.
+    TargetBeforeStart {
+        /// The target year.
+        target_year: i32,
+        /// The start year.
+        start_year: i32,
+    },
+    /// No target resolves: the cluster sets no complete target and no CLUSTER_SCALE policy
+    /// target with a year is in force for `year`.
+    NoTarget {
+        /// The cluster's name.
+        name: String,
+        /// The year whose policy target was looked up.
+        year: i32,
+    },
+}
+
+impl ClusterFields {
+    /// Rules between fields: an own target year is not before the start year.
+    pub fn check(&self) -> Result<(), ClusterRefused> {
+        match self.target_year {
+            Some(target_year) if target_year < self.start_year => {
+                Err(ClusterRefused::TargetBeforeStart {
+                    target_year,
+                    start_year: self.start_year,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `target`, the effective target resolved for these fields, or why there is none (the
+    /// policy year looked up is the own target year, else `current_year`).
+    pub fn require_target(
+        &self,
+        name: String,
+        target: Option<EffectiveTarget>,
+        current_year: i32,
+    ) -> Result<EffectiveTarget, ClusterRefused> {
+        target.ok_or_else(|| self.no_target(name, current_year))
+    }
+
+    /// The refusal for these fields when no target resolves.
+    pub fn no_target(&self, name: String, current_year: i32) -> ClusterRefused {
+        ClusterRefused::NoTarget {
+            name,
+            year: self.target_year.unwrap_or(current_year),
+        }
+    }
+}
+
 /// One member's counted revenue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRevenue {
