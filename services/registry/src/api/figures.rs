@@ -6,18 +6,20 @@
 
 use chrono::Datelike;
 use qilu_common::error::FieldViolation;
-use qilu_common::filter::{Filter, Op};
 use qilu_common::pagination::PageRequest;
-use qilu_common::time::to_timestamp;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::registry as pb;
 
+use qilu_common::input::check_etag;
+
+use crate::convert::figures::{
+    ANNUAL_FIGURES_TYPE, figures_name, parse_input, parse_mask, parse_name, parse_year_filter,
+    parse_year_order, to_proto,
+};
 use crate::convert::parse_enterprise_name;
-use crate::domain::enterprise::etag_of;
 use crate::domain::figures::{
-    AnnualFigures, FigureKind, MAX_REFERENCE_CHARS, PART_OF, Reported,
-    SOURCE_ENTERPRISE_DECLARATION, source_name,
+    AnnualFigures, PART_OF, Reported, SOURCE_ENTERPRISE_DECLARATION, source_name,
 };
 use crate::domain::uscc::Uscc;
 use crate::store::figures::{self as store, YearCursor};
@@ -25,10 +27,6 @@ use crate::store::figures::{self as store, YearCursor};
 use super::RegistryApi;
 use super::enterprises::check_own;
 
-/// Resource type for `ResourceInfo` in errors.
-pub const ANNUAL_FIGURES_TYPE: &str = "registry.qilu.gov.cn/AnnualFigures";
-/// Years a resource name may carry (the contract: four digits, 1949-2100).
-const NAME_YEARS: std::ops::RangeInclusive<i32> = 1949..=2100;
 /// Earliest year figures may be written for: the registry's data start with the reform era;
 /// anything older is a data-entry error. The latest is next year (programme time zone), for
 /// budgets entered ahead.
@@ -41,238 +39,17 @@ fn not_found(name: String) -> ApiError {
     }
 }
 
-/// Parses `enterprises/{uscc}/annualFigures/{year}`.
-fn parse_name(api: &RegistryApi, name: &str, field: &str) -> Result<(Uscc, i32), ApiError> {
-    let bad = || {
-        ApiError::invalid(
-            field,
-            "INVALID_RESOURCE_NAME",
-            format!(
-                "expected enterprises/{{uscc}}/annualFigures/{{year}}, got {}",
-                qilu_common::limits::echo(name)
-            ),
-        )
-    };
-    let Some((parent, year)) = name.rsplit_once("/annualFigures/") else {
-        return Err(bad());
-    };
-    let uscc = parse_enterprise_name(parent, field, &api.known_exceptions)?;
-    let year: i32 = if year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()) {
-        year.parse().map_err(|_| bad())?
-    } else {
-        return Err(bad());
-    };
-    if !NAME_YEARS.contains(&year) {
-        return Err(ApiError::invalid(
-            field,
-            "YEAR_OUT_OF_RANGE",
-            format!("year {year} is outside 1949-2100"),
-        ));
-    }
-    Ok((uscc, year))
-}
-
-/// The record as the API shows it.
-pub(super) fn to_proto(f: &AnnualFigures) -> pb::AnnualFigures {
-    let mut p = pb::AnnualFigures {
-        name: f.name(),
-        year: f.year,
-        create_time: Some(to_timestamp(f.create_time_us)),
-        update_time: Some(to_timestamp(f.update_time_us)),
-        etag: etag_of(&f.name(), f.version),
-        ..Default::default()
-    };
-    for (kind, r) in &f.figures {
-        let amount = || {
-            Some(pb::ReportedAmount {
-                value: r.value,
-                source: r.source,
-                reference: r.reference.clone(),
-                update_time: Some(to_timestamp(r.update_time_us)),
-            })
-        };
-        let flag = || {
-            Some(pb::ReportedFlag {
-                value: r.value != 0,
-                source: r.source,
-                reference: r.reference.clone(),
-                update_time: Some(to_timestamp(r.update_time_us)),
-            })
-        };
-        match kind {
-            FigureKind::RevenueFen => p.revenue_fen = amount(),
-            FigureKind::RdExpenseFen => p.rd_expense_fen = amount(),
-            FigureKind::RdDomesticExpenseFen => p.rd_domestic_expense_fen = amount(),
-            FigureKind::HighTechProductRevenueFen => p.high_tech_product_revenue_fen = amount(),
-            FigureKind::Employees => p.employees = amount(),
-            FigureKind::StStaff => p.st_staff = amount(),
-            FigureKind::InventionPatents => p.invention_patents = amount(),
-            FigureKind::CoreIpOwned => p.core_ip_owned = flag(),
-            FigureKind::InnovationIpPoints => p.innovation_ip_points = amount(),
-            FigureKind::InnovationConversionPoints => p.innovation_conversion_points = amount(),
-            FigureKind::InnovationRdManagementPoints => {
-                p.innovation_rd_management_points = amount()
-            }
-            FigureKind::InnovationGrowthPoints => p.innovation_growth_points = amount(),
-            FigureKind::MajorIncident => p.major_incident = flag(),
-        }
-    }
-    p
-}
-
-/// A figure as sent: value (flags as 0/1), source, reference. `None` when the message is unset.
-fn input_of(p: &pb::AnnualFigures, kind: FigureKind) -> Option<(i64, i32, String)> {
-    let amount = |a: &Option<pb::ReportedAmount>| {
-        a.as_ref().map(|a| (a.value, a.source, a.reference.clone()))
-    };
-    let flag = |f: &Option<pb::ReportedFlag>| {
-        f.as_ref()
-            .map(|f| (i64::from(f.value), f.source, f.reference.clone()))
-    };
-    match kind {
-        FigureKind::RevenueFen => amount(&p.revenue_fen),
-        FigureKind::RdExpenseFen => amount(&p.rd_expense_fen),
-        FigureKind::RdDomesticExpenseFen => amount(&p.rd_domestic_expense_fen),
-        FigureKind::HighTechProductRevenueFen => amount(&p.high_tech_product_revenue_fen),
-        FigureKind::Employees => amount(&p.employees),
-        FigureKind::StStaff => amount(&p.st_staff),
-        FigureKind::InventionPatents => amount(&p.invention_patents),
-        FigureKind::CoreIpOwned => flag(&p.core_ip_owned),
-        FigureKind::InnovationIpPoints => amount(&p.innovation_ip_points),
-        FigureKind::InnovationConversionPoints => amount(&p.innovation_conversion_points),
-        FigureKind::InnovationRdManagementPoints => amount(&p.innovation_rd_management_points),
-        FigureKind::InnovationGrowthPoints => amount(&p.innovation_growth_points),
-        FigureKind::MajorIncident => flag(&p.major_incident),
-    }
-}
-
-/// Validates one masked figure: `Ok(None)` clears it.
-fn parse_input(
-    p: &pb::AnnualFigures,
-    kind: FigureKind,
-    violations: &mut Vec<FieldViolation>,
-) -> Option<(i64, i32, String)> {
-    let (value, source, reference) = input_of(p, kind)?;
-    let at = format!("annual_figures.{}", kind.as_str());
-    let before = violations.len();
-    if value < 0 {
-        violations.push(FieldViolation::new(
-            format!("{at}.value"),
-            "NEGATIVE",
-            "figures are never negative",
-        ));
-    } else if value > kind.max_value() {
-        violations.push(FieldViolation::new(
-            format!("{at}.value"),
-            "OUT_OF_RANGE",
-            format!(
-                "{} is above the largest plausible {} ({} {})",
-                value,
-                kind.as_str(),
-                kind.max_value(),
-                kind.contract_unit()
-            ),
-        ));
-    }
-    if source == 0 {
-        violations.push(FieldViolation::new(
-            format!("{at}.source"),
-            "REQUIRED",
-            "every written figure needs its source",
-        ));
-    } else if source_name(source).is_none() {
-        violations.push(FieldViolation::new(
-            format!("{at}.source"),
-            "UNKNOWN_ENUM_VALUE",
-            format!("{source} is not a FigureSource"),
-        ));
-    }
-    let reference = reference.trim().to_string();
-    if reference.chars().count() > MAX_REFERENCE_CHARS {
-        violations.push(FieldViolation::new(
-            format!("{at}.reference"),
-            "TOO_LONG",
-            format!("at most {MAX_REFERENCE_CHARS} characters"),
-        ));
-    } else if reference.chars().any(char::is_control) {
-        violations.push(FieldViolation::new(
-            format!("{at}.reference"),
-            "CONTROL_CHARACTER",
-            "must not contain control characters",
-        ));
-    }
-    (violations.len() == before).then_some((value, source, reference))
-}
-
 pub(super) async fn get_annual_figures(
     api: &RegistryApi,
     ctx: &CallContext,
     req: pb::GetAnnualFiguresRequest,
 ) -> Result<pb::AnnualFigures, ApiError> {
-    let (uscc, year) = parse_name(api, &req.name, "name")?;
+    let (uscc, year) = parse_name(&req.name, "name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
     let figures = store::get(&api.db, uscc.as_str(), year)
         .await?
-        .ok_or_else(|| {
-            not_found(format!(
-                "enterprises/{}/annualFigures/{year}",
-                uscc.as_str()
-            ))
-        })?;
+        .ok_or_else(|| not_found(figures_name(uscc.as_str(), year)))?;
     Ok(to_proto(&figures))
-}
-
-/// `year` comparisons as an inclusive range.
-fn parse_year_filter(raw: &str) -> Result<(Option<i32>, Option<i32>), ApiError> {
-    let filter = Filter::parse(raw)?;
-    filter.only(&["year"])?;
-    let (mut min, mut max): (Option<i32>, Option<i32>) = (None, None);
-    for c in filter.conditions() {
-        let year: i32 = c.value.parse().map_err(|_| {
-            ApiError::invalid(
-                "filter",
-                "INVALID_FILTER",
-                format!("year: {:?} is not a year", c.value),
-            )
-        })?;
-        let (lo, hi) = match c.op {
-            Op::Eq => (Some(year), Some(year)),
-            Op::Lt => (None, Some(year.saturating_sub(1))),
-            Op::Le => (None, Some(year)),
-            Op::Gt => (Some(year.saturating_add(1)), None),
-            Op::Ge => (Some(year), None),
-            Op::Ne | Op::Has => {
-                return Err(ApiError::invalid(
-                    "filter",
-                    "INVALID_FILTER",
-                    "year supports =, <, <=, > and >=",
-                ));
-            }
-        };
-        if let Some(lo) = lo {
-            min = Some(min.map_or(lo, |m| m.max(lo)));
-        }
-        if let Some(hi) = hi {
-            max = Some(max.map_or(hi, |m| m.min(hi)));
-        }
-    }
-    Ok((min, max))
-}
-
-fn parse_year_order(raw: &str) -> Result<bool, ApiError> {
-    qilu_common::limits::order_by(raw)?;
-    match raw.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [] | ["year"] | ["year", "asc"] => Ok(false),
-        ["year", "desc"] => Ok(true),
-        _ => Err(ApiError::invalid(
-            "order_by",
-            "INVALID_ORDER_BY",
-            format!(
-                "cannot order by {}; use year or year desc",
-                qilu_common::limits::echo(raw)
-            ),
-        )),
-    }
 }
 
 /// Parses a List parent: `Some(uscc)` or `None` for `enterprises/-` (staff only).
@@ -344,7 +121,7 @@ pub(super) async fn update_annual_figures(
             "annual_figures is required",
         ));
     };
-    let (uscc, year) = parse_name(api, &input.name, "annual_figures.name")?;
+    let (uscc, year) = parse_name(&input.name, "annual_figures.name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
     let latest = api.today().year() + 1;
     if !(EARLIEST_WRITABLE_YEAR..=latest).contains(&year) {
@@ -354,32 +131,8 @@ pub(super) async fn update_annual_figures(
             format!("figures can be written for {EARLIEST_WRITABLE_YEAR}-{latest}, not {year}"),
         ));
     }
-    let paths: Vec<String> = req
-        .update_mask
-        .as_ref()
-        .map(|m| m.paths.clone())
-        .unwrap_or_default();
-    let names: Vec<&str> = FigureKind::ALL.iter().map(|k| k.as_str()).collect();
-    if paths.is_empty() {
-        return Err(ApiError::invalid(
-            "update_mask",
-            "REQUIRED",
-            format!("name the figures to write: {}", names.join(", ")),
-        ));
-    }
-    let mut kinds = Vec::new();
     let mut violations = Vec::new();
-    for path in &paths {
-        match FigureKind::parse(path) {
-            Some(k) if !kinds.contains(&k) => kinds.push(k),
-            Some(_) => {}
-            None => violations.push(FieldViolation::new(
-                "update_mask",
-                "FIELD_NOT_UPDATABLE",
-                format!("{path:?} is not a figure; figures: {}", names.join(", ")),
-            )),
-        }
-    }
+    let kinds = parse_mask(req.update_mask.as_ref(), &mut violations)?;
     let mut writes = Vec::new();
     for &kind in &kinds {
         writes.push((kind, parse_input(input, kind, &mut violations)));
@@ -406,7 +159,7 @@ pub(super) async fn update_annual_figures(
             Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
-    let name = format!("enterprises/{}/annualFigures/{year}", uscc.as_str());
+    let name = figures_name(uscc.as_str(), year);
     // The enterprise must exist (its figures cannot).
     if crate::store::enterprise::get(tx.conn(), uscc.as_str())
         .await?
@@ -418,12 +171,7 @@ pub(super) async fn update_annual_figures(
     let current = store::get(tx.conn(), uscc.as_str(), year).await?;
     let mut updated = match &current {
         Some(c) => {
-            if !input.etag.is_empty() && input.etag != etag_of(&name, c.version) {
-                return Err(ApiError::Aborted(format!(
-                    "{name} changed since etag {} was read; read it again and retry",
-                    input.etag
-                )));
-            }
+            check_etag(&input.etag, &name, c.version)?;
             c.clone()
         }
         None if !req.allow_missing => return Err(not_found(name)),
@@ -507,36 +255,4 @@ pub(super) async fn update_annual_figures(
     tx.record(&name, &updated)?;
     tx.commit(&response).await?;
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn year_filters_become_an_inclusive_range() {
-        assert_eq!(
-            parse_year_filter("year >= 2021 AND year <= 2023").ok(),
-            Some((Some(2021), Some(2023)))
-        );
-        assert_eq!(
-            parse_year_filter("year > 2020 AND year < 2024").ok(),
-            Some((Some(2021), Some(2023)))
-        );
-        assert_eq!(
-            parse_year_filter("year = 2022").ok(),
-            Some((Some(2022), Some(2022)))
-        );
-        assert_eq!(parse_year_filter("").ok(), Some((None, None)));
-        assert!(parse_year_filter("year != 2022").is_err());
-        assert!(parse_year_filter("year = soon").is_err());
-        assert!(parse_year_filter("revenue_fen > 1").is_err());
-    }
-
-    #[test]
-    fn orders_are_year_ascending_or_descending() {
-        assert_eq!(parse_year_order("").ok(), Some(false));
-        assert_eq!(parse_year_order("year desc").ok(), Some(true));
-        assert!(parse_year_order("revenue").is_err());
-    }
 }
