@@ -5,7 +5,6 @@
 //! source.
 
 use chrono::Datelike;
-use qilu_common::error::FieldViolation;
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
@@ -18,9 +17,7 @@ use crate::convert::figures::{
     parse_year_order, to_proto,
 };
 use crate::convert::parse_enterprise_name;
-use crate::domain::figures::{
-    AnnualFigures, PART_OF, Reported, SOURCE_ENTERPRISE_DECLARATION, source_name,
-};
+use crate::domain::figures::{AnnualFigures, Reported, SOURCE_ENTERPRISE_DECLARATION, source_name};
 use crate::domain::uscc::Uscc;
 use crate::store::figures::{self as store, YearCursor};
 
@@ -226,28 +223,7 @@ pub(super) async fn update_annual_figures(
             }
         }
     }
-    // The contract's "never above" rules, on the record as it will be: reported on the
-    // written figure (the part, or the whole when only the whole changed).
-    let mut violations = Vec::new();
-    for (part, whole) in PART_OF {
-        if let (Some(p), Some(w)) = (updated.value(part), updated.value(whole))
-            && p > w
-        {
-            let blamed = if kinds.contains(&part) { part } else { whole };
-            violations.push(FieldViolation::new(
-                format!("annual_figures.{}.value", blamed.as_str()),
-                "EXCEEDS_TOTAL",
-                format!(
-                    "{} ({p}) must not be above {} ({w})",
-                    part.as_str(),
-                    whole.as_str()
-                ),
-            ));
-        }
-    }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    updated.check_parts(&kinds)?;
     updated.version += 1;
     updated.update_time_us = now;
     store::write(tx.conn(), &updated, &kinds).await?;

@@ -3,10 +3,12 @@
 //! handlers only `?` the domain's answer.
 
 use qilu_common::ApiError;
+use qilu_common::error::FieldViolation;
 
 use crate::domain::certification::CertificateRefused;
 use crate::domain::cluster::ClusterRefused;
 use crate::domain::enterprise::{EnterpriseState, StateChangeRefused};
+use crate::domain::figures::FiguresRefused;
 
 impl From<StateChangeRefused> for ApiError {
     fn from(refused: StateChangeRefused) -> Self {
@@ -122,5 +124,28 @@ impl From<ClusterRefused> for ApiError {
                 ),
             ),
         }
+    }
+}
+
+impl From<FiguresRefused> for ApiError {
+    fn from(FiguresRefused(above): FiguresRefused) -> Self {
+        ApiError::InvalidArgument(
+            above
+                .into_iter()
+                .map(|a| {
+                    FieldViolation::new(
+                        format!("annual_figures.{}.value", a.blamed.as_str()),
+                        "EXCEEDS_TOTAL",
+                        format!(
+                            "{} ({}) must not be above {} ({})",
+                            a.part.as_str(),
+                            a.part_value,
+                            a.whole.as_str(),
+                            a.whole_value
+                        ),
+                    )
+                })
+                .collect(),
+        )
     }
 }

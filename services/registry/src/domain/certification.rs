@@ -542,6 +542,90 @@ mod tests {
         }
     }
 
+    fn filing(year: i32, on: &str) -> Filing {
+        Filing {
+            year,
+            filed_date: d(on),
+            filed_by: "officer".into(),
+        }
+    }
+
+    /// The refusal's variant name, for tables.
+    fn refusal(r: Result<Certificate, CertificateRefused>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(CertificateRefused::HolderNotActive { .. }) => "holder not active",
+            Err(CertificateRefused::OutsideValidity { .. }) => "outside validity",
+            Err(CertificateRefused::Revoked { .. }) => "revoked",
+            Err(CertificateRefused::RevokedForMissedReports { .. }) => "revoked for misses",
+            Err(CertificateRefused::AlreadyFiled { .. }) => "already filed",
+            Err(CertificateRefused::YearNotEnded { .. }) => "year not ended",
+            Err(CertificateRefused::NotValid { .. }) => "not valid",
+        }
+    }
+
+    #[test]
+    fn filings_are_refused_in_the_contracts_order() {
+        let revoked = {
+            let mut c = cert("2023-03-15", &[]);
+            c.revocation = Some(Revocation {
+                ground: Ground::Fraud,
+                reason: "x".into(),
+                date: d("2024-01-10"),
+                time_us: 1,
+            });
+            c
+        };
+        let today = d("2024-03-01");
+        for (c, f, expected) in [
+            (cert("2023-03-15", &[]), filing(2023, "2024-03-01"), "ok"),
+            (
+                cert("2023-03-15", &[]),
+                filing(2026, "2024-03-01"),
+                "outside validity",
+            ),
+            (revoked, filing(2023, "2024-03-01"), "revoked"),
+            (
+                cert("2023-03-15", &[(2023, "2024-02-01")]),
+                filing(2023, "2024-03-01"),
+                "already filed",
+            ),
+            (
+                cert("2023-03-15", &[]),
+                filing(2024, "2024-03-01"),
+                "year not ended",
+            ),
+        ] {
+            assert_eq!(refusal(c.file(f, false, today, 9)), expected);
+        }
+        // Two misses (2023 and 2024 reports) revoked it from 2025-06-01; a late filing of the
+        // second one does not bring it back, an officer's record of an on-time one does.
+        let missed = cert("2023-03-15", &[]);
+        let later = d("2025-07-01");
+        let late = missed.file(filing(2024, "2025-07-01"), false, later, 9);
+        assert_eq!(refusal(late), "revoked for misses");
+        let on_time = missed.file(filing(2024, "2025-05-30"), true, later, 9);
+        assert_eq!(on_time.map(|c| (c.version, c.update_time_us)), Ok((2, 9)));
+    }
+
+    #[test]
+    fn only_a_valid_certificate_is_revoked_and_only_active_enterprises_hold_one() {
+        let c = cert("2023-03-15", &[(2023, "2024-03-01")]);
+        let revoked = c.revoke(Ground::Fraud, "x".into(), d("2024-04-01"), 7);
+        let revoked = revoked.unwrap();
+        assert_eq!(
+            status(&revoked, d("2024-04-01")).state,
+            CertificateState::Revoked
+        );
+        assert_eq!(revoked.version, 2);
+        let again = revoked.revoke(Ground::Fraud, "y".into(), d("2024-04-02"), 8);
+        assert_eq!(refusal(again), "not valid");
+        let expired = c.revoke(Ground::Fraud, "x".into(), d("2026-03-15"), 7);
+        assert_eq!(refusal(expired), "not valid");
+        assert!(may_hold("enterprises/x".into(), EnterpriseState::Active).is_ok());
+        assert!(may_hold("enterprises/x".into(), EnterpriseState::Revoked).is_err());
+    }
+
     #[test]
     fn expiry_is_issue_plus_three_years_with_leap_day_to_first_of_march() {
         for (issue, expiry) in [

@@ -386,6 +386,40 @@ mod tests {
     }
 
     #[test]
+    fn an_own_target_year_before_the_start_or_no_target_at_all_is_refused() {
+        let fields = |target_year: Option<i32>| ClusterFields {
+            display_name: "氢能".into(),
+            green_category: 1,
+            description: String::new(),
+            members: Vec::new(),
+            target_scale_fen: None,
+            target_year,
+            start_year: 2024,
+        };
+        assert_eq!(fields(Some(2024)).check(), Ok(()));
+        assert_eq!(fields(None).check(), Ok(()));
+        assert_eq!(
+            fields(Some(2023)).check(),
+            Err(ClusterRefused::TargetBeforeStart {
+                target_year: 2023,
+                start_year: 2024
+            })
+        );
+        let found = fields(None).require_target("clusters/h".into(), Some(target(5, 2030)), 2026);
+        assert_eq!(found, Ok(target(5, 2030)));
+        // The year looked up is the cluster's own, else the current programme year.
+        for (own, year) in [(Some(2030), 2030), (None, 2026)] {
+            assert_eq!(
+                fields(own).require_target("clusters/h".into(), None, 2026),
+                Err(ClusterRefused::NoTarget {
+                    name: "clusters/h".into(),
+                    year
+                })
+            );
+        }
+    }
+
+    #[test]
     fn the_cluster_target_wins_then_the_policy_fills_the_gaps() {
         let policy = PolicyDefault {
             name: "policyTargets/cluster-scale-2021".into(),

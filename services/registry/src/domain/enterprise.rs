@@ -258,6 +258,68 @@ mod tests {
     }
 
     #[test]
+    fn a_state_change_takes_effect_after_establishment_and_the_previous_change() {
+        use chrono::NaiveDate;
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default();
+        let Ok(uscc) = Uscc::parse("91350100M000100Y43", &Default::default()) else {
+            panic!("a valid code");
+        };
+        let active = Enterprise {
+            uscc,
+            fields: EnterpriseFields {
+                display_name: "山东氢能".into(),
+                legal_representative: String::new(),
+                established_date: day("2010-05-04"),
+                address: String::new(),
+                zone: None,
+                technology_fields: Vec::new(),
+                green_category: 0,
+            },
+            state: EnterpriseState::Active,
+            high_tech_certified: false,
+            leading: false,
+            create_time_us: 0,
+            update_time_us: 0,
+            version: 3,
+            state_change: None,
+        };
+        let early = active.change_state(EnterpriseState::Revoked, "r".into(), day("2010-05-03"), 9);
+        assert!(matches!(
+            early,
+            Err(StateChangeRefused::BeforeEstablishment { .. })
+        ));
+        let Ok(revoked) =
+            active.change_state(EnterpriseState::Revoked, "r".into(), day("2020-01-01"), 9)
+        else {
+            panic!("an active enterprise can be revoked");
+        };
+        assert_eq!(
+            (revoked.state, revoked.version, revoked.update_time_us),
+            (EnterpriseState::Revoked, 4, 9)
+        );
+        let again =
+            revoked.change_state(EnterpriseState::Revoked, "r".into(), day("2021-01-01"), 10);
+        assert!(matches!(again, Err(StateChangeRefused::Transition { .. })));
+        let before = revoked.change_state(
+            EnterpriseState::Deregistered,
+            "d".into(),
+            day("2019-12-31"),
+            10,
+        );
+        assert!(matches!(
+            before,
+            Err(StateChangeRefused::BeforePreviousChange { .. })
+        ));
+        let after = revoked.change_state(
+            EnterpriseState::Deregistered,
+            "d".into(),
+            day("2020-01-01"),
+            10,
+        );
+        assert!(after.is_ok_and(|e| e.state == EnterpriseState::Deregistered));
+    }
+
+    #[test]
     fn state_codes_round_trip() {
         for s in [
             EnterpriseState::Active,

@@ -202,11 +202,99 @@ impl AnnualFigures {
     pub fn value(&self, kind: FigureKind) -> Option<i64> {
         self.figures.get(&kind).map(|r| r.value)
     }
+
+    /// The contract's "never above" rules ([`PART_OF`]) on this record, after writing the
+    /// figures `written`: every part above its whole, blamed on the written figure (the part,
+    /// or the whole when only the whole changed).
+    pub fn check_parts(&self, written: &[FigureKind]) -> Result<(), FiguresRefused> {
+        let above: Vec<PartAboveWhole> = PART_OF
+            .iter()
+            .filter_map(|&(part, whole)| {
+                let (p, w) = (self.value(part)?, self.value(whole)?);
+                (p > w).then_some(PartAboveWhole {
+                    blamed: if written.contains(&part) { part } else { whole },
+                    part,
+                    part_value: p,
+                    whole,
+                    whole_value: w,
+                })
+            })
+            .collect();
+        if above.is_empty() {
+            Ok(())
+        } else {
+            Err(FiguresRefused(above))
+        }
+    }
 }
+
+/// A part reported above its whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartAboveWhole {
+    /// The figure the caller is told to correct.
+    pub blamed: FigureKind,
+    /// The part.
+    pub part: FigureKind,
+    /// Its value.
+    pub part_value: i64,
+    /// The whole.
+    pub whole: FigureKind,
+    /// Its value.
+    pub whole_value: i64,
+}
+
+/// Why a figures record cannot be written: parts above their wholes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiguresRefused(pub Vec<PartAboveWhole>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_above_its_whole_is_blamed_on_the_written_figure() {
+        let with = |values: &[(FigureKind, i64)]| AnnualFigures {
+            uscc: "X".into(),
+            year: 2025,
+            figures: values
+                .iter()
+                .map(|&(k, value)| {
+                    let r = Reported {
+                        value,
+                        source: 1,
+                        reference: String::new(),
+                        update_time_us: 0,
+                    };
+                    (k, r)
+                })
+                .collect(),
+            create_time_us: 0,
+            update_time_us: 0,
+            version: 1,
+        };
+        let rd = FigureKind::RdExpenseFen;
+        let domestic = FigureKind::RdDomesticExpenseFen;
+        assert_eq!(
+            with(&[(rd, 10), (domestic, 10)]).check_parts(&[domestic]),
+            Ok(())
+        );
+        assert_eq!(with(&[(domestic, 11)]).check_parts(&[domestic]), Ok(()));
+        let Err(FiguresRefused(above)) = with(&[(rd, 10), (domestic, 11)]).check_parts(&[rd])
+        else {
+            panic!("11 of 10 must be refused");
+        };
+        assert_eq!(above.len(), 1);
+        assert_eq!(
+            (above[0].blamed, above[0].part_value, above[0].whole_value),
+            (rd, 11, 10)
+        );
+        let Err(FiguresRefused(above)) =
+            with(&[(rd, 10), (domestic, 11)]).check_parts(&[domestic, rd])
+        else {
+            panic!("11 of 10 must be refused");
+        };
+        assert_eq!(above[0].blamed, domestic);
+    }
 
     #[test]
     fn kinds_round_trip_through_their_names() {
