@@ -1,9 +1,10 @@
 //! The enterprise registry (`qilu.registry.v1.EnterpriseRegistryService`): the province's source
 //! of truth on which high-tech enterprises exist in green and low-carbon fields.
 //!
-//! Code map: `api.rs` (tonic handlers, thin) → `convert.rs` (proto ⇄ domain, all input
-//! validation) → `domain/` (types and rules, no I/O) and `store/` (sea-orm entities, queries,
-//! migrations). `roles.rs` is the RPC → roles table.
+//! Code map: `api/` (tonic handlers, thin, one module per resource family) → `convert/` (proto
+//! ⇄ domain, all input validation, one module per family) → `domain/` (types, rules and typed
+//! refusals, no I/O) and `store/` (sea-orm entities, queries, migrations). `roles.rs` is the
+//! RPC → roles table. "Today" comes from the injected [`Clock`] in the programme time zone.
 
 #![forbid(unsafe_code)]
 

@@ -1,6 +1,6 @@
 //! The tonic implementation of `qilu.registry.v1.EnterpriseRegistryService`. Thin on purpose:
-//! each RPC delegates to the module of its resource, which parses the request (`convert`),
-//! calls the domain and the store, and converts the answer. One module per concept:
+//! each RPC delegates to the handler of its resource, which parses the request (`convert`),
+//! loads, lets `domain` decide, stores, records and commits. One module per concept:
 //!
 //! | module | RPCs |
 //! |---|---|
@@ -8,13 +8,15 @@
 //! | `status` | revoke and deregister an enterprise |
 //! | `import` | bulk import (client streaming) |
 //! | `figures` | annual figures |
-//! | `certification` | high-tech certificates, annual reports, eligibility |
+//! | `certification/` | `certificates`, annual `reports`, `eligibility` |
 //! | `leading` | leading cohorts, ranking, support policies |
-//! | `zones` | high-tech zones, clusters, cluster progress |
+//! | `zones/` | `zones`, `clusters`, cluster `progress` |
 //! | `policy` | policy targets (dated, versioned data) |
 //! | `statistics` | programme statistics |
 //! | `changes` | change feed |
 //! | `audit` | audit log |
+//!
+//! `refusals` maps each typed refusal of `domain/` to its `ApiError`, once.
 
 mod audit;
 mod certification;

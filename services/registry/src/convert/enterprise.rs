@@ -404,6 +404,72 @@ pub fn parse_order(raw: &str) -> Result<Order, ApiError> {
     })
 }
 
+/// Longest reason accepted (the contract: at most 2000 characters).
+const MAX_REASON_CHARS: usize = 2000;
+
+/// A revoke or deregister request, parsed.
+#[derive(Debug)]
+pub struct StateChangeInput {
+    /// The state asked for.
+    pub target: EnterpriseState,
+    /// Why (trimmed; line breaks kept).
+    pub reason: String,
+    /// When it took legal effect (not after today).
+    pub effective_date: NaiveDate,
+    /// The etag the caller read, if any.
+    pub etag: String,
+}
+
+/// `RevokeEnterpriseRequest` / `DeregisterEnterpriseRequest`: reason, then effective date
+/// (default `today`).
+pub fn parse_state_change(
+    target: EnterpriseState,
+    reason: &str,
+    effective_date: &str,
+    etag: &str,
+    today: NaiveDate,
+) -> Result<StateChangeInput, ApiError> {
+    Ok(StateChangeInput {
+        target,
+        reason: parse_reason(reason)?,
+        effective_date: parse_effective_date(effective_date, today)?,
+        etag: etag.to_string(),
+    })
+}
+
+fn parse_reason(raw: &str) -> Result<String, ApiError> {
+    // Line breaks are fine in a reason a person reads; other control characters are not.
+    Text::required(MAX_REASON_CHARS)
+        .multiline()
+        .parse(raw, "reason")
+        .map_err(|v| ApiError::InvalidArgument(vec![v]))
+}
+
+fn parse_effective_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(today);
+    }
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        ApiError::invalid(
+            "effective_date",
+            "INVALID_DATE",
+            format!(
+                "{} is not a date YYYY-MM-DD",
+                qilu_common::limits::echo(raw)
+            ),
+        )
+    })?;
+    if date > today {
+        return Err(ApiError::invalid(
+            "effective_date",
+            "IN_FUTURE",
+            format!("{date} is after today ({today}); record a change once it has taken effect"),
+        ));
+    }
+    Ok(date)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -482,5 +548,28 @@ mod tests {
         assert!(parse_list_filter("state = OPEN").is_err());
         assert!(parse_list_filter("leading = maybe").is_err());
         assert!(parse_list_filter("city:Jinan").is_err());
+    }
+
+    #[test]
+    fn reasons_are_required_bounded_and_printable() {
+        assert_eq!(
+            parse_reason("  鲁市监处〔2026〕12号 ").unwrap(),
+            "鲁市监处〔2026〕12号"
+        );
+        assert!(parse_reason("第一行\n第二行").is_ok());
+        assert!(parse_reason("   ").is_err());
+        assert!(parse_reason(&"因".repeat(2000)).is_ok());
+        assert!(parse_reason(&"因".repeat(2001)).is_err());
+        assert!(parse_reason("bad\u{0}").is_err());
+    }
+
+    #[test]
+    fn effective_dates_default_to_today_and_are_not_in_the_future() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        assert_eq!(parse_effective_date("", today).unwrap(), today);
+        assert_eq!(parse_effective_date("2026-06-01", today).unwrap(), today);
+        assert!(parse_effective_date("2026-06-02", today).is_err());
+        assert!(parse_effective_date("2026-13-01", today).is_err());
+        assert!(parse_effective_date("01/06/2026", today).is_err());
     }
 }
