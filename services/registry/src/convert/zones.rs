@@ -8,7 +8,7 @@ use qilu_common::error::{ApiError, FieldViolation};
 use qilu_common::filter::{Filter, FilterField, Kind, Op, Value};
 use qilu_common::input::mask::not_updatable;
 use qilu_common::input::name::{self, IdRule};
-use qilu_common::input::{OrderBy, Text};
+use qilu_common::input::{OrderBy, Text, Violations, required};
 use qilu_common::time::to_timestamp;
 use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
@@ -69,7 +69,7 @@ fn id_in(raw: &str, pattern: &str, field: &str) -> Result<String, ApiError> {
 }
 
 /// A bare id of a create request (`zone_id`, `cluster_id`).
-pub fn parse_new_id(raw: &str, field: &str) -> Result<String, FieldViolation> {
+fn parse_new_id(raw: &str, field: &str) -> Result<String, FieldViolation> {
     parse_id(raw).map_err(|e| FieldViolation::new(field, "INVALID_ID", e.to_string()))
 }
 
@@ -359,6 +359,67 @@ pub fn apply_cluster_field(
         other => return Err(one(not_updatable(other, CLUSTER_FIELDS))),
     }
     Ok(())
+}
+
+/// `CreateZoneRequest`: the new id and every field, all violations at once.
+pub fn parse_new_zone(
+    req: &pb::CreateZoneRequest,
+    today: NaiveDate,
+) -> Result<(String, ZoneFields), ApiError> {
+    let mut violations = Violations::new();
+    let id = violations.take(parse_new_id(&req.zone_id, "zone_id"));
+    let input = violations.absorb(required(req.zone.as_ref(), "zone"))?;
+    let mut fields = ZoneFields {
+        display_name: String::new(),
+        level: ZoneLevel::National,
+        division_code: String::new(),
+        approval_date: None,
+    };
+    if let Some(input) = input {
+        for path in ZONE_FIELDS {
+            violations.take(apply_zone_field(&mut fields, input, path, today));
+        }
+    }
+    violations.into_result(id.map(|id| (id, fields)))
+}
+
+/// `CreateClusterRequest`: the new id, every field (a start year of 0 is `current_year`) and
+/// the member list for the existence check, all violations at once.
+pub fn parse_new_cluster(
+    req: &pb::CreateClusterRequest,
+    known: &KnownExceptions,
+    current_year: i32,
+) -> Result<(String, ClusterFields, Option<Members>), ApiError> {
+    let mut violations = Violations::new();
+    let id = violations.take(parse_new_id(&req.cluster_id, "cluster_id"));
+    let input = violations.absorb(required(req.cluster.as_ref(), "cluster"))?;
+    let cx = ClusterContext {
+        known,
+        current_year,
+        default_start_year: current_year,
+    };
+    let mut fields = ClusterFields {
+        display_name: String::new(),
+        green_category: 0,
+        description: String::new(),
+        members: Vec::new(),
+        target_scale_fen: None,
+        target_year: None,
+        start_year: current_year,
+    };
+    let mut members = None;
+    if let Some(input) = input {
+        for path in CLUSTER_FIELDS {
+            violations.take_all(apply_cluster_field(
+                &mut fields,
+                input,
+                path,
+                &cx,
+                &mut members,
+            ));
+        }
+    }
+    violations.into_result(id.map(|id| (id, fields, members)))
 }
 
 /// What `ListZones` filters on (zone.proto documents each).

@@ -16,9 +16,9 @@ use crate::api::RegistryApi;
 use crate::convert::enterprise_name;
 use crate::convert::zones::{
     CLUSTER_FIELDS, CLUSTER_TYPE, ClusterContext, Members, apply_cluster_field, cluster_to_proto,
-    parse_cluster_filter, parse_cluster_name, parse_new_id, parse_order,
+    parse_cluster_filter, parse_cluster_name, parse_new_cluster, parse_order,
 };
-use crate::domain::cluster::{self, Cluster, ClusterFields, PolicyDefault};
+use crate::domain::cluster::{self, Cluster, PolicyDefault};
 use crate::store::zones::{self as store, Cursor};
 
 use super::{cluster_not_found, load_cluster, next_token, policy_default, resolve_target};
@@ -58,41 +58,8 @@ pub(in crate::api) async fn create_cluster(
     ctx: &CallContext,
     req: pb::CreateClusterRequest,
 ) -> Result<pb::Cluster, ApiError> {
-    let mut violations = Violations::new();
-    let id = violations.take(parse_new_id(&req.cluster_id, "cluster_id"));
-    let Some(input) = req.cluster.as_ref() else {
-        violations.absorb(qilu_common::input::required(
-            req.cluster.as_ref(),
-            "cluster",
-        ))?;
-        return violations.into_result(None);
-    };
     let current_year = api.today().year();
-    let cx = ClusterContext {
-        known: &api.known_exceptions,
-        current_year,
-        default_start_year: current_year,
-    };
-    let mut fields = ClusterFields {
-        display_name: String::new(),
-        green_category: 0,
-        description: String::new(),
-        members: Vec::new(),
-        target_scale_fen: None,
-        target_year: None,
-        start_year: current_year,
-    };
-    let mut members = None;
-    for path in CLUSTER_FIELDS {
-        violations.take_all(apply_cluster_field(
-            &mut fields,
-            input,
-            path,
-            &cx,
-            &mut members,
-        ));
-    }
-    let id = violations.into_result(id)?;
+    let (id, fields, members) = parse_new_cluster(&req, &api.known_exceptions, current_year)?;
     fields.check()?;
 
     let mut tx = match WriteTx::begin::<pb::Cluster>(&api.db, ctx, &req.request_id, &req).await? {

@@ -9,10 +9,10 @@ use sea_orm::ConnectionTrait;
 
 use crate::api::RegistryApi;
 use crate::convert::zones::{
-    ZONE_FIELDS, ZONE_TYPE, apply_zone_field, parse_new_id, parse_order, parse_zone_filter,
+    ZONE_FIELDS, ZONE_TYPE, apply_zone_field, parse_new_zone, parse_order, parse_zone_filter,
     parse_zone_name, zone_to_proto,
 };
-use crate::domain::zone::{Zone, ZoneFields, ZoneLevel};
+use crate::domain::zone::Zone;
 use crate::store::zones::{self as store, Cursor};
 
 use super::next_token;
@@ -29,23 +29,7 @@ pub(in crate::api) async fn create_zone(
     ctx: &CallContext,
     req: pb::CreateZoneRequest,
 ) -> Result<pb::Zone, ApiError> {
-    let mut violations = Violations::new();
-    let id = violations.take(parse_new_id(&req.zone_id, "zone_id"));
-    let Some(input) = req.zone.as_ref() else {
-        violations.absorb(qilu_common::input::required(req.zone.as_ref(), "zone"))?;
-        return violations.into_result(None);
-    };
-    let mut fields = ZoneFields {
-        display_name: String::new(),
-        level: ZoneLevel::National,
-        division_code: String::new(),
-        approval_date: None,
-    };
-    let today = api.today();
-    for path in ZONE_FIELDS {
-        violations.take(apply_zone_field(&mut fields, input, path, today));
-    }
-    let id = violations.into_result(id)?;
+    let (id, fields) = parse_new_zone(&req, api.today())?;
 
     let mut tx = match WriteTx::begin::<pb::Zone>(&api.db, ctx, &req.request_id, &req).await? {
         Begun::Replay(previous) => return Ok(previous),
