@@ -12,19 +12,16 @@ use std::collections::HashMap;
 
 use chrono::Datelike;
 use qilu_common::ApiError;
-use qilu_common::error::FieldViolation;
 use qilu_common::time::to_timestamp;
-use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseBackend, IsolationLevel, TransactionOptions,
     TransactionTrait,
 };
 
-use crate::domain::cluster::{self, Cluster, EffectiveTarget, Progress};
+use crate::domain::cluster::{self, Cluster, EffectiveTarget};
 use crate::domain::figures::FigureKind;
-use crate::domain::policy::{MAX_YEAR, MIN_YEAR};
-use crate::domain::statistics::{self as stats, NewHighTechCounts};
+use crate::domain::statistics as stats;
 use crate::store::policy::{self as policy_store, kind};
 use crate::store::statistics::{self as store, RevenueSource};
 use crate::store::zones::{self as zones_store, ClusterFilter, Cursor, Order};
@@ -32,28 +29,11 @@ use crate::store::zones::{self as zones_store, ClusterFilter, Cursor, Order};
 use super::RegistryApi;
 use super::policy::policy_target_name;
 use super::zones::cluster_progress;
+use crate::convert::statistics::{green_categories, new_high_tech_to_proto, parse_year};
+use crate::convert::zones::progress_to_proto;
 
 /// Clusters read per query while listing them all.
 const CLUSTER_PAGE: u64 = 500;
-
-/// The year asked for: required, within the years policy targets may cover.
-fn parse_year(year: i32) -> Result<i32, ApiError> {
-    if year == 0 {
-        return Err(ApiError::invalid(
-            "year",
-            "REQUIRED",
-            "the programme year is required",
-        ));
-    }
-    if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
-        return Err(ApiError::InvalidArgument(vec![FieldViolation::new(
-            "year",
-            "OUT_OF_RANGE",
-            format!("{year} is outside {MIN_YEAR}-{MAX_YEAR}"),
-        )]));
-    }
-    Ok(year)
-}
 
 /// The target of `kind` in force for `year`, with where it came from; zeros when none.
 async fn target(
@@ -72,50 +52,6 @@ async fn target(
 }
 
 /// The known green categories (every `GreenCategory` but UNSPECIFIED), always listed.
-fn green_categories() -> Vec<i32> {
-    // The enum's values are contiguous from 1: a category added to the contract shows up here.
-    (1..)
-        .map_while(|n| GreenCategory::try_from(n).ok().map(|_| n))
-        .collect()
-}
-
-fn new_high_tech_to_proto(
-    counts: NewHighTechCounts,
-    target: pb::TargetValue,
-) -> pb::NewHighTechEnterprises {
-    pb::NewHighTechEnterprises {
-        count: counts.total,
-        target_fill_basis_points: stats::fill_basis_points(counts.total, target.value),
-        target: Some(target),
-        by_zone: counts
-            .by_zone
-            .into_iter()
-            .map(|z| pb::ZoneCount {
-                zone: z.zone,
-                display_name: z.display_name,
-                count: z.count,
-            })
-            .collect(),
-        by_green_category: counts
-            .by_green_category
-            .into_iter()
-            .map(|(green_category, count)| pb::GreenCategoryCount {
-                green_category,
-                count,
-            })
-            .collect(),
-        by_zone_and_green_category: counts
-            .cells
-            .into_iter()
-            .map(|c| pb::ZoneGreenCategoryCount {
-                zone: c.zone,
-                green_category: c.green_category,
-                count: c.count,
-            })
-            .collect(),
-    }
-}
-
 /// The year's cohort (if created), its SELECTED members and those with their policy, against
 /// the LEADING_COHORT_SIZE target in force for the year.
 async fn cohort_fill(conn: &impl ConnectionTrait, year: i32) -> Result<pb::CohortFill, ApiError> {
@@ -156,59 +92,6 @@ async fn all_clusters(conn: &impl ConnectionTrait) -> Result<Vec<Cluster>, ApiEr
         if last_page {
             return Ok(out);
         }
-    }
-}
-
-fn enterprise_name(uscc: &str) -> String {
-    format!("enterprises/{uscc}")
-}
-
-/// "FIGURE_SOURCE_AUDITED_STATEMENT: reference", as `GetClusterProgress` cites a member's figure.
-fn cite(source: Option<&RevenueSource>) -> String {
-    source
-        .map(|r| {
-            let name = pb::FigureSource::try_from(r.source)
-                .map(|s| s.as_str_name())
-                .unwrap_or("FIGURE_SOURCE_UNSPECIFIED");
-            if r.reference.is_empty() {
-                name.to_string()
-            } else {
-                format!("{name}: {}", r.reference)
-            }
-        })
-        .unwrap_or_default()
-}
-
-fn progress_to_proto(
-    c: &Cluster,
-    p: &Progress,
-    sources: &HashMap<(String, i32), RevenueSource>,
-) -> pb::ClusterProgress {
-    let saturate = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
-    pb::ClusterProgress {
-        cluster: c.name(),
-        display_name: c.fields.display_name.clone(),
-        as_of_year: p.as_of_year,
-        member_count: i32::try_from(p.member_count).unwrap_or(i32::MAX),
-        members_reporting: i32::try_from(p.reporting.len()).unwrap_or(i32::MAX),
-        revenue_fen: saturate(p.revenue_fen),
-        target_scale_fen: p.target_scale_fen,
-        target_year: p.target_year,
-        progress_basis_points: saturate(p.progress_basis_points),
-        target_reached: p.target_reached,
-        on_track: p.on_track,
-        members: p
-            .reporting
-            .iter()
-            .map(|m| pb::MemberRevenue {
-                enterprise: enterprise_name(&m.uscc),
-                year: m.year,
-                revenue_fen: m.revenue_fen,
-                source: cite(sources.get(&(m.uscc.clone(), m.year))),
-            })
-            .collect(),
-        members_missing_revenue: p.missing.iter().map(|u| enterprise_name(u)).collect(),
-        explanation: p.explanation(),
     }
 }
 
@@ -313,42 +196,4 @@ pub(super) async fn get_programme_statistics(
         cluster_count_target: Some(cluster_count_target),
         compute_time: Some(to_timestamp(api.now_us())),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_year_is_required_and_within_the_policy_years() {
-        assert!(parse_year(0).is_err());
-        assert!(parse_year(MIN_YEAR - 1).is_err());
-        assert_eq!(parse_year(MIN_YEAR).ok(), Some(MIN_YEAR));
-        assert_eq!(parse_year(2024).ok(), Some(2024));
-        assert_eq!(parse_year(MAX_YEAR).ok(), Some(MAX_YEAR));
-        assert!(parse_year(MAX_YEAR + 1).is_err());
-    }
-
-    #[test]
-    fn every_green_category_but_unspecified_is_known() {
-        assert_eq!(green_categories(), [1, 2, 3, 4, 5, 6]);
-    }
-
-    #[test]
-    fn a_figure_is_cited_with_its_source_and_reference() {
-        let audited = RevenueSource {
-            source: pb::FigureSource::AuditedStatement as i32,
-            reference: "鲁审字〔2024〕1号".into(),
-        };
-        assert_eq!(
-            cite(Some(&audited)),
-            "FIGURE_SOURCE_AUDITED_STATEMENT: 鲁审字〔2024〕1号"
-        );
-        let bare = RevenueSource {
-            reference: String::new(),
-            ..audited
-        };
-        assert_eq!(cite(Some(&bare)), "FIGURE_SOURCE_AUDITED_STATEMENT");
-        assert_eq!(cite(None), "");
-    }
 }

@@ -5,6 +5,7 @@
 pub mod certification;
 pub mod enterprise;
 pub mod figures;
+pub mod statistics;
 pub mod zones;
 
 use chrono::NaiveDate;

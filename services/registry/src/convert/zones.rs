@@ -1,7 +1,7 @@
 //! High-tech zones and industrial clusters as the API shows them and as requests describe
 //! them: names, fields (create and update mask), members, list filters and order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use qilu_common::error::{ApiError, FieldViolation};
@@ -14,7 +14,7 @@ use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
 
 use crate::domain::cluster::{
-    Cluster, ClusterFields, EffectiveTarget, MAX_DESCRIPTION_CHARS, MAX_MEMBERS,
+    Cluster, ClusterFields, EffectiveTarget, MAX_DESCRIPTION_CHARS, MAX_MEMBERS, Progress,
 };
 use crate::domain::policy::{MAX_YEAR, MIN_YEAR};
 use crate::domain::uscc::KnownExceptions;
@@ -22,6 +22,7 @@ use crate::domain::zone::{
     DivisionError, EARLIEST_APPROVAL, MAX_DISPLAY_NAME_CHARS, Zone, ZoneFields, ZoneLevel,
     parse_id, zone_city,
 };
+use crate::store::statistics::RevenueSource;
 use crate::store::zones::{ClusterFilter, Order, ZoneFilter};
 
 use super::{enterprise_name, parse_enterprise_name};
@@ -422,6 +423,57 @@ pub fn parse_new_cluster(
     violations.into_result(id.map(|id| (id, fields, members)))
 }
 
+/// "FIGURE_SOURCE_AUDITED_STATEMENT: reference", as progress cites a member's counted figure.
+pub fn cite(source: Option<&RevenueSource>) -> String {
+    source
+        .map(|r| {
+            let name = pb::FigureSource::try_from(r.source)
+                .map(|s| s.as_str_name())
+                .unwrap_or("FIGURE_SOURCE_UNSPECIFIED");
+            if r.reference.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}: {}", r.reference)
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// A cluster's progress as the API shows it (`GetClusterProgress` and programme statistics),
+/// each member's figure cited from `sources` by (USCC, year).
+pub fn progress_to_proto(
+    c: &Cluster,
+    p: &Progress,
+    sources: &HashMap<(String, i32), RevenueSource>,
+) -> pb::ClusterProgress {
+    let saturate = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+    pb::ClusterProgress {
+        cluster: c.name(),
+        display_name: c.fields.display_name.clone(),
+        as_of_year: p.as_of_year,
+        member_count: i32::try_from(p.member_count).unwrap_or(i32::MAX),
+        members_reporting: i32::try_from(p.reporting.len()).unwrap_or(i32::MAX),
+        revenue_fen: saturate(p.revenue_fen),
+        target_scale_fen: p.target_scale_fen,
+        target_year: p.target_year,
+        progress_basis_points: saturate(p.progress_basis_points),
+        target_reached: p.target_reached,
+        on_track: p.on_track,
+        members: p
+            .reporting
+            .iter()
+            .map(|m| pb::MemberRevenue {
+                enterprise: enterprise_name(&m.uscc),
+                year: m.year,
+                revenue_fen: m.revenue_fen,
+                source: cite(sources.get(&(m.uscc.clone(), m.year))),
+            })
+            .collect(),
+        members_missing_revenue: p.missing.iter().map(|u| enterprise_name(u)).collect(),
+        explanation: p.explanation(),
+    }
+}
+
 /// What `ListZones` filters on (zone.proto documents each).
 const ZONE_FILTER: &[FilterField] = &[
     FilterField::eq(
@@ -580,5 +632,23 @@ mod tests {
                 ("cluster.members[2]".to_string(), "DUPLICATE".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn a_figure_is_cited_with_its_source_and_reference() {
+        let audited = RevenueSource {
+            source: pb::FigureSource::AuditedStatement as i32,
+            reference: "鲁审字〔2024〕1号".into(),
+        };
+        assert_eq!(
+            cite(Some(&audited)),
+            "FIGURE_SOURCE_AUDITED_STATEMENT: 鲁审字〔2024〕1号"
+        );
+        let bare = RevenueSource {
+            reference: String::new(),
+            ..audited
+        };
+        assert_eq!(cite(Some(&bare)), "FIGURE_SOURCE_AUDITED_STATEMENT");
+        assert_eq!(cite(None), "");
     }
 }

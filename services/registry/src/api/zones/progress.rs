@@ -6,8 +6,7 @@ use qilu_proto::registry as pb;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::api::RegistryApi;
-use crate::convert::enterprise_name;
-use crate::convert::zones::{check_year, parse_cluster_name};
+use crate::convert::zones::{check_year, parse_cluster_name, progress_to_proto};
 use crate::domain::cluster::{self, Cluster, Progress};
 use crate::domain::figures::FigureKind;
 
@@ -40,31 +39,6 @@ pub(in crate::api) async fn cluster_progress(
     )))
 }
 
-/// "FIGURE_SOURCE_AUDITED_STATEMENT: reference" for a member's counted revenue figure.
-async fn revenue_source(
-    conn: &impl ConnectionTrait,
-    uscc: &str,
-    year: i32,
-) -> Result<String, DbErr> {
-    let Some(figures) = crate::store::figures::get(conn, uscc, year).await? else {
-        return Ok(String::new());
-    };
-    Ok(figures
-        .figures
-        .get(&FigureKind::RevenueFen)
-        .map(|r| {
-            let source = pb::FigureSource::try_from(r.source)
-                .map(|s| s.as_str_name())
-                .unwrap_or("FIGURE_SOURCE_UNSPECIFIED");
-            if r.reference.is_empty() {
-                source.to_string()
-            } else {
-                format!("{source}: {}", r.reference)
-            }
-        })
-        .unwrap_or_default())
-}
-
 pub(in crate::api) async fn get_cluster_progress(
     api: &RegistryApi,
     _ctx: &CallContext,
@@ -80,34 +54,9 @@ pub(in crate::api) async fn get_cluster_progress(
     let progress = cluster_progress(&api.db, &cluster, as_of_year, current_year).await?;
     let progress =
         progress.ok_or_else(|| cluster.fields.no_target(cluster.name(), current_year))?;
-    let mut members = Vec::with_capacity(progress.reporting.len());
-    for m in &progress.reporting {
-        members.push(pb::MemberRevenue {
-            enterprise: enterprise_name(&m.uscc),
-            year: m.year,
-            revenue_fen: m.revenue_fen,
-            source: revenue_source(&api.db, &m.uscc, m.year).await?,
-        });
-    }
-    let saturate = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
-    Ok(pb::ClusterProgress {
-        cluster: cluster.name(),
-        display_name: cluster.fields.display_name.clone(),
-        as_of_year: progress.as_of_year,
-        member_count: i32::try_from(progress.member_count).unwrap_or(i32::MAX),
-        members_reporting: i32::try_from(progress.reporting.len()).unwrap_or(i32::MAX),
-        revenue_fen: saturate(progress.revenue_fen),
-        target_scale_fen: progress.target_scale_fen,
-        target_year: progress.target_year,
-        progress_basis_points: saturate(progress.progress_basis_points),
-        target_reached: progress.target_reached,
-        on_track: progress.on_track,
-        members,
-        members_missing_revenue: progress
-            .missing
-            .iter()
-            .map(|u| enterprise_name(u))
-            .collect(),
-        explanation: progress.explanation(),
-    })
+    // The same citation `GetProgrammeStatistics` gives, read for every member at once.
+    let usccs: Vec<String> = progress.reporting.iter().map(|m| m.uscc.clone()).collect();
+    let up_to = as_of_year.unwrap_or(i32::MAX);
+    let sources = crate::store::statistics::revenue_sources(&api.db, &usccs, up_to).await?;
+    Ok(progress_to_proto(&cluster, &progress, &sources))
 }
