@@ -237,25 +237,7 @@ pub(super) async fn batch_get_enterprises(
     _ctx: &CallContext,
     req: pb::BatchGetEnterprisesRequest,
 ) -> Result<pb::BatchGetEnterprisesResponse, ApiError> {
-    if req.names.len() > 1000 {
-        return Err(ApiError::invalid(
-            "names",
-            "TOO_MANY",
-            "at most 1000 names per call",
-        ));
-    }
-    let mut codes = Vec::with_capacity(req.names.len());
-    let mut violations = Vec::new();
-    for (i, name) in req.names.iter().enumerate() {
-        match parse_enterprise_name(name, &format!("names[{i}]"), &api.known_exceptions) {
-            Ok(u) => codes.push(u.as_str().to_string()),
-            Err(ApiError::InvalidArgument(v)) => violations.extend(v),
-            Err(e) => return Err(e),
-        }
-    }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    let codes = convert::parse_names(&req.names, &api.known_exceptions)?;
     let rows = store::get_many(&api.db, &codes).await?;
     let mut by_code: HashMap<String, store::Model> =
         rows.into_iter().map(|m| (m.uscc.clone(), m)).collect();
@@ -279,17 +261,7 @@ pub(super) async fn validate_uscc(
     _ctx: &CallContext,
     req: pb::ValidateUsccRequest,
 ) -> Result<pb::ValidateUsccResponse, ApiError> {
-    let raw = &req.uscc;
-    if raw.trim().is_empty() {
-        return Err(ApiError::invalid("uscc", "REQUIRED", "uscc is required"));
-    }
-    if raw.chars().count() > 256 {
-        return Err(ApiError::invalid(
-            "uscc",
-            "TOO_LONG",
-            "at most 256 characters",
-        ));
-    }
+    let raw = convert::parse_uscc_to_check(&req.uscc)?;
     let report = uscc::check(raw, &api.known_exceptions);
     Ok(convert::report_to_proto(report))
 }

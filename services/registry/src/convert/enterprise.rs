@@ -6,7 +6,8 @@ use chrono::NaiveDate;
 use qilu_common::error::{ApiError, FieldViolation};
 use qilu_common::filter::{Filter, FilterField, Kind, Op, Value};
 use qilu_common::input::mask::not_updatable;
-use qilu_common::input::{OrderBy, Text};
+use qilu_common::input::name::{self, IdRule};
+use qilu_common::input::{OrderBy, Text, Violations};
 use qilu_common::time::to_timestamp;
 use qilu_proto::common::{GreenCategory, HighTechField};
 use qilu_proto::registry as pb;
@@ -112,6 +113,45 @@ pub fn parse_enterprise_name(
         ));
     };
     parse_uscc(code, field, known).map_err(|v| ApiError::InvalidArgument(vec![v]))
+}
+
+/// `BatchGetEnterprisesRequest.names`: at most 1000, every bad name reported (`names[i]`); the
+/// codes in request order, repeats kept (AIP-231).
+pub fn parse_names(names: &[String], known: &KnownExceptions) -> Result<Vec<String>, ApiError> {
+    if names.len() > 1000 {
+        return Err(ApiError::invalid(
+            "names",
+            "TOO_MANY",
+            "at most 1000 names per call",
+        ));
+    }
+    let mut violations = Violations::new();
+    let mut codes = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if let Some(u) =
+            violations.absorb(parse_enterprise_name(name, &format!("names[{i}]"), known))?
+        {
+            codes.push(u.as_str().to_string());
+        }
+    }
+    violations.finish()?;
+    Ok(codes)
+}
+
+/// `ValidateUsccRequest.uscc`: any text to check, up to 256 characters (the check itself
+/// reports what is wrong with it).
+pub fn parse_uscc_to_check(raw: &str) -> Result<&str, ApiError> {
+    if raw.trim().is_empty() {
+        return Err(ApiError::invalid("uscc", "REQUIRED", "uscc is required"));
+    }
+    if raw.chars().count() > 256 {
+        return Err(ApiError::invalid(
+            "uscc",
+            "TOO_LONG",
+            "at most 256 characters",
+        ));
+    }
+    Ok(raw)
 }
 
 /// The descriptive fields of a create request, with every violation collected.
@@ -258,24 +298,17 @@ fn zone(raw: &str, at: &str) -> Result<Option<String>, FieldViolation> {
     if raw.is_empty() {
         return Ok(None);
     }
-    let id = raw.strip_prefix("zones/").unwrap_or("");
-    let valid = !id.is_empty()
-        && id.len() <= 63
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if valid {
-        Ok(Some(raw.to_string()))
-    } else {
-        Err(FieldViolation::new(
-            at,
-            "INVALID_RESOURCE_NAME",
-            format!(
-                "expected zones/{{zone}} with a lower-case id, got {}",
-                qilu_common::limits::echo(raw)
-            ),
-        ))
-    }
+    // The enterprise's zone reference keeps its released rule, looser than a zone's own id
+    // (`zone::parse_id`): a leading digit passes.
+    let lower_case_id = IdRule::Custom(|id| {
+        !id.is_empty()
+            && id.len() <= 63
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    name::single(raw, "zones/{zone}", at, lower_case_id)?;
+    Ok(Some(raw.to_string()))
 }
 
 /// `ValidateUscc` response from a check report.
@@ -515,6 +548,16 @@ mod tests {
         assert_eq!(f.display_name, "山东氢能科技有限公司");
         assert_eq!(f.technology_fields, vec![4, 6]);
         assert_eq!(f.zone.as_deref(), Some("zones/jinan"));
+    }
+
+    #[test]
+    fn zone_references_are_zones_slash_a_lower_case_id() {
+        assert_eq!(zone(" ", "z"), Ok(None));
+        assert_eq!(zone("zones/9-jinan", "z"), Ok(Some("zones/9-jinan".into())));
+        for bad in ["zones/", "zones/Jinan", "jinan", "zones/a/b"] {
+            let v = zone(bad, "z").err().map(|v| v.reason);
+            assert_eq!(v.as_deref(), Some("INVALID_RESOURCE_NAME"), "{bad}");
+        }
     }
 
     #[test]
