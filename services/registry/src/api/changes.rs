@@ -38,7 +38,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::codegen::BoxStream;
 
+use crate::convert::ENTERPRISE_TYPE;
+use crate::convert::certification::CERTIFICATE_TYPE;
 use crate::convert::enterprise_to_proto;
+use crate::convert::figures::ANNUAL_FIGURES_TYPE;
+use crate::convert::zones::{CLUSTER_TYPE, ZONE_TYPE};
 use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState, StateChange};
 use crate::domain::uscc::{KnownExceptions, Uscc};
 use crate::store::changes as store;
@@ -60,15 +64,9 @@ const SCAN_CHUNK: u64 = 1000;
 
 /// Resource types by the collection path of their names (AIP-122 patterns of the contract).
 const RESOURCE_TYPES: &[(&str, &str)] = &[
-    ("enterprises", "registry.qilu.gov.cn/Enterprise"),
-    (
-        "enterprises/annualFigures",
-        "registry.qilu.gov.cn/AnnualFigures",
-    ),
-    (
-        "enterprises/highTechCertificates",
-        "registry.qilu.gov.cn/HighTechCertificate",
-    ),
+    ("enterprises", ENTERPRISE_TYPE),
+    ("enterprises/annualFigures", ANNUAL_FIGURES_TYPE),
+    ("enterprises/highTechCertificates", CERTIFICATE_TYPE),
     (
         "enterprises/supportPolicies",
         "registry.qilu.gov.cn/SupportPolicy",
@@ -78,12 +76,10 @@ const RESOURCE_TYPES: &[(&str, &str)] = &[
         "leadingCohorts/members",
         "registry.qilu.gov.cn/LeadingCohortMember",
     ),
-    ("zones", "registry.qilu.gov.cn/Zone"),
-    ("clusters", "registry.qilu.gov.cn/Cluster"),
+    ("zones", ZONE_TYPE),
+    ("clusters", CLUSTER_TYPE),
     ("policyTargets", "registry.qilu.gov.cn/PolicyTarget"),
 ];
-
-const ENTERPRISE_TYPE: &str = "registry.qilu.gov.cn/Enterprise";
 
 /// The cursor after the change with `sequence` (0 = before the first change).
 pub(super) fn encode_cursor(sequence: i64) -> String {

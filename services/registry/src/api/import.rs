@@ -549,10 +549,7 @@ impl Committer {
                     // Writers are serialised by the write transaction, so the version cannot
                     // have moved since the read above; checked anyway.
                     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
-                        return Err(ApiError::Aborted(format!(
-                            "{} changed concurrently",
-                            updated.name()
-                        )));
+                        return Err(qilu_common::input::etag::concurrent(&updated.name()));
                     }
                     changed.push(updated);
                 }
