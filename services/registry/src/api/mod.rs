@@ -16,7 +16,7 @@
 //! | `changes` | change feed |
 //! | `audit` | audit log |
 //!
-//! `refusals` maps each typed refusal of `domain/` to its `ApiError`, once.
+//! Each typed refusal of `domain/` maps to its `ApiError` once, in its family's `convert` module.
 
 mod audit;
 mod certification;
@@ -26,7 +26,6 @@ mod figures;
 mod import;
 mod leading;
 mod policy;
-mod refusals;
 mod statistics;
 mod status;
 mod zones;

@@ -11,6 +11,7 @@ use qilu_common::time::to_timestamp;
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 
+use crate::domain::certification::CertificateRefused;
 use crate::domain::certification::{
     self as cert, Certificate, CertificateState, EARLIEST_ISSUE, Ground, MAX_AUTHORITY_CHARS,
     MAX_REASON_CHARS, ReportState,
@@ -501,6 +502,68 @@ fn criterion_proto(c: Criterion) -> pb::EligibilityCriterion {
         }
         Criterion::InnovationScore => pb::EligibilityCriterion::InnovationScore,
         Criterion::NoMajorIncident => pb::EligibilityCriterion::NoMajorIncident,
+    }
+}
+
+/// The one mapping of a CertificateRefused to the API's answer.
+impl From<CertificateRefused> for ApiError {
+    fn from(refused: CertificateRefused) -> Self {
+        match refused {
+            CertificateRefused::HolderNotActive { holder, state } => {
+                let description = format!(
+                    "{holder} is {state:?}; certificates are recorded only for active enterprises"
+                );
+                ApiError::precondition("ENTERPRISE_NOT_ACTIVE", holder, description)
+            }
+            CertificateRefused::OutsideValidity { name, years, year } => ApiError::invalid(
+                "report_year",
+                "OUTSIDE_VALIDITY",
+                format!(
+                    "{name} reports on {}-{}, not {year}",
+                    years.start(),
+                    years.end()
+                ),
+            ),
+            CertificateRefused::Revoked { name } => {
+                let description = format!("{name} is revoked; no annual report can be filed");
+                ApiError::precondition("CERTIFICATE_REVOKED", name, description)
+            }
+            CertificateRefused::RevokedForMissedReports { name } => {
+                let description = format!(
+                    "{name} is revoked for two missed annual reports; no annual report can be filed"
+                );
+                ApiError::precondition("CERTIFICATE_REVOKED", name, description)
+            }
+            CertificateRefused::AlreadyFiled {
+                name,
+                year,
+                filed_date,
+            } => ApiError::precondition(
+                "REPORT_ALREADY_FILED",
+                name,
+                format!("the {year} report was already filed on {filed_date}"),
+            ),
+            CertificateRefused::YearNotEnded {
+                year,
+                earliest,
+                filed_date,
+                date_given,
+            } => ApiError::invalid(
+                // The field the caller can change: the date it gave, or the year.
+                if date_given {
+                    "filed_date"
+                } else {
+                    "report_year"
+                },
+                "YEAR_NOT_ENDED",
+                format!("the report on {year} can be filed from {earliest}, not {filed_date}"),
+            ),
+            CertificateRefused::NotValid { name, state } => {
+                let description =
+                    format!("{name} is {state:?}; only a valid certificate can be revoked");
+                ApiError::precondition("CERTIFICATE_NOT_VALID", name, description)
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use qilu_common::time::to_timestamp;
 use qilu_proto::common::{GreenCategory, HighTechField};
 use qilu_proto::registry as pb;
 
+use crate::domain::enterprise::StateChangeRefused;
 use crate::domain::enterprise::{
     EARLIEST_ESTABLISHED, Enterprise, EnterpriseFields, EnterpriseState, MAX_ADDRESS_CHARS,
     MAX_NAME_CHARS, MAX_PERSON_CHARS,
@@ -501,6 +502,38 @@ fn parse_effective_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, ApiErr
         ));
     }
     Ok(date)
+}
+
+/// The one mapping of a StateChangeRefused to the API's answer.
+impl From<StateChangeRefused> for ApiError {
+    fn from(refused: StateChangeRefused) -> Self {
+        match refused {
+            StateChangeRefused::Transition { name, from, to } => {
+                let allowed_from = match to {
+                    EnterpriseState::Revoked => "only an ACTIVE enterprise can be revoked",
+                    _ => "only an ACTIVE or REVOKED enterprise can be deregistered",
+                };
+                let description = format!("{name} is {}; {allowed_from}", from.as_str());
+                ApiError::precondition("ENTERPRISE_STATE", name, description)
+            }
+            StateChangeRefused::BeforeEstablishment {
+                effective,
+                established,
+            } => ApiError::invalid(
+                "effective_date",
+                "BEFORE_ESTABLISHMENT",
+                format!("{effective} is before the enterprise was established ({established})"),
+            ),
+            StateChangeRefused::BeforePreviousChange {
+                effective,
+                previous,
+            } => ApiError::invalid(
+                "effective_date",
+                "BEFORE_PREVIOUS_CHANGE",
+                format!("{effective} is before the previous state change took effect ({previous})"),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use qilu_common::input::{OrderBy, Text, etag_of};
 use qilu_common::time::to_timestamp;
 use qilu_proto::registry as pb;
 
+use crate::domain::figures::FiguresRefused;
 use crate::domain::figures::{AnnualFigures, FigureKind, MAX_REFERENCE_CHARS, source_name};
 use crate::domain::uscc::{KnownExceptions, Uscc};
 
@@ -257,6 +258,30 @@ pub fn parse_mask(
         }
     }
     Ok(kinds)
+}
+
+/// The one mapping of a FiguresRefused to the API's answer.
+impl From<FiguresRefused> for ApiError {
+    fn from(FiguresRefused(above): FiguresRefused) -> Self {
+        ApiError::InvalidArgument(
+            above
+                .into_iter()
+                .map(|a| {
+                    FieldViolation::new(
+                        format!("annual_figures.{}.value", a.blamed.as_str()),
+                        "EXCEEDS_TOTAL",
+                        format!(
+                            "{} ({}) must not be above {} ({})",
+                            a.part.as_str(),
+                            a.part_value,
+                            a.whole.as_str(),
+                            a.whole_value
+                        ),
+                    )
+                })
+                .collect(),
+        )
+    }
 }
 
 #[cfg(test)]

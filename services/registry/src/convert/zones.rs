@@ -13,6 +13,7 @@ use qilu_common::time::to_timestamp;
 use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
 
+use crate::domain::cluster::ClusterRefused;
 use crate::domain::cluster::{
     Cluster, ClusterFields, EffectiveTarget, MAX_DESCRIPTION_CHARS, MAX_MEMBERS, Progress,
 };
@@ -560,6 +561,32 @@ pub fn parse_order(raw: &str) -> Result<Order, ApiError> {
         Key::Name => Order::Name { desc: order.desc },
         Key::DisplayName => Order::DisplayName { desc: order.desc },
     })
+}
+
+/// The one mapping of a ClusterRefused to the API's answer.
+impl From<ClusterRefused> for ApiError {
+    fn from(refused: ClusterRefused) -> Self {
+        match refused {
+            ClusterRefused::TargetBeforeStart {
+                target_year,
+                start_year,
+            } => ApiError::invalid(
+                "cluster.target_year",
+                "BEFORE_START_YEAR",
+                format!(
+                    "the target year {target_year} is before the cluster's start year {start_year}"
+                ),
+            ),
+            ClusterRefused::NoTarget { name, year } => ApiError::precondition(
+                "NO_CLUSTER_SCALE_TARGET",
+                name,
+                format!(
+                    "no CLUSTER_SCALE policy target with a target year is in force for {year}; \
+                     set target_scale_fen and target_year on the cluster or record a policy target"
+                ),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
