@@ -1,6 +1,6 @@
 //! The allocator: who gets each award seat or each fen of a project budget, and why.
 //!
-//! Contract (DESIGN.md §6, `proto/qilu/awards/v1/allocation.proto`):
+//! Contract (docs/design.md §6, `proto/qilu/awards/v1/allocation.proto`):
 //! - An application qualifies when it was not excluded by the run-time checks (the caller
 //!   re-checked registry and review and passes the reason) and its exact aggregate score
 //!   `sum / count` is at or above the threshold (`sum × 1000 ≥ threshold_millipoints × count`).

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::allocation::{self, BucketKey, WHOLE_BASIS_POINTS};
 
-/// Days in the public-notice objection window when the program says nothing (RULES.md: the
+/// Days in the public-notice objection window when the program says nothing (docs/rules.md: the
 /// 2021 award measures give 10 days for objections).
 pub const DEFAULT_OBJECTION_WINDOW_DAYS: i32 = 10;
 /// Longest objection window `PublishResults` accepts.

@@ -1,5 +1,5 @@
 //! Leading cohorts, the candidate ranking, selection, and the one support policy per selected
-//! enterprise (DESIGN §4; contract `proto/qilu/registry/v1/leading.proto`).
+//! enterprise (docs/design.md §4; contract `proto/qilu/registry/v1/leading.proto`).
 //!
 //! Invariants kept here:
 //! - a cohort's target size is the LEADING_COHORT_SIZE policy target in force for its year,

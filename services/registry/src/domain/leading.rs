@@ -1,5 +1,6 @@
-//! Leading-enterprise cohorts and the candidate ranking (DESIGN §4 "Leading enterprises and one
-//! policy per enterprise"). The ranking is a pure function of the registry's own data: an
+//! Leading-enterprise cohorts and the candidate ranking (docs/design.md §4, "Leading enterprises
+//! and one policy per enterprise"; the scales and weights are in docs/rules.md,
+//! "Leading-enterprise ranking"). The ranking is a pure function of the registry's own data: an
 //! enterprise's state, certificate flag, green category, technology fields and annual figures.
 //! Every score is broken into components that a person can recompute by hand
 //! (`score = Σ contribution`, `contribution = points × weight / 10,000`, rounded down), with
