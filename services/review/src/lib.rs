@@ -17,8 +17,6 @@ pub mod domain;
 pub mod roles;
 pub mod store;
 
-use std::sync::Arc;
-
 use qilu_common::app::ServiceApp;
 use qilu_common::client::Peer;
 use qilu_common::config::Config;
@@ -43,34 +41,9 @@ impl ServiceApp for Review {
     }
 }
 
-/// "Now" for deadlines (the appeal window). The system clock in service; tests inject a clock
-/// they can move forward instead of sleeping. Rows are always stamped with the write
-/// transaction's commit time.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(qilu_common::time::now_micros))
-    }
-
-    /// A clock reading `now_us` (µs since the epoch).
-    pub fn new(now_us: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(now_us))
-    }
-
-    /// Now, µs since the epoch.
-    pub fn now_us(&self) -> i64 {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
+/// "Now" for the service's date-dependent decisions, injectable so tests move it instead of
+/// sleeping. Re-exported so callers name it through the service crate as before.
+pub use qilu_common::Clock;
 
 /// Builds the mountable service from configuration and a migrated database.
 pub fn service(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
