@@ -9,13 +9,14 @@ use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
 use qilu_common::idempotency;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::awards as pb;
 
 use super::applications::{achievement_problem, enterprise_problem};
 use super::programs::{illegal, save};
-use super::{AwardsApi, ceilings, check_etag, concurrent};
+use super::{AwardsApi, ceilings};
 use crate::convert::{
     ALLOCATION_TYPE, allocation_to_proto, parse_allocation_name, parse_program_name,
 };
@@ -194,7 +195,7 @@ pub(super) async fn allocate_program(
                 return Ok(previous);
             }
         }
-        check_etag(&req.etag, &program.etag(), &program.name())?;
+        check_etag(&req.etag, &program.name(), program.version)?;
         return Err(illegal(
             &program,
             format!(
@@ -232,7 +233,7 @@ pub(super) async fn allocate_program(
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     let next = current
         .state
         .transition(Transition::Allocate)

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use qilu_common::filter::{Filter, Op};
 use qilu_common::idempotency;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation};
@@ -15,7 +16,7 @@ use qilu_proto::registry as rpb;
 use qilu_proto::review as vpb;
 
 use super::programs::visible_program;
-use super::{AwardsApi, check_etag, concurrent, new_id};
+use super::{AwardsApi, new_id};
 use crate::convert::{
     APPLICATION_TYPE, application_to_proto, parse_achievement_ref, parse_child_name,
     parse_enterprise_ref, parse_program_name, published,
@@ -523,7 +524,7 @@ pub(super) async fn withdraw_application(
         .await?
         .ok_or_else(|| not_found(&req.name))?;
     check_own(ctx, &current.uscc)?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     let program = api.load_program(tx.conn(), &program_id).await?;
     if !matches!(program.state, State::Open | State::Closed) {
         return Err(ApiError::precondition(

@@ -204,21 +204,6 @@ pub(crate) fn program_not_found(id: &str) -> ApiError {
     }
 }
 
-/// A stale etag (when one is given) → ABORTED.
-pub(crate) fn check_etag(given: &str, current: &str, name: &str) -> Result<(), ApiError> {
-    if !given.is_empty() && given != current {
-        return Err(ApiError::Aborted(format!(
-            "{name} changed since etag {given} was read; read it again and retry"
-        )));
-    }
-    Ok(())
-}
-
-/// A lost optimistic-concurrency race → ABORTED.
-pub(crate) fn concurrent(name: &str) -> ApiError {
-    ApiError::Aborted(format!("{name} changed concurrently; retry"))
-}
-
 /// A new server-assigned id: time-ordered (UUIDv7), so names sort by creation.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()

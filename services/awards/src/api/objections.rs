@@ -6,6 +6,7 @@
 
 use qilu_common::auth::Role;
 use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation};
@@ -13,7 +14,7 @@ use qilu_proto::awards as pb;
 
 use super::allocation::store_run;
 use super::programs::save;
-use super::{AwardsApi, check_etag, concurrent, new_id};
+use super::{AwardsApi, new_id};
 use crate::convert::{OBJECTION_TYPE, objection_to_proto, parse_child_name, parse_program_name};
 use crate::domain::application::{Objection, ObjectionState};
 use crate::domain::program::State;
@@ -303,7 +304,7 @@ pub(super) async fn resolve_objection(
     let current = store::get(tx.conn(), &program_id, &id)
         .await?
         .ok_or_else(|| not_found(&req.name))?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     if current.state != ObjectionState::Open {
         return Err(ApiError::precondition(
             "OBJECTION_RESOLVED",

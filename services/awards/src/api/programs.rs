@@ -3,12 +3,13 @@
 //! never see a DRAFT: it is NOT_FOUND for them and absent from their lists.
 
 use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation, db::is_unique_violation};
 use qilu_proto::awards as pb;
 
-use super::{AwardsApi, ceilings, check_etag, concurrent, program_not_found, sees_drafts};
+use super::{AwardsApi, ceilings, program_not_found, sees_drafts};
 use crate::convert::{PROGRAM_TYPE, parse_program_name, program_to_proto, settings_from_proto};
 use crate::domain::program::{
     self, DEFAULT_OBJECTION_WINDOW_DAYS, Kind, MAX_OBJECTION_WINDOW_DAYS, Program, State,
@@ -277,7 +278,7 @@ pub(super) async fn update_program(
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
-    check_etag(&input.etag, &current.etag(), &current.name())?;
+    check_etag(&input.etag, &current.name(), current.version)?;
     if current.state != State::Draft {
         return Err(ApiError::precondition(
             "PROGRAM_NOT_DRAFT",
@@ -361,7 +362,7 @@ async fn transition(
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
-    check_etag(etag, &current.etag(), &current.name())?;
+    check_etag(etag, &current.name(), current.version)?;
     let next = current
         .state
         .transition(method)
@@ -387,7 +388,7 @@ pub(super) async fn open_program(
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     let next = current
         .state
         .transition(Transition::Open)
@@ -482,7 +483,7 @@ pub(super) async fn finalize_program(
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     let next = current
         .state
         .transition(Transition::Finalize)

@@ -259,7 +259,7 @@ impl Program {
 
     /// The opaque version tag.
     pub fn etag(&self) -> String {
-        etag_of(&self.name(), self.version)
+        qilu_common::input::etag_of(&self.name(), self.version)
     }
 
     /// Whether `(category, grade)` is a listed bucket.
@@ -348,17 +348,6 @@ impl Program {
 /// `programs/{id}`.
 pub fn program_name(id: &str) -> String {
     format!("programs/{id}")
-}
-
-/// An opaque version tag for a resource name and version (FNV-1a; only needs to differ between
-/// versions).
-pub fn etag_of(key: &str, version: i64) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes().chain(version.to_le_bytes()) {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
 }
 
 /// Program ids: lower-case letters, digits and `-`, 1-63 characters, starting with a letter.

@@ -4,13 +4,14 @@
 
 use qilu_common::filter::{Filter, Op};
 use qilu_common::idempotency;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 
-use super::{ReviewApi, Scope, check_etag, concurrent, new_id};
+use super::{ReviewApi, Scope, new_id};
 use crate::convert::{self, achievement_to_proto, parse_achievement_name};
 use crate::domain::achievement::{Achievement, MAX_REASON_CHARS, State};
 use crate::domain::review::ReviewState;
@@ -291,7 +292,7 @@ pub(super) async fn update_achievement(
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
     check_own(ctx, &current)?;
-    check_etag(&input.etag, &current.etag(), &current.name())?;
+    check_etag(&input.etag, &current.name(), current.version)?;
     if current.state != State::Draft {
         return Err(wrong_state(
             &current,
@@ -347,7 +348,7 @@ pub(super) async fn submit_achievement(
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     if current.state != State::Draft || current.owner != before.owner {
         return Err(wrong_state(
             &current,
@@ -423,7 +424,7 @@ pub(super) async fn withdraw_achievement(
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
     check_own(ctx, &current)?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     if !current.state.withdrawable() {
         return Err(wrong_state(
             &current,

@@ -6,11 +6,12 @@
 use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
 
-use super::{ReviewApi, check_etag, concurrent, new_id};
+use super::{ReviewApi, new_id};
 use crate::convert::{parse_achievement_name, parse_expert_name, review_to_proto};
 use crate::domain::achievement::State;
 use crate::domain::expert::{self, Candidate, Expert, MAX_REVIEWERS_PER_CALL};
@@ -88,7 +89,7 @@ pub(super) async fn assign_reviewers(
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     if !matches!(current.state, State::Submitted | State::UnderReview) {
         return Err(ApiError::precondition(
             "ACHIEVEMENT_NOT_REVIEWABLE",

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation};
 use qilu_proto::review as pb;
 
+use super::ReviewApi;
 use super::achievements::{check_own, redact_for};
-use super::{ReviewApi, check_etag, concurrent};
 use crate::convert::{self, achievement_to_proto, parse_achievement_name};
 use crate::domain::achievement::{Achievement, MAX_LONG_TEXT_CHARS, State};
 use crate::domain::appeal::{self, Appeal, Resolution};
@@ -44,7 +45,7 @@ pub(super) async fn finalize_decision(
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     if current.state != State::UnderReview {
         return Err(ApiError::precondition(
             "ACHIEVEMENT_NOT_UNDER_REVIEW",
@@ -141,7 +142,7 @@ pub(super) async fn appeal_veto(
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
     check_own(ctx, &current)?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     if current.state != State::Vetoed {
         return Err(ApiError::precondition(
             "ACHIEVEMENT_NOT_VETOED",
@@ -232,7 +233,7 @@ pub(super) async fn resolve_appeal(
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.version)?;
     let pending = current
         .appeal
         .as_ref()

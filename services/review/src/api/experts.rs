@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
@@ -12,7 +13,7 @@ use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 use sea_orm::ConnectionTrait;
 
-use super::{ReviewApi, Scope, check_etag, concurrent};
+use super::{ReviewApi, Scope};
 use crate::convert::{self, EXPERT_TYPE, expert_to_proto, parse_expert_name};
 use crate::domain::achievement::{MAX_REASON_CHARS, State};
 use crate::domain::expert::{DeclaredConflict, Expert};
@@ -296,7 +297,7 @@ pub(super) async fn update_expert(
         Begun::Fresh(tx) => tx,
     };
     let current = load(tx.conn(), &id).await?;
-    check_etag(&input.etag, &current.etag(), &current.name())?;
+    check_etag(&input.etag, &current.name(), current.version)?;
     let mut updated = current.clone();
     let mut violations = Vec::new();
     for path in &paths {

@@ -5,13 +5,14 @@
 //! decided.
 
 use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, FieldViolation};
 use qilu_proto::review as pb;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
 
-use super::{ReviewApi, Scope, check_etag, concurrent};
+use super::{ReviewApi, Scope};
 use crate::convert::{self, REVIEW_TYPE, parse_review_name, review_to_proto};
 use crate::domain::achievement::{Achievement, MAX_LONG_TEXT_CHARS, State};
 use crate::domain::review::{ExpertVeto, Review, ReviewState, Scores, VetoCategory};
@@ -114,7 +115,7 @@ pub(super) async fn submit_review(
             review.name()
         )));
     }
-    check_etag(&req.etag, &review.etag(), &review.name())?;
+    check_etag(&req.etag, &review.name(), review.version)?;
     if review.state != ReviewState::Assigned {
         return Err(ApiError::precondition(
             "REVIEW_NOT_OPEN",

@@ -2,12 +2,13 @@
 //! ACTIVE) and `ScreenAchievement`, the dry run that stores nothing.
 
 use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::review as pb;
 
-use super::{ReviewApi, check_etag, concurrent};
+use super::ReviewApi;
 use crate::convert::{
     self, RULE_SET_TYPE, parse_achievement_name, parse_rule_set_name, rule_set_to_proto,
     verdict_to_proto,
@@ -154,7 +155,7 @@ pub(super) async fn activate_veto_rule_set(
             Begun::Fresh(tx) => tx,
         };
     let current = load(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.row_version)?;
     let now = tx.now_us();
     // The previously active one (if another) becomes INACTIVE in the same transaction.
     if let Some(previous) = store::active(tx.conn()).await? {
