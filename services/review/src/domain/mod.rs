@@ -10,11 +10,15 @@
 //! | `review` | an expert's review: scores and veto |
 //! | `decision` | the final decision: vetoes, trimmed mean, threshold |
 //! | `appeal` | the 30-day appeal window in the programme time zone |
+//! | `ids` | typed ids read from resource names |
+//! | `refusal` | every precondition a decision refuses, mapped to `FAILED_PRECONDITION` once |
 
 pub mod achievement;
 pub mod appeal;
 pub mod decision;
 pub mod expert;
 pub mod green;
+pub mod ids;
+pub mod refusal;
 pub mod review;
 pub mod screening;
