@@ -1,6 +1,6 @@
 //! The tonic implementation of `qilu.awards.v1.AwardAllocationService`. Thin on purpose: each
-//! RPC delegates to the module of its concept, which parses the request (`convert`), calls the
-//! domain and the store, and converts the answer. One module per concept:
+//! RPC delegates to the module of its concept, which parses the request (`convert`), loads,
+//! decides (`domain`, refusals from `domain::refusal`), stores, records and commits. One module per concept:
 //!
 //! | module | RPCs |
 //! |---|---|
@@ -41,7 +41,9 @@ use tonic::Code;
 
 use crate::Clock;
 use crate::convert::PROGRAM_TYPE;
+use crate::domain::ids::ProgramId;
 use crate::domain::program::{self, Program};
+use crate::domain::refusal::Ineligible;
 use crate::store::program as program_store;
 
 /// Most names one batch call to a peer carries (the peers' contract).
@@ -85,9 +87,9 @@ impl AwardsApi {
     async fn load_program(
         &self,
         conn: &impl ConnectionTrait,
-        id: &str,
+        id: &ProgramId,
     ) -> Result<Program, ApiError> {
-        program_store::get(conn, id)
+        program_store::get(conn, id.as_str())
             .await?
             .ok_or_else(|| program_not_found(id))
     }
@@ -110,11 +112,7 @@ impl AwardsApi {
         match result {
             Ok(e) => Ok(e),
             Err(err) if matches!(err.code(), Some(Code::NotFound | Code::InvalidArgument)) => {
-                Err(ApiError::precondition(
-                    "ENTERPRISE_NOT_REGISTERED",
-                    name.clone(),
-                    format!("{name} is not registered in the enterprise registry"),
-                ))
+                Err(Ineligible::EnterpriseNotRegistered { enterprise: name }.into())
             }
             Err(err) => Err(err.into()),
         }
@@ -197,10 +195,10 @@ impl AwardsApi {
 }
 
 /// NOT_FOUND for a program.
-pub(crate) fn program_not_found(id: &str) -> ApiError {
+pub(crate) fn program_not_found(id: &ProgramId) -> ApiError {
     ApiError::NotFound {
         resource_type: PROGRAM_TYPE,
-        name: program::program_name(id),
+        name: id.name(),
     }
 }
 
