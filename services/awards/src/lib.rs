@@ -2,11 +2,12 @@
 //! applications, explainable allocation, publicity and field statistics.
 //!
 //! Code map (the same shape as the registry and review): `api/` (tonic handlers, thin, one
-//! module per concept) → `convert.rs` (proto ⇄ domain) → `domain/` (pure rules: program
-//! settings and stages, the allocator and Hamilton split, allocation runs and their digest,
-//! field distribution) and `store/` (sea-orm entities, queries, migrations). `roles.rs` is the
-//! RPC → roles table. Enterprises are checked in the registry and achievements in the review
-//! service over gRPC (`qilu_common::client::Peer`); this service never reads their tables.
+//! module per concept) → `convert/` (proto ⇄ domain, all input parsing, one module per resource
+//! family) → `domain/` (pure rules: program settings and stages, the allocator and Hamilton
+//! split, allocation runs and their digest, field distribution, typed ids, refusals) and
+//! `store/` (sea-orm entities, queries, migrations). `roles.rs` is the RPC → roles table.
+//! Enterprises are checked in the registry and achievements in the review service over gRPC
+//! (`qilu_common::client::Peer`); this service never reads their tables.
 
 #![forbid(unsafe_code)]
 

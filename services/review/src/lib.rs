@@ -3,11 +3,11 @@
 //! vetoed, by rule or by any one expert, and the veto holds unless an appeal overturns it.
 //!
 //! Code map (the same shape as the registry): `api/` (tonic handlers, thin, one module per
-//! concept) → `convert.rs` (proto ⇄ domain, all input validation) → `domain/` (types and rules,
-//! no I/O: screening, decision, assignment, appeal window) and `store/` (sea-orm entities,
-//! queries, migrations). `roles.rs` is the RPC → roles table. The owner enterprise is checked in
-//! the registry over gRPC (`qilu_common::client::Peer`); this service never reads the
-//! registry's tables.
+//! concept) → `convert/` (proto ⇄ domain, all input parsing, one module per resource family) →
+//! `domain/` (types and rules, no I/O: screening, decision, assignment, appeal window, typed
+//! ids, refusals) and `store/` (sea-orm entities, queries, migrations). `roles.rs` is the RPC →
+//! roles table. The owner enterprise is checked in the registry over gRPC
+//! (`qilu_common::client::Peer`); this service never reads the registry's tables.
 
 #![forbid(unsafe_code)]
 

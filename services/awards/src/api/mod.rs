@@ -96,6 +96,21 @@ impl AwardsApi {
 
     /// One enterprise from the registry. NOT_FOUND there is a failed precondition here.
     async fn enterprise(&self, ctx: &CallContext, uscc: &str) -> Result<rpb::Enterprise, ApiError> {
+        self.registered(ctx, uscc).await?.ok_or_else(|| {
+            Ineligible::EnterpriseNotRegistered {
+                enterprise: format!("enterprises/{uscc}"),
+            }
+            .into()
+        })
+    }
+
+    /// One enterprise from the registry, `None` when the registry does not know it (or refuses
+    /// the code as malformed).
+    async fn registered(
+        &self,
+        ctx: &CallContext,
+        uscc: &str,
+    ) -> Result<Option<rpb::Enterprise>, ApiError> {
         let name = format!("enterprises/{uscc}");
         let result = self
             .registry
@@ -110,9 +125,9 @@ impl AwardsApi {
             )
             .await;
         match result {
-            Ok(e) => Ok(e),
+            Ok(e) => Ok(Some(e)),
             Err(err) if matches!(err.code(), Some(Code::NotFound | Code::InvalidArgument)) => {
-                Err(Ineligible::EnterpriseNotRegistered { enterprise: name }.into())
+                Ok(None)
             }
             Err(err) => Err(err.into()),
         }
@@ -148,12 +163,8 @@ impl AwardsApi {
                 // One unknown name fails the whole batch (AIP-231): ask one by one.
                 Err(err) if err.code() == Some(Code::NotFound) => {
                     for u in chunk {
-                        match self.enterprise(ctx, u).await {
-                            Ok(e) => {
-                                out.insert(u.clone(), e);
-                            }
-                            Err(ApiError::FailedPrecondition { .. }) => {}
-                            Err(e) => return Err(e),
+                        if let Some(e) = self.registered(ctx, u).await? {
+                            out.insert(u.clone(), e);
                         }
                     }
                 }
