@@ -61,7 +61,7 @@ impl Expert {
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        super::etag_of(&self.name(), self.version)
+        qilu_common::input::etag_of(&self.name(), self.version)
     }
 
     /// The expert's conflict with enterprise `uscc`, if any (affiliation first).

@@ -85,7 +85,7 @@ impl RuleSet {
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        crate::domain::etag_of(&self.name(), self.row_version)
+        qilu_common::input::etag_of(&self.name(), self.row_version)
     }
 }
 
