@@ -147,7 +147,7 @@ pub(in crate::api) async fn update(
     let current = load_policy(tx.conn(), &uscc, year).await?;
     let etag = req.support_policy.as_ref().map(|p| p.etag.as_str());
     check_etag(etag.unwrap_or_default(), &current.name(), current.version)?;
-    let input = parse_update(&req, mask, today)?;
+    let input = parse_update(&req, &mask, today)?;
     let updated = current.revised(input.apply(&current.fields), tx.now_us())?;
     write_policy(&mut tx, &updated, &current, input.milestones_changed()).await?;
     let response = policy_to_proto(&updated, today);

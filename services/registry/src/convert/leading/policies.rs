@@ -152,25 +152,36 @@ pub fn parse_update_name(
     parse_policy_name(&input.name, "support_policy.name", known).map_err(super::invalid)
 }
 
-/// The mask of an `UpdateSupportPolicy`: empty is `REQUIRED`, a path that cannot be updated
-/// `FIELD_NOT_UPDATABLE`.
-pub fn parse_update_mask(req: &pb::UpdateSupportPolicyRequest) -> Result<UpdateMask, ApiError> {
-    UpdateMask::parse(req.update_mask.as_ref(), POLICY_MUTABLE_FIELDS)
+/// The paths of an `UpdateSupportPolicy`'s mask. An empty mask is `REQUIRED` at once; a path
+/// that cannot be updated is reported by [`parse_update`] together with the fields' violations
+/// (`FIELD_NOT_UPDATABLE`), once the policy is found, as the contract has always answered.
+pub fn parse_update_mask(req: &pb::UpdateSupportPolicyRequest) -> Result<Vec<String>, ApiError> {
+    let paths = req
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.clone())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return UpdateMask::parse(None, POLICY_MUTABLE_FIELDS).map(|_| paths);
+    }
+    Ok(paths)
 }
 
-/// The masked fields of an `UpdateSupportPolicy`, every bad field at once. The handler checks
-/// them once the policy is found and its etag current, so a missing or stale policy is
-/// reported before the fields.
+/// The masked fields of an `UpdateSupportPolicy`, every bad field and every path that cannot
+/// be updated at once, in the mask's order. The handler checks them once the policy is found
+/// and its etag current, so a missing or stale policy is reported before the fields.
 pub fn parse_update(
     req: &pb::UpdateSupportPolicyRequest,
-    mask: UpdateMask,
+    paths: &[String],
     today: NaiveDate,
 ) -> Result<PolicyUpdate, ApiError> {
     let input = required(req.support_policy.as_ref(), "support_policy")?;
-    let paths: Vec<&str> = mask.paths().iter().map(String::as_str).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let mut v = Violations::new();
     let fields = parse_fields(input, &paths, today, &mut v);
     v.finish()?;
+    // Every path is updatable now.
+    let mask = UpdateMask::parse(req.update_mask.as_ref(), POLICY_MUTABLE_FIELDS)?;
     Ok(PolicyUpdate { mask, fields })
 }
 
@@ -677,7 +688,7 @@ mod tests {
         };
         let parse = |paths: &[&str]| {
             let r = req(paths);
-            parse_update(&r, parse_update_mask(&r)?, today())
+            parse_update(&r, &parse_update_mask(&r)?, today())
         };
         let update = parse(&["title"]).unwrap();
         let current = PolicyFields {
@@ -700,10 +711,21 @@ mod tests {
                 "REQUIRED".to_string()
             )]
         );
-        let state = parse(&["state"]);
+        // A path that cannot be updated is reported with the fields, in the mask's order.
+        let state = parse(&["state", "responsible_officer"]);
         assert_eq!(
             violations(state.unwrap_err()),
-            [("update_mask".to_string(), "FIELD_NOT_UPDATABLE".to_string())]
+            [
+                ("update_mask".to_string(), "FIELD_NOT_UPDATABLE".to_string()),
+                (
+                    "support_policy.responsible_officer".to_string(),
+                    "REQUIRED".to_string()
+                )
+            ]
+        );
+        assert_eq!(
+            violations(parse(&[]).unwrap_err()),
+            [("update_mask".to_string(), "REQUIRED".to_string())]
         );
     }
 
