@@ -3,14 +3,14 @@
 //! one mapping of a refused target to its `ApiError`.
 
 use chrono::NaiveDate;
-use qilu_common::filter::{Filter, FilterField, Kind};
+use qilu_common::filter::{Filter, FilterField, Kind, Value};
 use qilu_common::input::{IdRule, OrderBy, Text, Violations, etag_of};
 use qilu_common::limits::echo;
 use qilu_common::time::to_timestamp;
 use qilu_common::{ApiError, FieldViolation};
 use qilu_proto::registry as pb;
 
-use crate::convert::leading::{filter_enum, filter_year};
+use crate::convert::leading::filter_year;
 use crate::domain::policy::{
     MAX_SOURCE_CHARS, TargetKind, TargetRefused, YearRange, check_numbers,
 };
@@ -196,13 +196,12 @@ const LIST_FILTER: &[FilterField] = &[
 pub fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
     let mut out = ListFilter::default();
     for t in Filter::typed(raw, LIST_FILTER)? {
-        match t.field {
-            "kind" => out.kind = Some(filter_enum(&t)?),
-            "state" => {
-                let in_force = filter_enum(&t)? == pb::PolicyTargetState::InForce as i32;
-                out.in_force = Some(in_force);
+        match (t.field, t.value) {
+            ("kind", Value::Enum(v)) => out.kind = Some(v),
+            ("state", Value::Enum(v)) => {
+                out.in_force = Some(v == pb::PolicyTargetState::InForce as i32);
             }
-            "year" => out.year = Some(filter_year(&t)?),
+            ("year", Value::Int(v)) => out.year = Some(filter_year(t.field, v)?),
             _ => {}
         }
     }

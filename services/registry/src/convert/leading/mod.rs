@@ -5,11 +5,13 @@
 
 pub mod policies;
 
-use qilu_common::filter::{Filter, FilterField, Kind, Op, Term, Value};
+use qilu_common::filter::{Filter, FilterField, Kind, Op, Value};
 use qilu_common::input::name::{bad_name, segments, single};
 use qilu_common::input::{IdRule, Text, Violations, etag_of, required};
+use qilu_common::limits::echo;
 use qilu_common::time::to_timestamp;
 use qilu_common::{ApiError, FieldViolation};
+use qilu_proto::common::GreenCategory;
 use qilu_proto::registry as pb;
 
 use crate::convert::parse_uscc;
@@ -201,52 +203,26 @@ const COHORT_FILTER: &[FilterField] = &[FilterField::with(
     Kind::Int,
 )];
 
-/// A year in a filter: an integer that fits a year.
-pub(crate) fn filter_year(term: &Term) -> Result<i32, ApiError> {
-    match &term.value {
-        Value::Int(y) => i32::try_from(*y).map_err(|_| {
-            ApiError::invalid(
-                "filter",
-                "INVALID_FILTER",
-                format!("{}: expects a year", term.field),
-            )
-        }),
-        _ => Err(ApiError::internal("a year filter field is not an integer")),
-    }
-}
-
-/// A filter value declared `Bool`.
-pub(crate) fn filter_bool(term: &Term) -> Result<bool, ApiError> {
-    match term.value {
-        Value::Bool(b) => Ok(b),
-        _ => Err(ApiError::internal(
-            "a boolean filter field is not a boolean",
-        )),
-    }
-}
-
-/// A filter value declared `Enum`.
-pub(crate) fn filter_enum(term: &Term) -> Result<i32, ApiError> {
-    match term.value {
-        Value::Enum(n) => Ok(n),
-        _ => Err(ApiError::internal("an enum filter field is not an enum")),
-    }
-}
-
-/// A filter value declared `Text`.
-pub(crate) fn filter_text(term: &Term) -> Result<String, ApiError> {
-    match &term.value {
-        Value::Text(t) => Ok(t.clone()),
-        _ => Err(ApiError::internal("a text filter field is not text")),
-    }
+/// The year of a filter term on `field`: an integer that fits a year.
+pub(crate) fn filter_year(field: &str, value: i64) -> Result<i32, ApiError> {
+    i32::try_from(value).map_err(|_| {
+        ApiError::invalid(
+            "filter",
+            "INVALID_FILTER",
+            format!("{field}: expects a year"),
+        )
+    })
 }
 
 /// `ListLeadingCohorts.filter`: comparisons on `year`.
 pub fn parse_cohort_filter(raw: &str) -> Result<Vec<YearCmp>, ApiError> {
     Filter::typed(raw, COHORT_FILTER)?
-        .iter()
+        .into_iter()
         .map(|t| {
-            let y = filter_year(t)?;
+            let Value::Int(y) = t.value else {
+                return Err(ApiError::internal("year is declared an integer"));
+            };
+            let y = filter_year(t.field, y)?;
             Ok(match t.op {
                 Op::Eq => YearCmp::Eq(y),
                 Op::Ne => YearCmp::Ne(y),
@@ -289,13 +265,9 @@ impl CandidateFilter {
 const CANDIDATE_FILTER: &[FilterField] = &[
     FilterField::eq("city", Kind::Text),
     FilterField::eq("zone", Kind::Text),
-    FilterField::eq(
-        "green_category",
-        Kind::Enum {
-            type_name: "GreenCategory",
-            from_name: |s| qilu_proto::common::GreenCategory::from_str_name(s).map(|g| g as i32),
-        },
-    ),
+    // Text, read below: GREEN_CATEGORY_UNSPECIFIED is a real filter here (the ineligible
+    // candidates not yet classified), which `Kind::Enum` would refuse.
+    FilterField::eq("green_category", Kind::Text),
     FilterField::eq("selected", Kind::Bool),
     FilterField::eq("eligible", Kind::Bool),
 ];
@@ -310,12 +282,21 @@ pub fn parse_candidate_filter(raw: &str) -> Result<CandidateFilter, ApiError> {
         eligible: true,
     };
     for t in Filter::typed(raw, CANDIDATE_FILTER)? {
-        match t.field {
-            "city" => out.city = Some(filter_text(&t)?),
-            "zone" => out.zone = Some(filter_text(&t)?),
-            "green_category" => out.green_category = Some(filter_enum(&t)?),
-            "selected" => out.selected = Some(filter_bool(&t)?),
-            "eligible" => out.eligible = filter_bool(&t)?,
+        match (t.field, t.value) {
+            ("city", Value::Text(v)) => out.city = Some(v),
+            ("zone", Value::Text(v)) => out.zone = Some(v),
+            ("green_category", Value::Text(v)) => {
+                let category = GreenCategory::from_str_name(&v).ok_or_else(|| {
+                    ApiError::invalid(
+                        "filter",
+                        "INVALID_FILTER",
+                        format!("green_category: {} is not a GreenCategory", echo(&v)),
+                    )
+                })?;
+                out.green_category = Some(category as i32);
+            }
+            ("selected", Value::Bool(v)) => out.selected = Some(v),
+            ("eligible", Value::Bool(v)) => out.eligible = v,
             _ => {}
         }
     }
@@ -337,14 +318,14 @@ const MEMBER_FILTER: &[FilterField] = &[
 pub fn parse_member_filter(raw: &str) -> Result<MemberFilter, ApiError> {
     let mut out = MemberFilter::default();
     for t in Filter::typed(raw, MEMBER_FILTER)? {
-        match t.field {
-            "state" => {
+        match (t.field, t.value) {
+            ("state", Value::Enum(v)) => {
                 out.state = Some(
-                    MemberState::from_code(filter_enum(&t)?)
+                    MemberState::from_code(v)
                         .ok_or_else(|| ApiError::internal("a MemberState has no domain state"))?,
                 );
             }
-            "has_support_policy" => out.has_support_policy = Some(filter_bool(&t)?),
+            ("has_support_policy", Value::Bool(v)) => out.has_support_policy = Some(v),
             _ => {}
         }
     }
@@ -626,6 +607,8 @@ mod tests {
         assert!(parse_candidate_filter("selected = maybe").is_err());
         assert!(parse_candidate_filter("city : \"Q\"").is_err());
         assert!(parse_candidate_filter("green_category = GREEN").is_err());
+        let unclassified = parse_candidate_filter("green_category = GREEN_CATEGORY_UNSPECIFIED");
+        assert_eq!(unclassified.unwrap().green_category, Some(0));
     }
 
     #[test]

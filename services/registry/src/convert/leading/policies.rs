@@ -4,7 +4,7 @@
 //! mapping of a policy refusal to its `ApiError`.
 
 use chrono::{Datelike, NaiveDate};
-use qilu_common::filter::{Filter, FilterField, Kind};
+use qilu_common::filter::{Filter, FilterField, Kind, Value};
 use qilu_common::input::name::{bad_name, segments};
 use qilu_common::input::{IdRule, Text, UpdateMask, Violations, required};
 use qilu_common::limits::echo;
@@ -12,7 +12,7 @@ use qilu_common::time::to_timestamp;
 use qilu_common::{ApiError, FieldViolation};
 use qilu_proto::registry as pb;
 
-use super::{filter_bool, filter_enum, filter_text, filter_year, parse_member_name};
+use super::{filter_year, parse_member_name};
 use crate::convert::parse_uscc;
 use crate::domain::leading::{parse_year, valid_year};
 use crate::domain::support_policy::{
@@ -483,16 +483,16 @@ const POLICY_FILTER: &[FilterField] = &[
 pub fn parse_policy_filter(raw: &str, today: NaiveDate) -> Result<PolicyFilter, ApiError> {
     let mut out = PolicyFilter::default();
     for t in Filter::typed(raw, POLICY_FILTER)? {
-        match t.field {
-            "year" => out.year = Some(filter_year(&t)?),
-            "state" => {
-                out.state = Some(PolicyState::from_code(filter_enum(&t)?).ok_or_else(|| {
+        match (t.field, t.value) {
+            ("year", Value::Int(v)) => out.year = Some(filter_year(t.field, v)?),
+            ("state", Value::Enum(v)) => {
+                out.state = Some(PolicyState::from_code(v).ok_or_else(|| {
                     ApiError::internal("a SupportPolicyState has no domain state")
                 })?);
             }
-            "responsible_officer" => out.responsible_officer = Some(filter_text(&t)?),
-            "has_overdue_milestone" => {
-                out.has_overdue_milestone = Some((filter_bool(&t)?, today));
+            ("responsible_officer", Value::Text(v)) => out.responsible_officer = Some(v),
+            ("has_overdue_milestone", Value::Bool(v)) => {
+                out.has_overdue_milestone = Some((v, today));
             }
             _ => {}
         }
