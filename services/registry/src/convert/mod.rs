@@ -1,6 +1,9 @@
 //! proto ⇄ domain for the registry. Every request field is parsed here into a domain value or a
 //! field violation naming its path; handlers never see raw strings.
 
+pub mod leading;
+pub mod policy;
+
 use chrono::NaiveDate;
 use qilu_common::error::{ApiError, FieldViolation};
 use qilu_common::time::to_timestamp;
