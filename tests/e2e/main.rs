@@ -1,7 +1,8 @@
 //! Cross-service end-to-end tests: the suite as a caller sees it, all three services mounted
 //! together (as `qilu dev` does) over real databases, on SQLite and PostgreSQL.
 //!
-//! DESIGN.md §9 (the programme year) grows here as the service issues land.
+//! docs/design.md §9 (the programme year) names the tests that exercise each of its steps; this
+//! binary checks what only the whole suite shows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,4 @@
-//! `qilu dev --demo`: loads a realistic programme year (DESIGN.md §9) through the public RPCs,
+//! `qilu dev --demo`: loads a realistic programme year (docs/design.md §9) through the public RPCs,
 //! exactly as operators, enterprises and experts would, so a newcomer sees a populated suite.
 //!
 //! Everything is generated deterministically (a fixed seed, fixed dates) and every mutation

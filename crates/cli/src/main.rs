@@ -33,7 +33,7 @@ use resources::Service;
 #[derive(Debug, Parser)]
 #[command(
     name = "qilu",
-    version,
+    version = qilu_common::version::LONG,
     about = "Qilu: green, low-carbon innovation programme services"
 )]
 struct Cli {

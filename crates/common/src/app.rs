@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::config::{Config, Sources};
@@ -31,6 +31,7 @@ pub trait ServiceApp {
 
 /// Command line shared by the service binaries.
 #[derive(Debug, Parser)]
+#[command(version = crate::version::LONG)]
 struct Cli {
     /// Directory with `default.toml` and `$QILU_ENV.toml`.
     #[arg(long, default_value = "config")]
@@ -90,7 +91,15 @@ pub async fn open_database<A: ServiceApp>(
 
 /// The whole of a service binary's `main`.
 pub async fn main<A: ServiceApp>() -> ExitCode {
-    let cli = Cli::parse();
+    // The binary's own name in --help and --version (the derive would say `qilu-common`).
+    let matches = Cli::command()
+        .name(format!("qilu-{}", A::NAME))
+        .about(format!("Qilu's {} service ({})", A::NAME, A::GRPC_NAME))
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run::<A>(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

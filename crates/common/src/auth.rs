@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::AuthConfig;
 use crate::error::ApiError;
 
-/// The roles of DESIGN.md §3. Each RPC lists the roles allowed to call it.
+/// The roles of docs/design.md §3. Each RPC lists the roles allowed to call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// Programme office: everything.

@@ -258,6 +258,14 @@ impl ApiError {
     }
 }
 
+impl From<FieldViolation> for ApiError {
+    /// One bad field is an `INVALID_ARGUMENT` with that violation, so a parser answering
+    /// `Result<_, FieldViolation>` can be used with `?` in a handler.
+    fn from(violation: FieldViolation) -> Self {
+        ApiError::InvalidArgument(vec![violation])
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     /// Unique violations become ALREADY_EXISTS only where a handler maps them itself (it knows
     /// which resource); here a lost database is UNAVAILABLE (`DATABASE_UNAVAILABLE`), a lock not

@@ -28,6 +28,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod version;
 pub mod write;
 
 pub use clock::Clock;

@@ -159,7 +159,7 @@ pub async fn serve(
     };
 
     let local = listener.local_addr().ok();
-    tracing::info!(addr = ?local, services = ?names, "serving gRPC");
+    tracing::info!(addr = ?local, services = ?names, version = crate::version::LONG, "serving gRPC");
 
     let probing = DatabaseHealth::start(health.clone(), probes, names.len());
     let drain = Duration::from_secs(config.server.drain_seconds);

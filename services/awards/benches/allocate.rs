@@ -1,4 +1,4 @@
-//! Benchmark (DESIGN.md §8): allocation of 100,000 generated applications must take under one
+//! Benchmark (docs/design.md §8): allocation of 100,000 generated applications must take under one
 //! second of compute, with memory linear in the number of applications.
 //!
 //! `cargo bench -p qilu-awards --bench allocate` prints, for 25,000 / 50,000 / 100,000

@@ -469,7 +469,7 @@ async fn assert_chain_intact(server: &TestServer) {
 // Scenarios
 // ---------------------------------------------------------------------------------------------
 
-/// DESIGN §9 step 3.
+/// docs/design.md §9 step 3.
 async fn the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second_is_refused(
     backend: Backend,
 ) {

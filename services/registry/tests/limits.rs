@@ -39,7 +39,7 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Two valid GB 32100 codes from DESIGN.md.
+/// Two valid GB 32100 codes from docs/rules.md, "Unified Social Credit Code".
 const FUJIAN: &str = "91350100M000100Y43";
 const BEIJING: &str = "91110000600037341L";
 

@@ -383,7 +383,7 @@ fn assert_no_target(t: Option<&pb::TargetValue>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DESIGN §9 step 7 in miniature
+// docs/design.md §9 step 7 in miniature
 // ---------------------------------------------------------------------------------------------
 
 async fn the_programme_year_counts_first_certificates_in_zones_and_green_fields_against_policy_targets(

@@ -517,7 +517,7 @@ async fn programme_zones(server: &TestServer) -> (pb::Zone, pb::Zone) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DESIGN §9 step 1
+// docs/design.md §9 step 1
 // ---------------------------------------------------------------------------------------------
 
 async fn an_officer_registers_the_programme_zones_and_a_hydrogen_cluster_and_reads_its_progress(

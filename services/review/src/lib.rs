@@ -3,11 +3,11 @@
 //! vetoed, by rule or by any one expert, and the veto holds unless an appeal overturns it.
 //!
 //! Code map (the same shape as the registry): `api/` (tonic handlers, thin, one module per
-//! concept) → `convert.rs` (proto ⇄ domain, all input validation) → `domain/` (types and rules,
-//! no I/O: screening, decision, assignment, appeal window) and `store/` (sea-orm entities,
-//! queries, migrations). `roles.rs` is the RPC → roles table. The owner enterprise is checked in
-//! the registry over gRPC (`qilu_common::client::Peer`); this service never reads the
-//! registry's tables.
+//! concept) → `convert/` (proto ⇄ domain, all input parsing, one module per resource family) →
+//! `domain/` (types and rules, no I/O: screening, decision, assignment, appeal window, typed
+//! ids, refusals) and `store/` (sea-orm entities, queries, migrations). `roles.rs` is the RPC →
+//! roles table. The owner enterprise is checked in the registry over gRPC
+//! (`qilu_common::client::Peer`); this service never reads the registry's tables.
 
 #![forbid(unsafe_code)]
 
@@ -16,8 +16,6 @@ pub mod convert;
 pub mod domain;
 pub mod roles;
 pub mod store;
-
-use std::sync::Arc;
 
 use qilu_common::app::ServiceApp;
 use qilu_common::client::Peer;
@@ -43,34 +41,9 @@ impl ServiceApp for Review {
     }
 }
 
-/// "Now" for deadlines (the appeal window). The system clock in service; tests inject a clock
-/// they can move forward instead of sleeping. Rows are always stamped with the write
-/// transaction's commit time.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(qilu_common::time::now_micros))
-    }
-
-    /// A clock reading `now_us` (µs since the epoch).
-    pub fn new(now_us: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(now_us))
-    }
-
-    /// Now, µs since the epoch.
-    pub fn now_us(&self) -> i64 {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
+/// "Now" for the service's date-dependent decisions, injectable so tests move it instead of
+/// sleeping. Re-exported so callers name it through the service crate as before.
+pub use qilu_common::Clock;
 
 /// Builds the mountable service from configuration and a migrated database.
 pub fn service(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {

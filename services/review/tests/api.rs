@@ -467,7 +467,7 @@ const PERFECT: [i32; 4] = [30, 30, 20, 20];
 // Scenarios
 // ---------------------------------------------------------------------------------------------
 
-/// DESIGN §9 step 4, end to end.
+/// docs/design.md §9 step 4, end to end.
 async fn programme_year_step_4_screens_reviews_and_upholds_a_veto(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;

@@ -9,19 +9,20 @@ use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
 use qilu_common::idempotency;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::awards as pb;
 
-use super::applications::{achievement_problem, enterprise_problem};
-use super::programs::{illegal, save};
-use super::{AwardsApi, ceilings, check_etag, concurrent};
-use crate::convert::{
-    ALLOCATION_TYPE, allocation_to_proto, parse_allocation_name, parse_program_name,
-};
+use super::programs::save;
+use super::{AwardsApi, ceilings};
+use crate::convert::allocation::allocation_to_proto;
+use crate::convert::{ALLOCATION_TYPE, invalid};
 use crate::domain::allocation::{BucketKey, Candidate, Score};
 use crate::domain::application::{Application, outcome_code};
-use crate::domain::program::{Kind, Program, State, Transition};
+use crate::domain::ids::{ProgramId, parse_allocation_name};
+use crate::domain::program::{Kind, Program, Transition};
+use crate::domain::refusal::{self, Ineligible, achievement_ineligible, enterprise_ineligible};
 use crate::domain::run::{self, Run};
 use crate::store::{application as application_store, run as run_store};
 
@@ -52,21 +53,13 @@ async fn candidates(
             let achievement = format!("achievements/{}", a.achievement_id);
             let status = statuses.get(&a.achievement_id);
             let exclusion = match enterprises.get(&a.uscc) {
-                None => Some(format!(
-                    "enterprises/{} is no longer registered in the enterprise registry",
-                    a.uscc
-                )),
-                Some(e) => enterprise_problem(e, program).map(|(_, why)| why),
+                None => Some(Ineligible::EnterpriseNotRegistered {
+                    enterprise: format!("enterprises/{}", a.uscc),
+                }),
+                Some(e) => enterprise_ineligible(e, program),
             }
-            .or_else(|| {
-                achievement_problem(status, &achievement, &a.uscc).map(|(kind, why)| {
-                    if kind == "ACHIEVEMENT_VETOED" {
-                        format!("achievement vetoed since applying: {why}")
-                    } else {
-                        format!("{why} (checked at allocation)")
-                    }
-                })
-            });
+            .or_else(|| achievement_ineligible(status, &achievement, &a.uscc))
+            .map(|refused| refused.exclusion());
             let (score, decided_at_us) = status.map_or((Score { sum: 0, count: 0 }, 0), |s| {
                 (
                     Score {
@@ -173,19 +166,15 @@ pub(super) async fn allocate_program(
     ctx: &CallContext,
     req: pb::AllocateProgramRequest,
 ) -> Result<pb::Allocation, ApiError> {
-    let id = parse_program_name(&req.name, "name")?;
+    let id = ProgramId::parse_name(&req.name, "name").map_err(invalid)?;
     if !req.validate_only && !ctx.has_role(Role::Admin) {
         return Err(ApiError::PermissionDenied(
             "only an admin may run an allocation; officers and auditors may preview it with validate_only".into(),
         ));
     }
     let program = api.load_program(&api.db, &id).await?;
-    let allowed = if req.validate_only {
-        matches!(program.state, State::Closed | State::Allocated)
-    } else {
-        program.state == State::Closed
-    };
-    if !allowed || !req.etag.is_empty() && req.etag != program.etag() {
+    let refused = refusal::may_allocate(&program, req.validate_only);
+    if refused.is_err() || !req.etag.is_empty() && req.etag != program.etag() {
         if !req.validate_only {
             // A retry of a run that already succeeded replays its result.
             if let Some(previous) =
@@ -194,22 +183,10 @@ pub(super) async fn allocate_program(
                 return Ok(previous);
             }
         }
-        check_etag(&req.etag, &program.etag(), &program.name())?;
-        return Err(illegal(
-            &program,
-            format!(
-                "{} is {}; {}",
-                program.name(),
-                program.state.as_str(),
-                if req.validate_only {
-                    "a preview needs a CLOSED or ALLOCATED program"
-                } else {
-                    "an allocation runs once, on a CLOSED program"
-                }
-            ),
-        ));
+        check_etag(&req.etag, &program.name(), program.version)?;
+        refused?;
     }
-    let apps = application_store::of_program(&api.db, &id, true).await?;
+    let apps = application_store::of_program(&api.db, id.as_str(), true).await?;
     let candidates = candidates(api, ctx, &program, &apps).await?;
 
     if req.validate_only {
@@ -232,12 +209,9 @@ pub(super) async fn allocate_program(
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    let next = current
-        .state
-        .transition(Transition::Allocate)
-        .map_err(|why| illegal(&current, format!("{}: {why}", current.name())))?;
-    let now_apps = application_store::of_program(tx.conn(), &id, true).await?;
+    check_etag(&req.etag, &current.name(), current.version)?;
+    let next = refusal::transition(&current, Transition::Allocate)?;
+    let now_apps = application_store::of_program(tx.conn(), id.as_str(), true).await?;
     if names(&now_apps) != names(&apps) {
         return Err(ApiError::Aborted(format!(
             "the applications of {} changed while the allocation was computed; retry",
@@ -278,9 +252,9 @@ pub(super) async fn get_allocation(
     req: pb::GetAllocationRequest,
 ) -> Result<pb::Allocation, ApiError> {
     let name = &req.name;
-    let id = parse_allocation_name(name, "name")?;
+    let id = parse_allocation_name(name, "name").map_err(invalid)?;
     api.load_program(&api.db, &id).await?;
-    let run = run_store::latest(&api.db, &id)
+    let run = run_store::latest(&api.db, id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound {
             resource_type: ALLOCATION_TYPE,

@@ -10,6 +10,7 @@ use crate::domain::allocation::{BucketKey, Cap, Outcome};
 use crate::domain::application::outcome_code;
 use crate::domain::ceiling;
 use crate::domain::program::{Kind, Program, State};
+use crate::domain::refusal::StageRefused;
 use crate::store::{
     application as application_store, ceiling as ceiling_store, program as program_store,
 };
@@ -54,11 +55,11 @@ pub(super) async fn check_quotas(
         &others,
     ) {
         None => Ok(()),
-        Some(breach) => Err(ApiError::precondition(
-            "STATUTORY_CEILING_EXCEEDED",
-            breach.subject(),
-            format!("{}: {}", program.name(), breach.describe()),
-        )),
+        Some(breach) => Err(StageRefused::CeilingExceeded {
+            program: program.name(),
+            breach: Box::new(breach),
+        }
+        .into()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The tonic implementation of `qilu.awards.v1.AwardAllocationService`. Thin on purpose: each
-//! RPC delegates to the module of its concept, which parses the request (`convert`), calls the
-//! domain and the store, and converts the answer. One module per concept:
+//! RPC delegates to the module of its concept, which parses the request (`convert`), loads,
+//! decides (`domain`, refusals from `domain::refusal`), stores, records and commits. One module per concept:
 //!
 //! | module | RPCs |
 //! |---|---|
@@ -41,7 +41,9 @@ use tonic::Code;
 
 use crate::Clock;
 use crate::convert::PROGRAM_TYPE;
+use crate::domain::ids::ProgramId;
 use crate::domain::program::{self, Program};
+use crate::domain::refusal::Ineligible;
 use crate::store::program as program_store;
 
 /// Most names one batch call to a peer carries (the peers' contract).
@@ -85,15 +87,30 @@ impl AwardsApi {
     async fn load_program(
         &self,
         conn: &impl ConnectionTrait,
-        id: &str,
+        id: &ProgramId,
     ) -> Result<Program, ApiError> {
-        program_store::get(conn, id)
+        program_store::get(conn, id.as_str())
             .await?
             .ok_or_else(|| program_not_found(id))
     }
 
     /// One enterprise from the registry. NOT_FOUND there is a failed precondition here.
     async fn enterprise(&self, ctx: &CallContext, uscc: &str) -> Result<rpb::Enterprise, ApiError> {
+        self.registered(ctx, uscc).await?.ok_or_else(|| {
+            Ineligible::EnterpriseNotRegistered {
+                enterprise: format!("enterprises/{uscc}"),
+            }
+            .into()
+        })
+    }
+
+    /// One enterprise from the registry, `None` when the registry does not know it (or refuses
+    /// the code as malformed).
+    async fn registered(
+        &self,
+        ctx: &CallContext,
+        uscc: &str,
+    ) -> Result<Option<rpb::Enterprise>, ApiError> {
         let name = format!("enterprises/{uscc}");
         let result = self
             .registry
@@ -108,13 +125,9 @@ impl AwardsApi {
             )
             .await;
         match result {
-            Ok(e) => Ok(e),
+            Ok(e) => Ok(Some(e)),
             Err(err) if matches!(err.code(), Some(Code::NotFound | Code::InvalidArgument)) => {
-                Err(ApiError::precondition(
-                    "ENTERPRISE_NOT_REGISTERED",
-                    name.clone(),
-                    format!("{name} is not registered in the enterprise registry"),
-                ))
+                Ok(None)
             }
             Err(err) => Err(err.into()),
         }
@@ -150,12 +163,8 @@ impl AwardsApi {
                 // One unknown name fails the whole batch (AIP-231): ask one by one.
                 Err(err) if err.code() == Some(Code::NotFound) => {
                     for u in chunk {
-                        match self.enterprise(ctx, u).await {
-                            Ok(e) => {
-                                out.insert(u.clone(), e);
-                            }
-                            Err(ApiError::FailedPrecondition { .. }) => {}
-                            Err(e) => return Err(e),
+                        if let Some(e) = self.registered(ctx, u).await? {
+                            out.insert(u.clone(), e);
                         }
                     }
                 }
@@ -197,26 +206,11 @@ impl AwardsApi {
 }
 
 /// NOT_FOUND for a program.
-pub(crate) fn program_not_found(id: &str) -> ApiError {
+pub(crate) fn program_not_found(id: &ProgramId) -> ApiError {
     ApiError::NotFound {
         resource_type: PROGRAM_TYPE,
-        name: program::program_name(id),
+        name: id.name(),
     }
-}
-
-/// A stale etag (when one is given) → ABORTED.
-pub(crate) fn check_etag(given: &str, current: &str, name: &str) -> Result<(), ApiError> {
-    if !given.is_empty() && given != current {
-        return Err(ApiError::Aborted(format!(
-            "{name} changed since etag {given} was read; read it again and retry"
-        )));
-    }
-    Ok(())
-}
-
-/// A lost optimistic-concurrency race → ABORTED.
-pub(crate) fn concurrent(name: &str) -> ApiError {
-    ApiError::Aborted(format!("{name} changed concurrently; retry"))
 }
 
 /// A new server-assigned id: time-ordered (UUIDv7), so names sort by creation.

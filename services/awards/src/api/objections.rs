@@ -5,25 +5,22 @@
 //! application's outcome follows the new revision.
 
 use qilu_common::auth::Role;
-use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
-use qilu_common::{ApiError, CallContext, FieldViolation};
+use qilu_common::{ApiError, CallContext};
 use qilu_proto::awards as pb;
 
 use super::allocation::store_run;
 use super::programs::save;
-use super::{AwardsApi, check_etag, concurrent, new_id};
-use crate::convert::{OBJECTION_TYPE, objection_to_proto, parse_child_name, parse_program_name};
+use super::{AwardsApi, new_id};
+use crate::convert::objection::{FileObjection, ResolveObjection, list_filter, objection_to_proto};
+use crate::convert::{OBJECTION_TYPE, invalid};
 use crate::domain::application::{Objection, ObjectionState};
-use crate::domain::program::State;
+use crate::domain::ids::{ObjectionName, ProgramId};
+use crate::domain::refusal::{self, ObjectionRefused};
 use crate::domain::run;
 use crate::store::{application as application_store, objection as store, run as run_store};
-
-/// Longest grounds, evidence or reason.
-const MAX_TEXT_CHARS: usize = 8000;
-/// Longest objector name or contact.
-const MAX_IDENTITY_CHARS: usize = 500;
 
 fn not_found(name: &str) -> ApiError {
     ApiError::NotFound {
@@ -42,121 +39,36 @@ fn shows_identity(ctx: &CallContext, o: &Objection) -> bool {
     ctx.has_role(Role::Admin) || ctx.has_role(Role::Auditor) || o.objector == ctx.caller.subject
 }
 
-fn text(v: &mut Vec<FieldViolation>, field: &str, value: &str, required: bool, max: usize) {
-    if required && value.trim().is_empty() {
-        v.push(FieldViolation::new(
-            field,
-            "REQUIRED",
-            format!("{field} is required"),
-        ));
-    } else if value.chars().count() > max {
-        v.push(FieldViolation::new(
-            field,
-            "TOO_LONG",
-            format!("at most {max} characters"),
-        ));
-    }
-}
-
 pub(super) async fn file_objection(
     api: &AwardsApi,
     ctx: &CallContext,
     req: pb::FileObjectionRequest,
 ) -> Result<pb::Objection, ApiError> {
-    let program_id = parse_program_name(&req.parent, "parent")?;
-    let Some(input) = req.objection.as_ref() else {
-        return Err(ApiError::invalid(
-            "objection",
-            "REQUIRED",
-            "objection is required",
-        ));
-    };
-    let mut v = Vec::new();
-    let application_id =
-        match parse_child_name(&input.application, "applications", "objection.application") {
-            Ok((p, _)) if p != program_id => {
-                v.push(FieldViolation::new(
-                    "objection.application",
-                    "OTHER_PROGRAM",
-                    format!("the application must belong to {}", req.parent),
-                ));
-                None
-            }
-            Ok((_, a)) => Some(a),
-            Err(ApiError::InvalidArgument(e)) => {
-                v.extend(e);
-                None
-            }
-            Err(e) => return Err(e),
-        };
-    text(
-        &mut v,
-        "objection.grounds",
-        &input.grounds,
-        true,
-        MAX_TEXT_CHARS,
-    );
-    text(
-        &mut v,
-        "objection.evidence",
-        &input.evidence,
-        false,
-        MAX_TEXT_CHARS,
-    );
-    text(
-        &mut v,
-        "objection.objector_name",
-        &input.objector_name,
-        true,
-        MAX_IDENTITY_CHARS,
-    );
-    text(
-        &mut v,
-        "objection.objector_contact",
-        &input.objector_contact,
-        true,
-        MAX_IDENTITY_CHARS,
-    );
-    let (Some(application_id), true) = (application_id, v.is_empty()) else {
-        return Err(ApiError::InvalidArgument(v));
-    };
+    let input = FileObjection::parse(&req)?;
     let now = api.clock.now_us();
     let mut tx = match WriteTx::begin::<pb::Objection>(&api.db, ctx, &req.request_id, &req).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
-    let program = api.load_program(tx.conn(), &program_id).await?;
-    let window_open = program.state == State::Publicized
-        && program
-            .objection_window_end_us
-            .is_some_and(|end| now <= end);
-    if !window_open {
-        return Err(ApiError::precondition(
-            "OBJECTION_WINDOW_CLOSED",
-            program.name(),
-            format!(
-                "{} is {} and its objection window is not open; objections are filed only while results are in public notice",
-                program.name(),
-                program.state.as_str()
-            ),
-        ));
-    }
-    if application_store::get(tx.conn(), &program_id, &application_id)
+    let program = api.load_program(tx.conn(), &input.program).await?;
+    refusal::may_object(&program, now)?;
+    let application = &input.application;
+    if application_store::get(tx.conn(), application.program().as_str(), application.id())
         .await?
         .is_none()
     {
-        return Err(super::applications::not_found(&input.application));
+        return Err(super::applications::not_found(&application.name()));
     }
     let t = tx.now_us();
     let o = Objection {
-        program_id,
+        program_id: input.program.as_str().to_string(),
         id: new_id(),
-        application_id,
-        grounds: input.grounds.clone(),
-        evidence: input.evidence.clone(),
+        application_id: application.id().to_string(),
+        grounds: input.grounds,
+        evidence: input.evidence,
         objector: ctx.caller.subject.clone(),
-        objector_name: input.objector_name.trim().to_string(),
-        objector_contact: input.objector_contact.trim().to_string(),
+        objector_name: input.objector_name,
+        objector_contact: input.objector_contact,
         state: ObjectionState::Open,
         resolution: 0,
         remedy: 0,
@@ -181,8 +93,8 @@ pub(super) async fn get_objection(
     req: pb::GetObjectionRequest,
 ) -> Result<pb::Objection, ApiError> {
     let name = &req.name;
-    let (program_id, id) = parse_child_name(name, "objections", "name")?;
-    let o = store::get(&api.db, &program_id, &id)
+    let parsed = ObjectionName::parse(name, "name").map_err(invalid)?;
+    let o = store::get(&api.db, parsed.program().as_str(), parsed.id())
         .await?
         .filter(|o| sees_all(ctx) || o.objector == ctx.caller.subject)
         .ok_or_else(|| not_found(name))?;
@@ -194,48 +106,9 @@ pub(super) async fn list_objections(
     ctx: &CallContext,
     req: pb::ListObjectionsRequest,
 ) -> Result<pb::ListObjectionsResponse, ApiError> {
-    let program_id = parse_program_name(&req.parent, "parent")?;
+    let program_id = ProgramId::parse_name(&req.parent, "parent").map_err(invalid)?;
     super::programs::visible_program(api, ctx, &program_id).await?;
-    let parsed = Filter::parse(&req.filter)?;
-    parsed.only(&["state", "application", "resolution"])?;
-    let mut filter = store::ListFilter {
-        program_id: program_id.clone(),
-        ..Default::default()
-    };
-    for c in parsed.conditions() {
-        let bad = |why: String| {
-            ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
-        };
-        if c.op != Op::Eq {
-            return Err(bad("supports only =".into()));
-        }
-        match c.field.as_str() {
-            "state" => {
-                filter.state = Some(match pb::ObjectionState::from_str_name(&c.value) {
-                    Some(pb::ObjectionState::Open) => 1,
-                    Some(pb::ObjectionState::Resolved) => 2,
-                    _ => return Err(bad(format!("{:?} is not an ObjectionState", c.value))),
-                })
-            }
-            "resolution" => {
-                filter.resolution = Some(
-                    pb::ObjectionResolution::from_str_name(&c.value)
-                        .filter(|r| *r != pb::ObjectionResolution::Unspecified)
-                        .ok_or_else(|| {
-                            bad(format!("{:?} is not an ObjectionResolution", c.value))
-                        })? as i32,
-                )
-            }
-            "application" => {
-                let (p, a) = parse_child_name(&c.value, "applications", "filter")?;
-                if p != program_id {
-                    return Err(bad("names an application of another program".into()));
-                }
-                filter.application_id = Some(a);
-            }
-            _ => {}
-        }
-    }
+    let mut filter = list_filter(&req.filter, &program_id)?;
     if !sees_all(ctx) {
         filter.objector = Some(ctx.caller.subject.clone());
     }
@@ -262,102 +135,49 @@ pub(super) async fn resolve_objection(
     ctx: &CallContext,
     req: pb::ResolveObjectionRequest,
 ) -> Result<pb::Objection, ApiError> {
-    let (program_id, id) = parse_child_name(&req.name, "objections", "name")?;
-    let resolution = pb::ObjectionResolution::try_from(req.resolution)
-        .ok()
-        .filter(|r| *r != pb::ObjectionResolution::Unspecified)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "resolution",
-                "REQUIRED",
-                "resolution must be UPHELD or DISMISSED",
-            )
-        })?;
-    let remedy = pb::ObjectionRemedy::try_from(req.remedy).unwrap_or_default();
-    let mut v = Vec::new();
-    match (resolution, remedy) {
-        (pb::ObjectionResolution::Upheld, pb::ObjectionRemedy::Unspecified) => {
-            v.push(FieldViolation::new(
-                "remedy",
-                "REQUIRED",
-                "an UPHELD objection needs a remedy: EXCLUDE_APPLICATION or REINSTATE_APPLICATION",
-            ))
-        }
-        (pb::ObjectionResolution::Dismissed, r) if r != pb::ObjectionRemedy::Unspecified => {
-            v.push(FieldViolation::new(
-                "remedy",
-                "NOT_APPLICABLE",
-                "a DISMISSED objection has no remedy",
-            ))
-        }
-        _ => {}
-    }
-    text(&mut v, "reason", &req.reason, true, MAX_TEXT_CHARS);
-    if !v.is_empty() {
-        return Err(ApiError::InvalidArgument(v));
-    }
+    let ResolveObjection {
+        name,
+        resolution,
+        remedy,
+        reason,
+    } = ResolveObjection::parse(&req)?;
+    let program_id = name.program();
     let mut tx = match WriteTx::begin::<pb::Objection>(&api.db, ctx, &req.request_id, &req).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
-    let current = store::get(tx.conn(), &program_id, &id)
+    let current = store::get(tx.conn(), program_id.as_str(), name.id())
         .await?
         .ok_or_else(|| not_found(&req.name))?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    if current.state != ObjectionState::Open {
-        return Err(ApiError::precondition(
-            "OBJECTION_RESOLVED",
-            current.name(),
-            format!("{} is already resolved", current.name()),
-        ));
-    }
-    let program = api.load_program(tx.conn(), &program_id).await?;
-    if program.state != State::Publicized {
-        return Err(ApiError::precondition(
-            "PROGRAM_NOT_PUBLICIZED",
-            program.name(),
-            format!(
-                "{} is {}; objections are resolved while results are in public notice",
-                program.name(),
-                program.state.as_str()
-            ),
-        ));
-    }
+    check_etag(&req.etag, &current.name(), current.version)?;
+    let program = api.load_program(tx.conn(), program_id).await?;
+    refusal::may_resolve(&current, &program)?;
     let now = tx.now_us();
     let mut updated = current.clone();
     if resolution == pb::ObjectionResolution::Upheld {
-        let previous = run_store::latest(tx.conn(), &program_id)
+        let previous = run_store::latest(tx.conn(), program_id.as_str())
             .await?
             .ok_or_else(|| ApiError::internal("a publicized program without an allocation"))?;
         let application = format!(
-            "programs/{program_id}/applications/{}",
+            "{}/applications/{}",
+            program_id.name(),
             current.application_id
         );
         let mut candidates = previous.candidates.clone();
         let Some(c) = candidates.iter_mut().find(|c| c.application == application) else {
-            return Err(ApiError::precondition(
-                "APPLICATION_NOT_ALLOCATED",
-                application.clone(),
-                format!("{application} took no part in the allocation (withdrawn before it)"),
-            ));
+            return Err(ObjectionRefused::ApplicationNotAllocated { application }.into());
         };
         match remedy {
             pb::ObjectionRemedy::ExcludeApplication => {
                 c.exclusion = Some(format!(
                     "excluded by upheld objection {}: {}",
                     current.name(),
-                    req.reason.trim()
+                    reason
                 ));
             }
             _ => {
                 if c.exclusion.is_none() {
-                    return Err(ApiError::precondition(
-                        "APPLICATION_NOT_EXCLUDED",
-                        application.clone(),
-                        format!(
-                            "{application} was not excluded by a check or an objection; there is nothing to reinstate"
-                        ),
-                    ));
+                    return Err(ObjectionRefused::ApplicationNotExcluded { application }.into());
                 }
                 c.exclusion = None;
             }
@@ -372,7 +192,7 @@ pub(super) async fn resolve_objection(
             &ctx.caller.subject,
             now,
         );
-        let apps = application_store::of_program(tx.conn(), &program_id, false).await?;
+        let apps = application_store::of_program(tx.conn(), program_id.as_str(), false).await?;
         store_run(&mut tx, &next, &apps).await?;
         let mut p = program.clone();
         p.allocation_revision = revision;
@@ -382,7 +202,7 @@ pub(super) async fn resolve_objection(
     }
     updated.state = ObjectionState::Resolved;
     updated.resolution = resolution as i32;
-    updated.resolution_reason = req.reason.trim().to_string();
+    updated.resolution_reason = reason;
     updated.resolved_by = ctx.caller.subject.clone();
     updated.resolve_time_us = Some(now);
     updated.version = current.version + 1;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::allocation::Outcome;
-use super::program::etag_of;
+use qilu_common::input::etag_of;
 
 /// Whether an application is in the competition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

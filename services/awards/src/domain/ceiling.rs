@@ -1,6 +1,6 @@
 //! Statutory ceilings on a year's provincial S&T awards, across every AWARD program of that
 //! year: first prizes ≤ 35, natural science + technological invention + S&T progress ≤ 300,
-//! top award ≤ 2, young scientist ≤ 10, international cooperation ≤ 5 (RULES.md, "Shandong
+//! top award ≤ 2, young scientist ≤ 10, international cooperation ≤ 5 (docs/rules.md, "Shandong
 //! provincial science and technology awards"). The numbers are versioned data with their source
 //! (`store/ceiling.rs` seeds them); this module only decides, without I/O:
 //!

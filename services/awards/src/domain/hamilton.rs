@@ -5,9 +5,9 @@
 //! with the largest remainders `(size × w_i) mod W`, ties broken by the pools' fixed order
 //! (earlier first). No floating point anywhere: `size × w_i` is computed in i128.
 //!
-//! Known and accepted (RULES.md, "Allocation across fields"): the Alabama paradox — with weights
-//! 6:6:2, 10 seats split 4,4,2 but 11 seats split 5,5,1. The method is the one the programme
-//! names; its quirk is documented rather than patched.
+//! Known and accepted (docs/rules.md, "Allocation across fields"): the Alabama paradox — with
+//! weights 6:6:2, 10 seats split 4,4,2 but 11 seats split 5,5,1. The method is the one the
+//! programme names; its quirk is documented rather than patched.
 
 /// How one pool was sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn the_alabama_paradox_is_accepted_behaviour() {
-        // RULES.md: weights 6:6:2 give 4,4,2 at 10 seats and 5,5,1 at 11 — the third pool
+        // docs/rules.md: weights 6:6:2 give 4,4,2 at 10 seats and 5,5,1 at 11 — the third pool
         // loses a seat when the house grows. Hamilton's method, as the programme names it.
         assert_eq!(reserved(10, &[6, 6, 2]), [4, 4, 2]);
         assert_eq!(reserved(11, &[6, 6, 2]), [5, 5, 1]);

@@ -136,6 +136,11 @@ const SEED: [Seed; 5] = [
         &[FIRST_PRIZE],
         35,
         2021,
+        // Cites the programme office's rules brief by the brief's file name, from before the
+        // repository carried its own documents; that section is now docs/rules.md, "Shandong
+        // provincial science and technology awards". Left as it is on purpose: this released
+        // migration seeds it, and changing it would make databases migrated before and after the
+        // change hold different rows. A corrected source belongs in a new version.
         "Shandong provincial S&T award reform constraints: first prizes at most 35 a year (RULES.md, Shandong provincial science and technology awards); the reform document's date is unconfirmed: applied from programme year 2021, replace by adding a new version",
     ),
     (

@@ -36,16 +36,23 @@ pub fn parse_name(
     field: &str,
     known: &KnownExceptions,
 ) -> Result<(Uscc, String), ApiError> {
-    let one = |v: FieldViolation| ApiError::InvalidArgument(vec![v]);
     // Each segment is checked below with its own reasons (the USCC's GB 32100 ones).
     let any = IdRule::Custom(|_| true);
-    let parts = name::segments(raw, CERTIFICATE_PATTERN, field, any).map_err(one)?;
+    let parts = name::segments(raw, CERTIFICATE_PATTERN, field, any)?;
     let [code, number] = parts.as_slice() else {
-        return Err(one(name::bad_name(raw, CERTIFICATE_PATTERN, field)));
+        return Err(ApiError::from(name::bad_name(
+            raw,
+            CERTIFICATE_PATTERN,
+            field,
+        )));
     };
-    let uscc = parse_uscc(code, field, known).map_err(one)?;
+    let uscc = parse_uscc(code, field, known)?;
     if !cert::is_valid_number(number) {
-        return Err(one(name::bad_name(raw, CERTIFICATE_PATTERN, field)));
+        return Err(ApiError::from(name::bad_name(
+            raw,
+            CERTIFICATE_PATTERN,
+            field,
+        )));
     }
     Ok((uscc, number.to_string()))
 }
@@ -264,8 +271,7 @@ pub fn parse_filing(
             "the fiscal year reported on is required",
         ));
     }
-    let given = optional_date(&req.filed_date, "filed_date")
-        .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
+    let given = optional_date(&req.filed_date, "filed_date")?;
     Ok((req.report_year, given))
 }
 
@@ -404,9 +410,8 @@ pub fn parse_eligibility_question(
     req: &pb::EvaluateEligibilityRequest,
     today: NaiveDate,
 ) -> Result<EligibilityQuestion, ApiError> {
-    let application_date = optional_date(&req.application_date, "application_date")
-        .map_err(|v| ApiError::InvalidArgument(vec![v]))?
-        .unwrap_or(today);
+    let application_date =
+        optional_date(&req.application_date, "application_date")?.unwrap_or(today);
     let latest = today.year() + 1;
     if !(EARLIEST_YEAR..=latest).contains(&application_date.year()) {
         return Err(ApiError::invalid(

@@ -113,7 +113,7 @@ pub fn parse_enterprise_name(
             ),
         ));
     };
-    parse_uscc(code, field, known).map_err(|v| ApiError::InvalidArgument(vec![v]))
+    Ok(parse_uscc(code, field, known)?)
 }
 
 /// `BatchGetEnterprisesRequest.names`: at most 1000, every bad name reported (`names[i]`); the
@@ -473,10 +473,9 @@ pub fn parse_state_change(
 
 fn parse_reason(raw: &str) -> Result<String, ApiError> {
     // Line breaks are fine in a reason a person reads; other control characters are not.
-    Text::required(MAX_REASON_CHARS)
+    Ok(Text::required(MAX_REASON_CHARS)
         .multiline()
-        .parse(raw, "reason")
-        .map_err(|v| ApiError::InvalidArgument(vec![v]))
+        .parse(raw, "reason")?)
 }
 
 fn parse_effective_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, ApiError> {

@@ -28,17 +28,16 @@ pub fn parse_name(
     field: &str,
     known: &KnownExceptions,
 ) -> Result<(Uscc, i32), ApiError> {
-    let one = |v: FieldViolation| ApiError::InvalidArgument(vec![v]);
     // Each segment is checked below with its own reasons.
     let any = IdRule::Custom(|_| true);
-    let parts = name::segments(raw, FIGURES_PATTERN, field, any).map_err(one)?;
+    let parts = name::segments(raw, FIGURES_PATTERN, field, any)?;
     let [code, year] = parts.as_slice() else {
-        return Err(one(name::bad_name(raw, FIGURES_PATTERN, field)));
+        return Err(ApiError::from(name::bad_name(raw, FIGURES_PATTERN, field)));
     };
-    let uscc = parse_uscc(code, field, known).map_err(one)?;
+    let uscc = parse_uscc(code, field, known)?;
     let year: i32 = match year.parse() {
         Ok(y) if year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()) => y,
-        _ => return Err(one(name::bad_name(raw, FIGURES_PATTERN, field))),
+        _ => return Err(ApiError::from(name::bad_name(raw, FIGURES_PATTERN, field))),
     };
     if !NAME_YEARS.contains(&year) {
         return Err(ApiError::invalid(

@@ -5,6 +5,8 @@
 pub mod certification;
 pub mod enterprise;
 pub mod figures;
+pub mod leading;
+pub mod policy;
 pub mod statistics;
 pub mod zones;
 

@@ -198,6 +198,102 @@ pub fn check_numbers(
     out
 }
 
+/// A stored target as the recording decision sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTarget {
+    /// Its id.
+    pub id: String,
+    /// Its kind's stored code (a corrupt row may hold an unknown one).
+    pub kind: i32,
+    /// The years it is in force.
+    pub range: YearRange,
+    /// `policyTargets/{id}` of its successor, or "" while in force.
+    pub superseded_by: String,
+}
+
+/// Why a new target cannot be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRefused {
+    /// The target it names to supersede does not exist.
+    UnknownSuperseded {
+        /// The id named.
+        id: String,
+    },
+    /// A target supersedes only one of its own kind.
+    KindMismatch {
+        /// The superseded target's id.
+        id: String,
+        /// Its kind code.
+        theirs: i32,
+        /// The new target's kind.
+        ours: TargetKind,
+    },
+    /// The target named was superseded already.
+    AlreadySuperseded {
+        /// Its id.
+        id: String,
+        /// Its successor's name.
+        by: String,
+    },
+    /// Another target of the kind is in force for some of the same years.
+    Overlapping {
+        /// The other target's id.
+        id: String,
+        /// The kind both measure.
+        kind: TargetKind,
+        /// The other target's years.
+        theirs: YearRange,
+        /// The new target's years.
+        ours: YearRange,
+    },
+}
+
+/// Whether a new target of `kind` over `range` may be recorded. `supersedes` is the id it names
+/// to replace with that target as stored (`None` when there is none); `in_force` are the
+/// targets of `kind` not superseded. At most one target of a kind is in force for any year, so
+/// the superseded target is set aside and no other may overlap. Checked in this order: the
+/// superseded target exists, is of the same kind, is still in force; then overlaps, oldest
+/// range first.
+pub fn may_record(
+    kind: TargetKind,
+    range: YearRange,
+    supersedes: Option<(&str, Option<&StoredTarget>)>,
+    in_force: &[StoredTarget],
+) -> Result<(), TargetRefused> {
+    let mut replaced = None;
+    if let Some((id, stored)) = supersedes {
+        let Some(old) = stored else {
+            return Err(TargetRefused::UnknownSuperseded { id: id.to_string() });
+        };
+        if old.kind != kind.code() {
+            return Err(TargetRefused::KindMismatch {
+                id: id.to_string(),
+                theirs: old.kind,
+                ours: kind,
+            });
+        }
+        if !old.superseded_by.is_empty() {
+            return Err(TargetRefused::AlreadySuperseded {
+                id: id.to_string(),
+                by: old.superseded_by.clone(),
+            });
+        }
+        replaced = Some(old.id.as_str());
+    }
+    match in_force
+        .iter()
+        .find(|other| replaced != Some(other.id.as_str()) && other.range.overlaps(range))
+    {
+        Some(other) => Err(TargetRefused::Overlapping {
+            id: other.id.clone(),
+            kind,
+            theirs: other.range,
+            ours: range,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +416,79 @@ mod tests {
             TargetKind::LeadingCohortSize.code(),
             crate::store::policy::kind::LEADING_COHORT_SIZE
         );
+    }
+
+    fn stored(id: &str, kind: TargetKind, from: i32, to: i32, by: &str) -> StoredTarget {
+        StoredTarget {
+            id: id.into(),
+            kind: kind.code(),
+            range: r(from, to),
+            superseded_by: by.into(),
+        }
+    }
+
+    #[test]
+    fn a_new_target_supersedes_its_own_kind_once_and_overlaps_nothing_else() {
+        use TargetKind::{ClusterCount, LeadingCohortSize};
+        let old = stored("a", LeadingCohortSize, 2021, 2025, "");
+        let later = stored("b", LeadingCohortSize, 2030, 2031, "");
+        let gone = stored("c", LeadingCohortSize, 2018, 2020, "policyTargets/a");
+        let other_kind = stored("d", ClusterCount, 2021, 0, "");
+        let in_force = [old.clone(), later.clone()];
+        // (range, supersedes, answer)
+        let cases = [
+            (r(2032, 0), None, Ok(())),
+            (
+                r(2025, 0),
+                None,
+                Err(TargetRefused::Overlapping {
+                    id: "a".into(),
+                    kind: LeadingCohortSize,
+                    theirs: old.range,
+                    ours: r(2025, 0),
+                }),
+            ),
+            // Superseding "a" sets it aside, but "b" still overlaps.
+            (
+                r(2025, 0),
+                Some(("a", Some(&old))),
+                Err(TargetRefused::Overlapping {
+                    id: "b".into(),
+                    kind: LeadingCohortSize,
+                    theirs: later.range,
+                    ours: r(2025, 0),
+                }),
+            ),
+            (r(2025, 2029), Some(("a", Some(&old))), Ok(())),
+            (
+                r(2025, 2029),
+                Some(("x", None)),
+                Err(TargetRefused::UnknownSuperseded { id: "x".into() }),
+            ),
+            (
+                r(2025, 2029),
+                Some(("d", Some(&other_kind))),
+                Err(TargetRefused::KindMismatch {
+                    id: "d".into(),
+                    theirs: ClusterCount.code(),
+                    ours: LeadingCohortSize,
+                }),
+            ),
+            (
+                r(2025, 2029),
+                Some(("c", Some(&gone))),
+                Err(TargetRefused::AlreadySuperseded {
+                    id: "c".into(),
+                    by: "policyTargets/a".into(),
+                }),
+            ),
+        ];
+        for (i, (range, supersedes, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                may_record(LeadingCohortSize, range, supersedes, &in_force),
+                want,
+                "case {i}"
+            );
+        }
     }
 }

@@ -8,6 +8,8 @@ use chrono::NaiveDate;
 use qilu_common::FieldViolation;
 use serde::{Deserialize, Serialize};
 
+use super::leading::{Member, MemberState, member_name};
+
 /// Longest title (characters).
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest summary / review comment (characters).
@@ -247,17 +249,74 @@ impl SupportPolicy {
 
     /// The membership it serves.
     pub fn member(&self) -> String {
-        super::leading::member_name(self.year, &self.uscc)
+        member_name(self.year, &self.uscc)
     }
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        super::enterprise::etag_of(&self.name(), self.version)
+        qilu_common::input::etag_of(&self.name(), self.version)
     }
 
     /// Any milestone overdue on `today`.
     pub fn has_overdue_milestone(&self, today: NaiveDate) -> bool {
         self.fields.milestones.iter().any(|m| m.is_overdue(today))
+    }
+
+    /// The policy with `fields` written at `now_us`; an ENDED policy is read-only.
+    pub fn revised(
+        &self,
+        fields: PolicyFields,
+        now_us: i64,
+    ) -> Result<SupportPolicy, PolicyRefused> {
+        self.check_open()?;
+        Ok(SupportPolicy {
+            fields,
+            update_time_us: now_us,
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
+    /// The policy with `review` appended (reviews are never edited); an ENDED policy is
+    /// read-only.
+    pub fn reviewed(&self, review: Review) -> Result<SupportPolicy, PolicyRefused> {
+        self.check_open()?;
+        let mut updated = SupportPolicy {
+            update_time_us: review.review_time_us,
+            version: self.version + 1,
+            ..self.clone()
+        };
+        updated.reviews.push(review);
+        Ok(updated)
+    }
+
+    /// The policy ENDED at `now_us` (its member was deselected), or `None` when it already is.
+    pub fn ended(&self, now_us: i64) -> Option<SupportPolicy> {
+        self.moved_to(PolicyState::Ended, now_us)
+    }
+
+    /// The policy in force again at `now_us` (its member was selected again), or `None` when it
+    /// already is.
+    pub fn reopened(&self, now_us: i64) -> Option<SupportPolicy> {
+        self.moved_to(PolicyState::Active, now_us)
+    }
+
+    fn moved_to(&self, state: PolicyState, now_us: i64) -> Option<SupportPolicy> {
+        (self.state != state).then(|| SupportPolicy {
+            state,
+            update_time_us: now_us,
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
+    fn check_open(&self) -> Result<(), PolicyRefused> {
+        match self.state {
+            PolicyState::Active => Ok(()),
+            PolicyState::Ended => Err(PolicyRefused::Ended {
+                policy: self.name(),
+            }),
+        }
     }
 }
 
@@ -266,12 +325,77 @@ pub fn policy_name(uscc: &str, year: i32) -> String {
     format!("enterprises/{uscc}/supportPolicies/{year}")
 }
 
-/// Parses `enterprises/{uscc}/supportPolicies/{year}` into the raw USCC text and the year.
-pub fn parse_policy_name(raw: &str) -> Option<(&str, i32)> {
-    let rest = raw.strip_prefix("enterprises/")?;
-    let (uscc, rest) = rest.split_once('/')?;
-    let year = rest.strip_prefix("supportPolicies/")?;
-    Some((uscc, super::leading::parse_year(year)?))
+/// Why a support policy cannot be created or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyRefused {
+    /// The enterprise was never selected into the cohort.
+    NeverSelected {
+        /// The membership it would have.
+        member: String,
+        /// Its USCC.
+        uscc: String,
+        /// The cohort year.
+        year: i32,
+    },
+    /// The enterprise already has its one policy for the cohort.
+    AlreadyHasPolicy {
+        /// The existing policy.
+        policy: String,
+        /// Its USCC.
+        uscc: String,
+        /// The cohort year.
+        year: i32,
+    },
+    /// The member was deselected.
+    MemberNotSelected {
+        /// The membership.
+        member: String,
+    },
+    /// The policy has ENDED and is read-only.
+    Ended {
+        /// The policy.
+        policy: String,
+    },
+}
+
+impl PolicyRefused {
+    /// The refusal for a second policy of `uscc` for cohort `year` (also what a lost insert
+    /// race is).
+    pub fn already_has_policy(uscc: &str, year: i32) -> PolicyRefused {
+        PolicyRefused::AlreadyHasPolicy {
+            policy: policy_name(uscc, year),
+            uscc: uscc.to_string(),
+            year,
+        }
+    }
+}
+
+/// Whether enterprise `uscc` may get a support policy for cohort `year`, given its membership
+/// and whether a policy row exists: only a SELECTED member without a policy may (一企一策).
+/// Checked in this order: never selected, already has its policy, not SELECTED.
+pub fn may_create<'a>(
+    member: Option<&'a Member>,
+    policy_exists: bool,
+    uscc: &str,
+    year: i32,
+) -> Result<&'a Member, PolicyRefused> {
+    // Never selected is "not SELECTED" too: the caller's mistake is the state, not the name.
+    let Some(member) = member else {
+        return Err(PolicyRefused::NeverSelected {
+            member: member_name(year, uscc),
+            uscc: uscc.to_string(),
+            year,
+        });
+    };
+    if policy_exists || !member.support_policy.is_empty() {
+        return Err(PolicyRefused::already_has_policy(uscc, year));
+    }
+    if member.state != MemberState::Selected {
+        return Err(PolicyRefused::MemberNotSelected {
+            member: member.name(),
+        });
+    }
+    Ok(member)
 }
 
 /// A milestone id: lower-case letters, digits and `-`, 1-63 characters, starting with a letter
@@ -436,13 +560,119 @@ mod tests {
     }
 
     #[test]
-    fn policy_names_round_trip() {
-        assert_eq!(
-            parse_policy_name("enterprises/X/supportPolicies/2023"),
-            Some(("X", 2023))
-        );
-        assert_eq!(parse_policy_name("enterprises/X/supportPolicies/23"), None);
-        assert_eq!(parse_policy_name("enterprises/X/policies/2023"), None);
+    fn policy_names_name_the_enterprise_and_the_cohort_year() {
         assert_eq!(policy_name("X", 2023), "enterprises/X/supportPolicies/2023");
+    }
+
+    fn member(state: MemberState, support_policy: &str) -> Member {
+        let facts = crate::domain::leading::CandidateFacts {
+            uscc: "U".into(),
+            display_name: "企业".into(),
+            city: String::new(),
+            zone: String::new(),
+            green_category: 3,
+            state: crate::domain::enterprise::EnterpriseState::Active,
+            high_tech_certified: true,
+            technology_fields: vec![],
+            selected: false,
+            figures: None,
+            prior: None,
+        };
+        let candidate = crate::domain::leading::score(&facts, 2023);
+        Member {
+            state,
+            support_policy: support_policy.into(),
+            ..Member::selected(None, 2024, candidate, "r".into(), "o".into(), 1)
+        }
+    }
+
+    #[test]
+    fn only_a_selected_member_without_a_policy_gets_one() {
+        let never = PolicyRefused::NeverSelected {
+            member: "leadingCohorts/2024/members/U".into(),
+            uscc: "U".into(),
+            year: 2024,
+        };
+        let twice = PolicyRefused::already_has_policy("U", 2024);
+        let deselected = PolicyRefused::MemberNotSelected {
+            member: "leadingCohorts/2024/members/U".into(),
+        };
+        let p = "enterprises/U/supportPolicies/2024";
+        // (membership, policy row exists, answer)
+        let cases = [
+            (None, false, Err(never.clone())),
+            (None, true, Err(never)),
+            (Some(member(MemberState::Selected, "")), false, Ok(())),
+            (
+                Some(member(MemberState::Selected, "")),
+                true,
+                Err(twice.clone()),
+            ),
+            (
+                Some(member(MemberState::Selected, p)),
+                false,
+                Err(twice.clone()),
+            ),
+            // One policy is reported before the state: the policy exists either way.
+            (Some(member(MemberState::Deselected, p)), false, Err(twice)),
+            (
+                Some(member(MemberState::Deselected, "")),
+                false,
+                Err(deselected),
+            ),
+        ];
+        for (i, (m, exists, want)) in cases.into_iter().enumerate() {
+            let got = may_create(m.as_ref(), exists, "U", 2024).map(|_| ());
+            assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn an_ended_policy_is_read_only_until_reopened() {
+        let policy = SupportPolicy {
+            uscc: "U".into(),
+            year: 2024,
+            fields: PolicyFields {
+                title: "t".into(),
+                summary: String::new(),
+                measures: vec![],
+                responsible_officer: "o".into(),
+                responsible_officer_name: String::new(),
+                milestones: vec![],
+            },
+            reviews: vec![],
+            state: PolicyState::Active,
+            create_time_us: 1,
+            update_time_us: 1,
+            version: 1,
+        };
+        assert!(policy.reopened(5).is_none());
+        let ended = policy.ended(5).unwrap();
+        assert_eq!(
+            (ended.state, ended.version, ended.update_time_us),
+            (PolicyState::Ended, 2, 5)
+        );
+        assert!(ended.ended(6).is_none());
+        let refused = Err(PolicyRefused::Ended {
+            policy: "enterprises/U/supportPolicies/2024".into(),
+        });
+        assert_eq!(ended.revised(policy.fields.clone(), 7), refused);
+        let review = Review {
+            conclusion: 1,
+            comment: "c".into(),
+            reviewer: "r".into(),
+            review_time_us: 8,
+        };
+        assert_eq!(ended.reviewed(review.clone()), refused);
+        let open = ended.reopened(9).unwrap();
+        let reviewed = open.reviewed(review).unwrap();
+        assert_eq!(
+            (
+                reviewed.reviews.len(),
+                reviewed.version,
+                reviewed.update_time_us
+            ),
+            (1, 4, 8)
+        );
     }
 }

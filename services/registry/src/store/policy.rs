@@ -261,7 +261,7 @@ enum PolicyTarget {
     Version,
 }
 
-/// Source of the 2021 targets (RULES.md; seed/000).
+/// Source of the 2021 targets (docs/rules.md, "The policy").
 const OPINIONS_2021: &str = "关于科技支撑引领绿色低碳高质量发展的实施意见 (Implementation Opinions on Green, Low-carbon and High-quality Development of Industries Driven by Science and Technology), Shandong Department of Science and Technology, Development and Reform Commission, Department of Education; reported 2021-09-01";
 /// Source of the 2025 targets.
 const WORK_PLAN_2023: &str = "Shandong work plan on technology-supported carbon peaking (2023): about 1,000 green, low-carbon high-tech enterprises and 5-8 green technology industrial clusters by 2025";

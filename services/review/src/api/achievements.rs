@@ -2,21 +2,26 @@
 //! submit (registry check, then rule screening with the active rule set: VETO → VETOED at once)
 //! and withdraw.
 
-use qilu_common::filter::{Filter, Op};
 use qilu_common::idempotency;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
-use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 
-use super::{ReviewApi, Scope, check_etag, concurrent, new_id};
-use crate::convert::{self, achievement_to_proto, parse_achievement_name};
-use crate::domain::achievement::{Achievement, MAX_REASON_CHARS, State};
+use super::{ReviewApi, Scope, new_id};
+use crate::convert::achievement::{
+    CreateAchievement, UpdateAchievement, achievement_to_proto, list_filter, list_order,
+    withdraw_reason,
+};
+use crate::convert::invalid;
+use crate::domain::achievement::{Achievement, State};
+use crate::domain::ids::AchievementId;
+use crate::domain::refusal::{self, NoActiveRuleSet};
 use crate::domain::review::ReviewState;
 use crate::domain::screening::{self, RuleSetRef};
 use crate::domain::{appeal, decision};
-use crate::store::achievement::{self as store, Cursor, ListFilter, Order};
+use crate::store::achievement::{self as store, Cursor, Order};
 use crate::store::{review as review_store, rule_set as rule_set_store};
 
 /// Enterprise callers see expert names redacted.
@@ -28,17 +33,11 @@ pub(super) fn redact_for(ctx: &CallContext) -> bool {
 /// achievement did not exist).
 pub(super) fn check_own(ctx: &CallContext, a: &Achievement) -> Result<(), ApiError> {
     match Scope::of(ctx) {
-        Scope::Enterprise(own) if own != a.owner => Err(super::achievement_not_found(&a.id)),
+        Scope::Enterprise(own) if own != a.owner => Err(super::achievement_not_found(
+            &AchievementId::from_stored(a.id.as_str()),
+        )),
         _ => Ok(()),
     }
-}
-
-fn wrong_state(a: &Achievement, kind: &str, what: &str) -> ApiError {
-    ApiError::precondition(
-        kind,
-        a.name(),
-        format!("{} is {}; {what}", a.name(), a.state.as_str()),
-    )
 }
 
 pub(super) async fn create_achievement(
@@ -46,23 +45,7 @@ pub(super) async fn create_achievement(
     ctx: &CallContext,
     req: pb::CreateAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let Some(input) = req.achievement.as_ref() else {
-        return Err(ApiError::invalid(
-            "achievement",
-            "REQUIRED",
-            "achievement is required",
-        ));
-    };
-    let mut violations = Vec::new();
-    let owner = convert::parse_enterprise(&input.owner, "achievement.owner")
-        .map_err(|v| violations.push(v))
-        .ok();
-    let fields = convert::parse_achievement_fields(input, "achievement")
-        .map_err(|v| violations.extend(v))
-        .ok();
-    let (Some(owner), Some(fields)) = (owner, fields) else {
-        return Err(ApiError::InvalidArgument(violations));
-    };
+    let CreateAchievement { owner, fields } = CreateAchievement::parse(&req)?;
     if let Scope::Enterprise(own) = Scope::of(ctx)
         && own != owner
     {
@@ -116,89 +99,9 @@ pub(super) async fn get_achievement(
     ctx: &CallContext,
     req: pb::GetAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
+    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
     let a = api.visible_achievement(&api.db, ctx, &id).await?;
     Ok(achievement_to_proto(&a, redact_for(ctx)))
-}
-
-fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
-    let filter = Filter::parse(raw)?;
-    filter.only(&[
-        "owner",
-        "state",
-        "industry_field",
-        "screening.outcome",
-        "title",
-    ])?;
-    let mut out = ListFilter::default();
-    for c in filter.conditions() {
-        let bad = |why: String| {
-            ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
-        };
-        let want = if c.field == "title" { Op::Has } else { Op::Eq };
-        if c.op != want {
-            return Err(bad(format!(
-                "supports only {}",
-                if want == Op::Has { ":" } else { "=" }
-            )));
-        }
-        match c.field.as_str() {
-            "owner" => {
-                let uscc = convert::parse_enterprise(&c.value, "filter")
-                    .map_err(|v| bad(v.description))?;
-                out.owner = Some(uscc);
-            }
-            "state" => {
-                let s = pb::AchievementState::from_str_name(&c.value)
-                    .filter(|s| *s != pb::AchievementState::Unspecified)
-                    .ok_or_else(|| bad(format!("{:?} is not an AchievementState", c.value)))?;
-                out.state = Some(s as i32);
-            }
-            "industry_field" => {
-                let f = IndustryField::from_str_name(&c.value)
-                    .filter(|f| *f != IndustryField::Unspecified)
-                    .ok_or_else(|| bad(format!("{:?} is not an IndustryField", c.value)))?;
-                out.industry_field = Some(f as i32);
-            }
-            "screening.outcome" => {
-                let o = pb::ScreeningOutcome::from_str_name(&c.value)
-                    .filter(|o| *o != pb::ScreeningOutcome::Unspecified)
-                    .ok_or_else(|| bad(format!("{:?} is not a ScreeningOutcome", c.value)))?;
-                out.screening_outcome = Some(o as i32);
-            }
-            _ => out.title_contains = Some(c.value.clone()),
-        }
-    }
-    Ok(out)
-}
-
-fn parse_order(raw: &str) -> Result<Order, ApiError> {
-    qilu_common::limits::order_by(raw)?;
-    let words: Vec<&str> = raw.split_whitespace().collect();
-    let desc = match words.get(1).copied() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "order_by",
-                "INVALID_ORDER_BY",
-                format!("expected asc or desc, got {other:?}"),
-            ));
-        }
-    };
-    match (words.first().copied(), words.len() <= 2) {
-        (None, _) => Ok(Order::CreateTime { desc: false }),
-        (Some("create_time"), true) => Ok(Order::CreateTime { desc }),
-        (Some("submit_time"), true) => Ok(Order::SubmitTime { desc }),
-        _ => Err(ApiError::invalid(
-            "order_by",
-            "INVALID_ORDER_BY",
-            format!(
-                "cannot order by {}; use create_time or submit_time, optionally with desc",
-                qilu_common::limits::echo(raw)
-            ),
-        )),
-    }
 }
 
 pub(super) async fn list_achievements(
@@ -206,8 +109,8 @@ pub(super) async fn list_achievements(
     ctx: &CallContext,
     req: pb::ListAchievementsRequest,
 ) -> Result<pb::ListAchievementsResponse, ApiError> {
-    let mut filter = parse_list_filter(&req.filter)?;
-    let order = parse_order(&req.order_by)?;
+    let mut filter = list_filter(&req.filter)?;
+    let order = list_order(&req.order_by)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
     match Scope::of(ctx) {
@@ -261,56 +164,18 @@ pub(super) async fn update_achievement(
     ctx: &CallContext,
     req: pb::UpdateAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let Some(input) = req.achievement.as_ref() else {
-        return Err(ApiError::invalid(
-            "achievement",
-            "REQUIRED",
-            "achievement is required",
-        ));
-    };
-    let id = parse_achievement_name(&input.name, "achievement.name")?;
-    let paths: Vec<String> = req
-        .update_mask
-        .as_ref()
-        .map(|m| m.paths.clone())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return Err(ApiError::invalid(
-            "update_mask",
-            "REQUIRED",
-            format!(
-                "name the fields to update: {}",
-                convert::ACHIEVEMENT_FIELDS.join(", ")
-            ),
-        ));
-    }
+    let update = UpdateAchievement::parse(&req)?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
-    let current = api.load_achievement(tx.conn(), &id).await?;
+    let current = api.load_achievement(tx.conn(), &update.id).await?;
     check_own(ctx, &current)?;
-    check_etag(&input.etag, &current.etag(), &current.name())?;
-    if current.state != State::Draft {
-        return Err(wrong_state(
-            &current,
-            "ACHIEVEMENT_NOT_DRAFT",
-            "only a DRAFT can be updated",
-        ));
-    }
+    check_etag(update.etag, &current.name(), current.version)?;
+    refusal::may_update(&current)?;
     let mut updated = current.clone();
-    let mut violations = Vec::new();
-    for path in &paths {
-        if let Err(v) =
-            convert::apply_achievement_field(&mut updated.fields, input, path, "achievement")
-        {
-            violations.extend(v);
-        }
-    }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    updated.fields = update.apply_update(&current.fields)?;
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
@@ -327,7 +192,7 @@ pub(super) async fn submit_achievement(
     ctx: &CallContext,
     req: pb::SubmitAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
+    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
     // Read first to learn the owner, then ask the registry before any write transaction opens.
     let before = api.load_achievement(&api.db, &id).await?;
     check_own(ctx, &before)?;
@@ -347,23 +212,11 @@ pub(super) async fn submit_achievement(
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    if current.state != State::Draft || current.owner != before.owner {
-        return Err(wrong_state(
-            &current,
-            "ACHIEVEMENT_NOT_DRAFT",
-            "only a DRAFT can be submitted",
-        ));
-    }
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_submit(&current, &before.owner)?;
     let rule_set = rule_set_store::active(tx.conn())
         .await?
-        .ok_or_else(|| {
-            ApiError::precondition(
-                "NO_ACTIVE_RULE_SET",
-                "vetoRuleSets",
-                "no veto rule set is active; an admin must activate one",
-            )
-        })?
+        .ok_or(NoActiveRuleSet::AtSubmit)?
         .into_domain()
         .map_err(ApiError::internal)?;
     let now = tx.now_us();
@@ -413,9 +266,8 @@ pub(super) async fn withdraw_achievement(
     ctx: &CallContext,
     req: pb::WithdrawAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
-    let reason = convert::text(&req.reason, "reason", MAX_REASON_CHARS, false)
-        .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
+    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+    let reason = withdraw_reason(&req)?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
@@ -423,17 +275,11 @@ pub(super) async fn withdraw_achievement(
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
     check_own(ctx, &current)?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    if !current.state.withdrawable() {
-        return Err(wrong_state(
-            &current,
-            "ACHIEVEMENT_NOT_WITHDRAWABLE",
-            "only DRAFT, SUBMITTED or UNDER_REVIEW can be withdrawn",
-        ));
-    }
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_withdraw(&current)?;
     let now = tx.now_us();
     // Open reviews are cancelled with the achievement.
-    for model in review_store::of_round(tx.conn(), &id, current.review_round).await? {
+    for model in review_store::of_round(tx.conn(), id.as_str(), current.review_round).await? {
         let review = model.into_domain().map_err(ApiError::internal)?;
         if review.state != ReviewState::Assigned {
             continue;
@@ -460,30 +306,4 @@ pub(super) async fn withdraw_achievement(
     tx.record(&updated.name(), &updated)?;
     tx.commit(&response).await?;
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_filters_and_orders_parse_or_name_the_problem() {
-        let f = parse_list_filter(
-            r#"owner = "enterprises/91350100M000100Y43" AND state = ACHIEVEMENT_STATE_UNDER_REVIEW AND title:"氢""#,
-        );
-        let f = f.ok();
-        assert_eq!(f.as_ref().and_then(|f| f.state), Some(3));
-        assert_eq!(
-            f.as_ref().and_then(|f| f.title_contains.clone()).as_deref(),
-            Some("氢")
-        );
-        assert!(parse_list_filter("state = OPEN").is_err());
-        assert!(parse_list_filter("title = x").is_err());
-        assert!(parse_list_filter("colour = red").is_err());
-        assert!(matches!(
-            parse_order("submit_time desc"),
-            Ok(Order::SubmitTime { desc: true })
-        ));
-        assert!(parse_order("title").is_err());
-    }
 }

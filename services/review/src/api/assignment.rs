@@ -6,14 +6,18 @@
 use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
 
-use super::{ReviewApi, check_etag, concurrent, new_id};
-use crate::convert::{parse_achievement_name, parse_expert_name, review_to_proto};
+use super::{ReviewApi, new_id};
+use crate::convert::invalid;
+use crate::convert::review::review_to_proto;
 use crate::domain::achievement::State;
 use crate::domain::expert::{self, Candidate, Expert, MAX_REVIEWERS_PER_CALL};
+use crate::domain::ids::{AchievementId, ExpertId};
+use crate::domain::refusal::{self, AssignRefused};
 use crate::domain::review::{AssignmentMethod, Review, ReviewState};
 use crate::store::{
     achievement as achievement_store, expert as expert_store, review as review_store,
@@ -22,7 +26,7 @@ use crate::store::{
 /// How the request asks for experts.
 enum Ask {
     Automatic(usize),
-    Manual(Vec<String>),
+    Manual(Vec<ExpertId>),
 }
 
 fn parse_ask(ctx: &CallContext, req: &pb::AssignReviewersRequest) -> Result<Ask, ApiError> {
@@ -51,7 +55,7 @@ fn parse_ask(ctx: &CallContext, req: &pb::AssignReviewersRequest) -> Result<Ask,
             let mut ids = Vec::new();
             let mut violations = Vec::new();
             for (i, name) in req.experts.iter().enumerate() {
-                match parse_expert_name(name, &format!("experts[{i}]")) {
+                match ExpertId::parse_name(name, &format!("experts[{i}]")) {
                     Ok(id) if ids.contains(&id) => {
                         violations.push(qilu_common::FieldViolation::new(
                             format!("experts[{i}]"),
@@ -60,8 +64,7 @@ fn parse_ask(ctx: &CallContext, req: &pb::AssignReviewersRequest) -> Result<Ask,
                         ))
                     }
                     Ok(id) => ids.push(id),
-                    Err(ApiError::InvalidArgument(v)) => violations.extend(v),
-                    Err(e) => return Err(e),
+                    Err(v) => violations.push(v),
                 }
             }
             if violations.is_empty() {
@@ -78,7 +81,7 @@ pub(super) async fn assign_reviewers(
     ctx: &CallContext,
     req: pb::AssignReviewersRequest,
 ) -> Result<pb::AssignReviewersResponse, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
+    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
     let ask = parse_ask(ctx, &req)?;
     let mut tx =
         match WriteTx::begin::<pb::AssignReviewersResponse>(&api.db, ctx, &req.request_id, &req)
@@ -88,22 +91,12 @@ pub(super) async fn assign_reviewers(
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    if !matches!(current.state, State::Submitted | State::UnderReview) {
-        return Err(ApiError::precondition(
-            "ACHIEVEMENT_NOT_REVIEWABLE",
-            current.name(),
-            format!(
-                "{} is {}; reviewers are assigned only to SUBMITTED or UNDER_REVIEW achievements",
-                current.name(),
-                current.state.as_str()
-            ),
-        ));
-    }
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_assign(&current)?;
     let round = current.review_round;
     // Every expert who ever held a review in this round is out (a cancelled review's conflict
     // is never lifted by a later change of affiliation).
-    let already: BTreeSet<String> = review_store::of_round(tx.conn(), &id, round)
+    let already: BTreeSet<String> = review_store::of_round(tx.conn(), id.as_str(), round)
         .await?
         .into_iter()
         .map(|r| r.expert_id)
@@ -132,14 +125,12 @@ pub(super) async fn assign_reviewers(
                 n,
             );
             if choice.chosen.len() < n {
-                return Err(ApiError::precondition(
-                    "NOT_ENOUGH_EXPERTS",
-                    current.name(),
-                    format!(
-                        "asked for {n} experts but found {} available (active, reviewing the field, under their load limit, not already assigned, not in conflict); nothing was assigned",
-                        choice.eligible
-                    ),
-                ));
+                return Err(AssignRefused::NotEnoughExperts {
+                    achievement: current.name(),
+                    asked: n,
+                    eligible: choice.eligible,
+                }
+                .into());
             }
             let excluded = choice
                 .excluded
@@ -154,43 +145,10 @@ pub(super) async fn assign_reviewers(
         Ask::Manual(ids) => {
             for eid in &ids {
                 let e = super::experts::load(tx.conn(), eid).await?;
-                let name = e.name();
-                if already.contains(eid) {
-                    return Err(ApiError::precondition(
-                        "EXPERT_ALREADY_ASSIGNED",
-                        name.clone(),
-                        format!(
-                            "{name} already holds a review of {} in round {round}",
-                            current.name()
-                        ),
-                    ));
-                }
-                if let Some(conflict) = e.conflict_with(&current.owner) {
-                    return Err(ApiError::precondition(
-                        conflict.kind(),
-                        name.clone(),
-                        format!("{name} may not review {}: {conflict}", current.name()),
-                    ));
-                }
-                if !e.active {
-                    return Err(ApiError::precondition(
-                        "EXPERT_INACTIVE",
-                        name.clone(),
-                        format!("{name} is INACTIVE and takes no new assignments"),
-                    ));
-                }
-                let open = counts.get(eid).copied().unwrap_or(0);
-                if open >= i64::from(e.load_limit) {
-                    return Err(ApiError::precondition(
-                        "EXPERT_AT_LOAD_LIMIT",
-                        name.clone(),
-                        format!(
-                            "{name} holds {open} open reviews, its load limit is {}",
-                            e.load_limit
-                        ),
-                    ));
-                }
+                let open = counts.get(eid.as_str()).copied().unwrap_or(0);
+                refusal::may_name_expert(&e, &current, &already, open)?;
             }
+            let ids = ids.into_iter().map(|i| i.as_str().to_string()).collect();
             (ids, Vec::new(), AssignmentMethod::Manual)
         }
     };
@@ -199,7 +157,7 @@ pub(super) async fn assign_reviewers(
     for expert_id in chosen {
         let review = Review {
             id: new_id(),
-            achievement_id: id.clone(),
+            achievement_id: id.as_str().to_string(),
             expert_id,
             round,
             state: ReviewState::Assigned,

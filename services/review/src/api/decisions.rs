@@ -5,17 +5,21 @@
 
 use std::collections::HashMap;
 
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::write::{Begun, WriteTx};
-use qilu_common::{ApiError, CallContext, FieldViolation};
+use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
 
+use super::ReviewApi;
 use super::achievements::{check_own, redact_for};
-use super::{ReviewApi, check_etag, concurrent};
-use crate::convert::{self, achievement_to_proto, parse_achievement_name};
-use crate::domain::achievement::{Achievement, MAX_LONG_TEXT_CHARS, State};
+use crate::convert::achievement::achievement_to_proto;
+use crate::convert::decision::{ResolveAppeal, batch_names, parse_appeal};
+use crate::convert::invalid;
+use crate::domain::achievement::{Achievement, State};
 use crate::domain::appeal::{self, Appeal, Resolution};
-use crate::domain::decision::{self, Outcome, SubmittedReview};
-use crate::domain::review::ReviewState;
+use crate::domain::decision::{self, Outcome};
+use crate::domain::ids::AchievementId;
+use crate::domain::refusal;
 use crate::store::{achievement as store, review as review_store, threshold as threshold_store};
 
 async fn save(
@@ -37,73 +41,23 @@ pub(super) async fn finalize_decision(
     ctx: &CallContext,
     req: pb::FinalizeDecisionRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
+    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    if current.state != State::UnderReview {
-        return Err(ApiError::precondition(
-            "ACHIEVEMENT_NOT_UNDER_REVIEW",
-            current.name(),
-            format!(
-                "{} is {}; only an achievement UNDER_REVIEW is decided",
-                current.name(),
-                current.state.as_str()
-            ),
-        ));
-    }
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_finalize(&current)?;
     let round = current.review_round;
-    let reviews: Vec<_> = review_store::of_round(tx.conn(), &id, round)
+    let reviews: Vec<_> = review_store::of_round(tx.conn(), id.as_str(), round)
         .await?
         .into_iter()
         .map(|m| m.into_domain())
         .collect::<Result<_, _>>()
         .map_err(ApiError::internal)?;
-    let open: Vec<_> = reviews
-        .iter()
-        .filter(|r| r.state == ReviewState::Assigned)
-        .collect();
-    if !open.is_empty() {
-        return Err(ApiError::FailedPrecondition {
-            message: format!(
-                "{} of the reviews of {} round {round} are not in yet",
-                open.len(),
-                current.name()
-            ),
-            violations: open
-                .iter()
-                .map(|r| qilu_common::error::Precondition {
-                    kind: "REVIEW_NOT_SUBMITTED".into(),
-                    subject: r.name(),
-                    description: format!("experts/{} has not submitted {}", r.expert_id, r.name()),
-                })
-                .collect(),
-        });
-    }
-    let submitted: Vec<SubmittedReview> = reviews
-        .iter()
-        .filter(|r| r.state == ReviewState::Submitted)
-        .map(|r| SubmittedReview {
-            review: r.name(),
-            expert: format!("experts/{}", r.expert_id),
-            total_points: r.scores.map_or(0, |s| s.total()),
-            veto: r.veto.as_ref().map(|v| (v.category, v.evidence.clone())),
-        })
-        .collect();
-    if submitted.is_empty() {
-        return Err(ApiError::precondition(
-            "NO_REVIEWS",
-            current.name(),
-            format!(
-                "{} has no submitted review in round {round}; assign reviewers",
-                current.name()
-            ),
-        ));
-    }
+    let submitted = refusal::reviews_to_decide(&current, &reviews)?;
     let threshold = threshold_store::current(tx.conn())
         .await?
         .ok_or_else(|| ApiError::internal("no approval threshold is stored"))?;
@@ -131,9 +85,7 @@ pub(super) async fn appeal_veto(
     ctx: &CallContext,
     req: pb::AppealVetoRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
-    let grounds = convert::text(&req.grounds, "grounds", MAX_LONG_TEXT_CHARS, true)
-        .map_err(|v| ApiError::InvalidArgument(vec![v]))?;
+    let (id, grounds) = parse_appeal(&req)?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
@@ -141,50 +93,8 @@ pub(super) async fn appeal_veto(
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
     check_own(ctx, &current)?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    if current.state != State::Vetoed {
-        return Err(ApiError::precondition(
-            "ACHIEVEMENT_NOT_VETOED",
-            current.name(),
-            format!(
-                "{} is {}; only a veto can be appealed",
-                current.name(),
-                current.state.as_str()
-            ),
-        ));
-    }
-    if current.appeal.is_some() {
-        return Err(ApiError::precondition(
-            "APPEAL_ALREADY_FILED",
-            current.name(),
-            format!(
-                "{} has been appealed already; a veto is appealed once",
-                current.name()
-            ),
-        ));
-    }
-    let deadline = current
-        .appeal_deadline
-        .as_deref()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .ok_or_else(|| {
-            ApiError::internal(format!(
-                "{} is VETOED without an appeal deadline",
-                current.name()
-            ))
-        })?;
-    if !appeal::in_time(deadline, api.clock.now_us(), api.time_zone) {
-        return Err(ApiError::precondition(
-            "APPEAL_WINDOW_CLOSED",
-            current.name(),
-            format!(
-                "the appeal window of {} closed at the end of {deadline} ({} days after the veto, {})",
-                current.name(),
-                appeal::APPEAL_WINDOW_DAYS,
-                api.time_zone
-            ),
-        ));
-    }
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_appeal(&current, api.clock.now_us(), api.time_zone)?;
     let mut updated = current.clone();
     updated.appeal = Some(Appeal {
         grounds,
@@ -206,44 +116,19 @@ pub(super) async fn resolve_appeal(
     ctx: &CallContext,
     req: pb::ResolveAppealRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
-    let mut violations = Vec::new();
-    let resolution = match pb::AppealResolution::try_from(req.resolution) {
-        Ok(pb::AppealResolution::Upheld) => Some(Resolution::Upheld),
-        Ok(pb::AppealResolution::Overturned) => Some(Resolution::Overturned),
-        _ => {
-            violations.push(FieldViolation::new(
-                "resolution",
-                "REQUIRED",
-                "UPHELD or OVERTURNED",
-            ));
-            None
-        }
-    };
-    let reason = convert::text(&req.reason, "reason", MAX_LONG_TEXT_CHARS, true)
-        .map_err(|v| violations.push(v))
-        .ok();
-    let (Some(resolution), Some(reason)) = (resolution, reason) else {
-        return Err(ApiError::InvalidArgument(violations));
-    };
+    let ResolveAppeal {
+        id,
+        resolution,
+        reason,
+    } = ResolveAppeal::parse(&req)?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = api.load_achievement(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
-    let pending = current
-        .appeal
-        .as_ref()
-        .filter(|a| a.resolution.is_none() && current.state == State::Vetoed);
-    let Some(filed) = pending else {
-        return Err(ApiError::precondition(
-            "NO_PENDING_APPEAL",
-            current.name(),
-            format!("{} has no pending appeal", current.name()),
-        ));
-    };
+    check_etag(&req.etag, &current.name(), current.version)?;
+    let filed = refusal::pending_appeal(&current)?;
     let now = tx.now_us();
     let mut updated = current.clone();
     updated.appeal = Some(Appeal {
@@ -275,25 +160,10 @@ pub(super) async fn batch_get_achievement_status(
     _ctx: &CallContext,
     req: pb::BatchGetAchievementStatusRequest,
 ) -> Result<pb::BatchGetAchievementStatusResponse, ApiError> {
-    if req.names.len() > 1000 {
-        return Err(ApiError::invalid(
-            "names",
-            "TOO_MANY",
-            "at most 1000 names per call",
-        ));
-    }
-    let mut ids = Vec::with_capacity(req.names.len());
-    let mut violations = Vec::new();
-    for (i, name) in req.names.iter().enumerate() {
-        match parse_achievement_name(name, &format!("names[{i}]")) {
-            Ok(id) => ids.push(id),
-            Err(ApiError::InvalidArgument(v)) => violations.extend(v),
-            Err(e) => return Err(e),
-        }
-    }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    let ids: Vec<String> = batch_names(&req)?
+        .into_iter()
+        .map(|id| id.as_str().to_string())
+        .collect();
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();

@@ -4,31 +4,34 @@
 
 use std::collections::HashMap;
 
-use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
-use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 use sea_orm::ConnectionTrait;
 
-use super::{ReviewApi, Scope, check_etag, concurrent};
-use crate::convert::{self, EXPERT_TYPE, expert_to_proto, parse_expert_name};
-use crate::domain::achievement::{MAX_REASON_CHARS, State};
+use super::{ReviewApi, Scope};
+use crate::convert::expert::{
+    DeclareConflict, UpdateExpert, expert_to_proto, list_filter, list_order, parse_create,
+};
+use crate::convert::{EXPERT_TYPE, invalid};
+use crate::domain::achievement::State;
 use crate::domain::expert::{DeclaredConflict, Expert};
+use crate::domain::ids::ExpertId;
 use crate::domain::review::ReviewState;
-use crate::store::expert::{self as store, ListFilter};
+use crate::store::expert as store;
 use crate::store::{achievement as achievement_store, review as review_store};
 
-pub(super) fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &ExpertId) -> ApiError {
     ApiError::NotFound {
         resource_type: EXPERT_TYPE,
-        name: format!("experts/{id}"),
+        name: id.name(),
     }
 }
 
-pub(super) async fn load(conn: &impl ConnectionTrait, id: &str) -> Result<Expert, ApiError> {
-    store::get(conn, id)
+pub(super) async fn load(conn: &impl ConnectionTrait, id: &ExpertId) -> Result<Expert, ApiError> {
+    store::get(conn, id.as_str())
         .await?
         .ok_or_else(|| not_found(id))?
         .into_domain()
@@ -36,20 +39,20 @@ pub(super) async fn load(conn: &impl ConnectionTrait, id: &str) -> Result<Expert
 }
 
 /// An expert token may act only on its own record.
-fn check_self(ctx: &CallContext, id: &str) -> Result<(), ApiError> {
+fn check_self(ctx: &CallContext, id: &ExpertId) -> Result<(), ApiError> {
     match Scope::of(ctx) {
         Scope::Staff => Ok(()),
-        Scope::Expert(own) if own == id => Ok(()),
+        Scope::Expert(own) if own == id.as_str() => Ok(()),
         _ => Err(ApiError::PermissionDenied(
             "an expert token may access only its own expert record".into(),
         )),
     }
 }
 
-async fn open_reviews(conn: &impl ConnectionTrait, id: &str) -> Result<i64, ApiError> {
+async fn open_reviews(conn: &impl ConnectionTrait, id: &ExpertId) -> Result<i64, ApiError> {
     Ok(review_store::open_counts(conn)
         .await?
-        .get(id)
+        .get(id.as_str())
         .copied()
         .unwrap_or(0))
 }
@@ -59,43 +62,7 @@ pub(super) async fn create_expert(
     ctx: &CallContext,
     req: pb::CreateExpertRequest,
 ) -> Result<pb::Expert, ApiError> {
-    let mut violations = Vec::new();
-    let id = convert::parse_user_id(&req.expert_id, "expert_id")
-        .map_err(|e| {
-            if let ApiError::InvalidArgument(v) = e {
-                violations.extend(v);
-            }
-        })
-        .ok();
-    let Some(input) = req.expert.as_ref() else {
-        violations.push(qilu_common::FieldViolation::new(
-            "expert",
-            "REQUIRED",
-            "expert is required",
-        ));
-        return Err(ApiError::InvalidArgument(violations));
-    };
-    let mut expert = Expert {
-        id: id.clone().unwrap_or_default(),
-        display_name: String::new(),
-        industry_fields: Vec::new(),
-        affiliations: Vec::new(),
-        organization: String::new(),
-        load_limit: 0,
-        declared_conflicts: Vec::new(),
-        active: true,
-        create_time_us: 0,
-        update_time_us: 0,
-        version: 1,
-    };
-    for path in convert::EXPERT_FIELDS {
-        if let Err(v) = convert::apply_expert_field(&mut expert, input, path) {
-            violations.extend(v);
-        }
-    }
-    if id.is_none() || !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    let mut expert = parse_create(&req)?;
     let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, ctx, &req.request_id, &req).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
@@ -123,54 +90,11 @@ pub(super) async fn get_expert(
     ctx: &CallContext,
     req: pb::GetExpertRequest,
 ) -> Result<pb::Expert, ApiError> {
-    let id = parse_expert_name(&req.name, "name")?;
+    let id = ExpertId::parse_name(&req.name, "name").map_err(invalid)?;
     check_self(ctx, &id)?;
     let expert = load(&api.db, &id).await?;
     let open = open_reviews(&api.db, &id).await?;
     Ok(expert_to_proto(&expert, open))
-}
-
-fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
-    let filter = Filter::parse(raw)?;
-    filter.only(&["industry_fields", "affiliations", "state", "display_name"])?;
-    let mut out = ListFilter::default();
-    for c in filter.conditions() {
-        let bad = |why: String| {
-            ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
-        };
-        match c.field.as_str() {
-            "display_name" => {
-                if c.op != Op::Has {
-                    return Err(bad("supports only :".into()));
-                }
-                out.name_contains = Some(c.value.clone());
-            }
-            "industry_fields" | "affiliations" if c.op != Op::Eq && c.op != Op::Has => {
-                return Err(bad("supports = or :".into()));
-            }
-            "industry_fields" => {
-                let f = IndustryField::from_str_name(&c.value)
-                    .filter(|f| *f != IndustryField::Unspecified)
-                    .ok_or_else(|| bad(format!("{:?} is not an IndustryField", c.value)))?;
-                out.industry_field = Some(f as i32);
-            }
-            "affiliations" => {
-                out.affiliation = Some(
-                    convert::parse_enterprise(&c.value, "filter")
-                        .map_err(|v| bad(v.description))?,
-                );
-            }
-            _ => {
-                let s = pb::ExpertState::from_str_name(&c.value)
-                    .filter(|s| *s != pb::ExpertState::Unspecified && c.op == Op::Eq)
-                    .ok_or_else(|| {
-                        bad("supports = EXPERT_STATE_ACTIVE or EXPERT_STATE_INACTIVE".into())
-                    })?;
-                out.active = Some(s == pb::ExpertState::Active);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The last row of a page: its open reviews (for load order) and id.
@@ -185,26 +109,9 @@ pub(super) async fn list_experts(
     _ctx: &CallContext,
     req: pb::ListExpertsRequest,
 ) -> Result<pb::ListExpertsResponse, ApiError> {
-    let filter = parse_list_filter(&req.filter)?;
-    let words: Vec<&str> = qilu_common::limits::order_by(&req.order_by)?
-        .split_whitespace()
-        .collect();
-    let (by_load, desc) = match words.as_slice() {
-        [] | ["name"] | ["name", "asc"] => (false, false),
-        ["name", "desc"] => (false, true),
-        ["open_reviews"] | ["open_reviews", "asc"] => (true, false),
-        ["open_reviews", "desc"] => (true, true),
-        _ => {
-            return Err(ApiError::invalid(
-                "order_by",
-                "INVALID_ORDER_BY",
-                format!(
-                    "cannot order by {:?}; use name or open_reviews, optionally with desc",
-                    req.order_by
-                ),
-            ));
-        }
-    };
+    let filter = list_filter(&req.filter)?;
+    let order = list_order(&req.order_by)?;
+    let (by_load, desc) = (order.by_load, order.desc);
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
     let after: Option<Cursor> = page.after()?;
     let counts: HashMap<String, i64> = review_store::open_counts(&api.db).await?;
@@ -262,31 +169,10 @@ pub(super) async fn update_expert(
     ctx: &CallContext,
     req: pb::UpdateExpertRequest,
 ) -> Result<pb::Expert, ApiError> {
-    let Some(input) = req.expert.as_ref() else {
-        return Err(ApiError::invalid(
-            "expert",
-            "REQUIRED",
-            "expert is required",
-        ));
-    };
-    let id = parse_expert_name(&input.name, "expert.name")?;
+    let update = UpdateExpert::parse(&req)?;
+    let id = update.id.clone();
     check_self(ctx, &id)?;
-    let paths: Vec<String> = req
-        .update_mask
-        .as_ref()
-        .map(|m| m.paths.clone())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return Err(ApiError::invalid(
-            "update_mask",
-            "REQUIRED",
-            format!(
-                "name the fields to update: {}",
-                convert::EXPERT_FIELDS.join(", ")
-            ),
-        ));
-    }
-    if Scope::of(ctx) != Scope::Staff && paths.iter().any(|p| p == "load_limit" || p == "state") {
+    if Scope::of(ctx) != Scope::Staff && update.touches_admin_fields() {
         return Err(ApiError::PermissionDenied(
             "only an admin may change an expert's load_limit or state".into(),
         ));
@@ -296,17 +182,8 @@ pub(super) async fn update_expert(
         Begun::Fresh(tx) => tx,
     };
     let current = load(tx.conn(), &id).await?;
-    check_etag(&input.etag, &current.etag(), &current.name())?;
-    let mut updated = current.clone();
-    let mut violations = Vec::new();
-    for path in &paths {
-        if let Err(v) = convert::apply_expert_field(&mut updated, input, path) {
-            violations.extend(v);
-        }
-    }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    check_etag(update.etag, &current.name(), current.version)?;
+    let mut updated = update.apply_update(&current)?;
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
@@ -324,18 +201,12 @@ pub(super) async fn declare_conflict(
     ctx: &CallContext,
     req: pb::DeclareConflictRequest,
 ) -> Result<pb::Expert, ApiError> {
-    let id = parse_expert_name(&req.name, "name")?;
+    let DeclareConflict {
+        expert: id,
+        enterprise,
+        reason,
+    } = DeclareConflict::parse(&req)?;
     check_self(ctx, &id)?;
-    let mut violations = Vec::new();
-    let enterprise = convert::parse_enterprise(&req.enterprise, "enterprise")
-        .map_err(|v| violations.push(v))
-        .ok();
-    let reason = convert::text(&req.reason, "reason", MAX_REASON_CHARS, true)
-        .map_err(|v| violations.push(v))
-        .ok();
-    let (Some(enterprise), Some(reason)) = (enterprise, reason) else {
-        return Err(ApiError::InvalidArgument(violations));
-    };
     let mut tx = match WriteTx::begin::<pb::Expert>(&api.db, ctx, &req.request_id, &req).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
@@ -361,7 +232,7 @@ pub(super) async fn declare_conflict(
         &[State::Submitted, State::UnderReview],
     )
     .await?;
-    for model in review_store::open_of_expert_on(tx.conn(), &id, &owned).await? {
+    for model in review_store::open_of_expert_on(tx.conn(), id.as_str(), &owned).await? {
         let review = model.into_domain().map_err(ApiError::internal)?;
         let mut cancelled = review.clone();
         cancelled.state = ReviewState::Cancelled;

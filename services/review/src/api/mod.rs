@@ -1,6 +1,6 @@
 //! The tonic implementation of `qilu.review.v1.AchievementReviewService`. Thin on purpose: each
-//! RPC delegates to the module of its concept, which parses the request (`convert`), calls the
-//! domain and the store, and converts the answer. One module per concept:
+//! RPC delegates to the module of its concept, which parses the request (`convert`), loads,
+//! decides (`domain`, refusals from `domain::refusal`), stores, records and commits. One module per concept:
 //!
 //! | module | RPCs |
 //! |---|---|
@@ -38,6 +38,8 @@ use tonic::Code;
 use crate::Clock;
 use crate::convert::ACHIEVEMENT_TYPE;
 use crate::domain::achievement::Achievement;
+use crate::domain::ids::AchievementId;
+use crate::domain::refusal::OwnerRefused;
 use crate::domain::review::ReviewState;
 use crate::store::{achievement as achievement_store, review as review_store};
 
@@ -82,21 +84,17 @@ impl ReviewApi {
             .await;
         match result {
             Ok(e) if e.state == rpb::EnterpriseState::Active as i32 => Ok(()),
-            Ok(e) => Err(ApiError::precondition(
-                "OWNER_NOT_ACTIVE",
-                name.clone(),
-                format!(
-                    "{name} is {} in the registry; only an ACTIVE enterprise may hold achievements under review",
-                    rpb::EnterpriseState::try_from(e.state)
-                        .map(|s| s.as_str_name())
-                        .unwrap_or("in an unknown state")
-                ),
-            )),
-            Err(err) if err.code() == Some(Code::NotFound) => Err(ApiError::precondition(
-                "OWNER_NOT_REGISTERED",
-                name.clone(),
-                format!("{name} is not registered in the enterprise registry"),
-            )),
+            Ok(e) => Err(OwnerRefused::NotActive {
+                name,
+                state: rpb::EnterpriseState::try_from(e.state)
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("in an unknown state")
+                    .to_string(),
+            }
+            .into()),
+            Err(err) if err.code() == Some(Code::NotFound) => {
+                Err(OwnerRefused::NotRegistered { name }.into())
+            }
             Err(err) if err.code() == Some(Code::InvalidArgument) => Err(ApiError::invalid(
                 field,
                 "INVALID_USCC",
@@ -110,9 +108,9 @@ impl ReviewApi {
     async fn load_achievement(
         &self,
         conn: &impl ConnectionTrait,
-        id: &str,
+        id: &AchievementId,
     ) -> Result<Achievement, ApiError> {
-        achievement_store::get(conn, id)
+        achievement_store::get(conn, id.as_str())
             .await?
             .ok_or_else(|| achievement_not_found(id))?
             .into_domain()
@@ -126,7 +124,7 @@ impl ReviewApi {
         &self,
         conn: &impl ConnectionTrait,
         ctx: &CallContext,
-        id: &str,
+        id: &AchievementId,
     ) -> Result<Achievement, ApiError> {
         let a = self.load_achievement(conn, id).await?;
         if can_see(conn, ctx, &a).await? {
@@ -179,26 +177,11 @@ impl Scope {
     }
 }
 
-pub(crate) fn achievement_not_found(id: &str) -> ApiError {
+pub(crate) fn achievement_not_found(id: &AchievementId) -> ApiError {
     ApiError::NotFound {
         resource_type: ACHIEVEMENT_TYPE,
-        name: format!("achievements/{id}"),
+        name: id.name(),
     }
-}
-
-/// A stale etag (when one is given) → ABORTED.
-pub(crate) fn check_etag(given: &str, current: &str, name: &str) -> Result<(), ApiError> {
-    if !given.is_empty() && given != current {
-        return Err(ApiError::Aborted(format!(
-            "{name} changed since etag {given} was read; read it again and retry"
-        )));
-    }
-    Ok(())
-}
-
-/// A lost optimistic-concurrency race → ABORTED.
-pub(crate) fn concurrent(name: &str) -> ApiError {
-    ApiError::Aborted(format!("{name} changed concurrently; retry"))
 }
 
 /// A new server-assigned id: time-ordered (UUIDv7), so names sort by creation.

@@ -4,19 +4,22 @@
 //! an enterprise sees submitted reviews of its own achievements, expert redacted, only once
 //! decided.
 
-use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
-use qilu_common::{ApiError, CallContext, FieldViolation};
+use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
 
-use super::{ReviewApi, Scope, check_etag, concurrent};
-use crate::convert::{self, REVIEW_TYPE, parse_review_name, review_to_proto};
-use crate::domain::achievement::{Achievement, MAX_LONG_TEXT_CHARS, State};
-use crate::domain::review::{ExpertVeto, Review, ReviewState, Scores, VetoCategory};
+use super::{ReviewApi, Scope};
+use crate::convert::REVIEW_TYPE;
+use crate::convert::review::{SubmitReview, list_filter, list_parent, review_to_proto};
+use crate::domain::achievement::{Achievement, State};
+use crate::domain::ids::{ExpertId, ReviewName};
+use crate::domain::refusal;
+use crate::domain::review::{Review, ReviewState};
 use crate::store::achievement as achievement_store;
-use crate::store::review::{self as store, Column, Cursor, ListFilter};
+use crate::store::review::{self as store, Column, Cursor};
 
 fn not_found(name: &str) -> ApiError {
     ApiError::NotFound {
@@ -25,7 +28,8 @@ fn not_found(name: &str) -> ApiError {
     }
 }
 
-async fn load(conn: &impl ConnectionTrait, a: &str, r: &str) -> Result<Review, ApiError> {
+async fn load(conn: &impl ConnectionTrait, name: &ReviewName) -> Result<Review, ApiError> {
+    let (a, r) = (name.achievement().as_str(), name.review());
     store::get(conn, a, r)
         .await?
         .ok_or_else(|| not_found(&crate::domain::review::review_name(a, r)))?
@@ -33,71 +37,17 @@ async fn load(conn: &impl ConnectionTrait, a: &str, r: &str) -> Result<Review, A
         .map_err(ApiError::internal)
 }
 
-fn parse_submission(
-    req: &pb::SubmitReviewRequest,
-) -> Result<(Scores, String, Option<ExpertVeto>), ApiError> {
-    let mut violations = Vec::new();
-    let scores = match &req.scores {
-        None => {
-            violations.push(FieldViolation::new(
-                "scores",
-                "REQUIRED",
-                "scores are required, even with a veto",
-            ));
-            None
-        }
-        Some(s) => Scores::new([
-            s.innovation,
-            s.technical_level,
-            s.economic_benefit,
-            s.green_benefit,
-        ])
-        .map_err(|bad| {
-            for (field, max) in bad {
-                violations.push(FieldViolation::new(
-                    format!("scores.{field}"),
-                    "OUT_OF_RANGE",
-                    format!("{field} is scored 0-{max}"),
-                ));
-            }
-        })
-        .ok(),
-    };
-    let comment = convert::text(&req.comment, "comment", MAX_LONG_TEXT_CHARS, false)
-        .map_err(|v| violations.push(v))
-        .ok();
-    let veto = match &req.veto {
-        None => None,
-        Some(v) => {
-            let category = VetoCategory::from_code(v.category);
-            if category.is_none() {
-                violations.push(FieldViolation::new(
-                    "veto.category",
-                    "REQUIRED",
-                    "a veto needs its reason category (ENERGY_INTENSIVE, HIGHLY_POLLUTING, OTHER)",
-                ));
-            }
-            let evidence = convert::text(&v.evidence, "veto.evidence", MAX_LONG_TEXT_CHARS, true)
-                .map_err(|e| violations.push(e))
-                .ok();
-            category
-                .zip(evidence)
-                .map(|(category, evidence)| ExpertVeto { category, evidence })
-        }
-    };
-    match (scores, comment) {
-        (Some(s), Some(c)) if violations.is_empty() => Ok((s, c, veto)),
-        _ => Err(ApiError::InvalidArgument(violations)),
-    }
-}
-
 pub(super) async fn submit_review(
     api: &ReviewApi,
     ctx: &CallContext,
     req: pb::SubmitReviewRequest,
 ) -> Result<pb::Review, ApiError> {
-    let (a_id, r_id) = parse_review_name(&req.name, "name")?;
-    let (scores, comment, veto) = parse_submission(&req)?;
+    let SubmitReview {
+        name,
+        scores,
+        comment,
+        veto,
+    } = SubmitReview::parse(&req)?;
     let Scope::Expert(me) = Scope::of(ctx) else {
         return Err(ApiError::PermissionDenied(
             "only the assigned expert may submit a review".into(),
@@ -107,45 +57,23 @@ pub(super) async fn submit_review(
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
-    let review = load(tx.conn(), &a_id, &r_id).await?;
+    let review = load(tx.conn(), &name).await?;
     if review.expert_id != me {
         return Err(ApiError::PermissionDenied(format!(
             "{} is assigned to another expert; only the assigned expert may submit it",
             review.name()
         )));
     }
-    check_etag(&req.etag, &review.etag(), &review.name())?;
-    if review.state != ReviewState::Assigned {
-        return Err(ApiError::precondition(
-            "REVIEW_NOT_OPEN",
-            review.name(),
-            format!(
-                "{} is not open for scores (it was submitted or cancelled)",
-                review.name()
-            ),
-        ));
-    }
-    let achievement = api.load_achievement(tx.conn(), &a_id).await?;
-    if achievement.state != State::UnderReview || achievement.review_round != review.round {
-        return Err(ApiError::precondition(
-            "ACHIEVEMENT_NOT_UNDER_REVIEW",
-            achievement.name(),
-            format!(
-                "{} is {} in round {}; this review belongs to round {}",
-                achievement.name(),
-                achievement.state.as_str(),
-                achievement.review_round,
-                review.round
-            ),
-        ));
-    }
+    check_etag(&req.etag, &review.name(), review.version)?;
+    let achievement = api.load_achievement(tx.conn(), name.achievement()).await?;
+    refusal::may_score(&review, &achievement)?;
     let now = tx.now_us();
-    let expert = super::experts::load(tx.conn(), &me).await?;
-    if let Some(conflict) = expert.conflict_with(&achievement.owner) {
+    let expert = super::experts::load(tx.conn(), &ExpertId::from_stored(me)).await?;
+    if let Some(refused) = refusal::conflict_at_scoring(&expert, &achievement) {
         // Found at scoring: the review is cancelled (committed), and the scores refused.
         let mut cancelled = review.clone();
         cancelled.state = ReviewState::Cancelled;
-        cancelled.cancel_reason = format!("conflict found at scoring: {conflict}");
+        cancelled.cancel_reason = refused.cancel_reason();
         cancelled.update_time_us = now;
         cancelled.version = review.version + 1;
         if !store::update_if_version(tx.conn(), &cancelled, review.version).await? {
@@ -153,15 +81,7 @@ pub(super) async fn submit_review(
         }
         tx.record(&cancelled.name(), &cancelled)?;
         tx.commit(&review_to_proto(&cancelled, false)).await?;
-        return Err(ApiError::precondition(
-            conflict.kind(),
-            expert.name(),
-            format!(
-                "{} may not score {}: {conflict}; the review is cancelled",
-                expert.name(),
-                achievement.name()
-            ),
-        ));
+        return Err(refused.into());
     }
     let mut submitted = review.clone();
     submitted.state = ReviewState::Submitted;
@@ -211,8 +131,9 @@ pub(super) async fn get_review(
     ctx: &CallContext,
     req: pb::GetReviewRequest,
 ) -> Result<pb::Review, ApiError> {
-    let (a_id, r_id) = parse_review_name(&req.name, "name")?;
-    let review = load(&api.db, &a_id, &r_id).await?;
+    let name = ReviewName::parse(&req.name, "name").map_err(crate::convert::invalid)?;
+    let a_id = name.achievement();
+    let review = load(&api.db, &name).await?;
     let hidden = || not_found(&review.name());
     match Scope::of(ctx) {
         Scope::Staff => Ok(review_to_proto(&review, false)),
@@ -221,13 +142,13 @@ pub(super) async fn get_review(
                 return Ok(review_to_proto(&review, false));
             }
             let (_, submitted) = expert_visibility(&api.db, &me).await?;
-            if submitted.contains(&(a_id.clone(), review.round)) {
+            if submitted.contains(&(a_id.as_str().to_string(), review.round)) {
                 return Ok(review_to_proto(&review, false));
             }
             let assigned = store::of_expert(&api.db, &me)
                 .await?
                 .iter()
-                .any(|r| r.achievement_id == a_id);
+                .any(|r| r.achievement_id == a_id.as_str());
             if assigned {
                 Err(ApiError::PermissionDenied(
                     "reviews are blind: submit your own review of this achievement first".into(),
@@ -237,7 +158,7 @@ pub(super) async fn get_review(
             }
         }
         Scope::Enterprise(own) => {
-            let a = api.load_achievement(&api.db, &a_id).await?;
+            let a = api.load_achievement(&api.db, a_id).await?;
             if is_decided_own(&a, &own) && review.state == ReviewState::Submitted {
                 Ok(review_to_proto(&review, true))
             } else {
@@ -247,60 +168,13 @@ pub(super) async fn get_review(
     }
 }
 
-fn parse_list_filter(raw: &str) -> Result<ListFilter, ApiError> {
-    let filter = Filter::parse(raw)?;
-    filter.only(&["state", "expert", "round", "vetoed"])?;
-    let mut out = ListFilter::default();
-    for c in filter.conditions() {
-        let bad = |why: String| {
-            ApiError::invalid("filter", "INVALID_FILTER", format!("{}: {why}", c.field))
-        };
-        if c.op != Op::Eq {
-            return Err(bad("supports only =".into()));
-        }
-        match c.field.as_str() {
-            "state" => {
-                let s = pb::ReviewState::from_str_name(&c.value)
-                    .filter(|s| *s != pb::ReviewState::Unspecified)
-                    .ok_or_else(|| bad(format!("{:?} is not a ReviewState", c.value)))?;
-                out.state = Some(s as i32);
-            }
-            "expert" => {
-                out.expert_id = Some(
-                    convert::parse_expert_name(&c.value, "filter")
-                        .map_err(|_| bad(format!("{:?} is not experts/{{expert}}", c.value)))?,
-                );
-            }
-            "round" => {
-                out.round = Some(
-                    c.value
-                        .parse()
-                        .map_err(|_| bad(format!("{:?} is not a round number", c.value)))?,
-                );
-            }
-            _ => {
-                out.vetoed = Some(match c.value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad("expects true or false".into())),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
 pub(super) async fn list_reviews(
     api: &ReviewApi,
     ctx: &CallContext,
     req: pb::ListReviewsRequest,
 ) -> Result<pb::ListReviewsResponse, ApiError> {
-    let achievement_id = if req.parent == "achievements/-" {
-        None
-    } else {
-        Some(convert::parse_achievement_name(&req.parent, "parent")?)
-    };
-    let mut filter = parse_list_filter(&req.filter)?;
+    let achievement_id = list_parent(&req.parent)?;
+    let mut filter = list_filter(&req.filter)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
     let after: Option<Cursor> = page.after()?;
     let scope = Scope::of(ctx);
@@ -308,7 +182,7 @@ pub(super) async fn list_reviews(
         // The parent must exist and be visible to the caller.
         api.visible_achievement(&api.db, ctx, a).await?;
     }
-    filter.achievement_id = achievement_id;
+    filter.achievement_id = achievement_id.map(|a| a.as_str().to_string());
     match &scope {
         Scope::Staff => {}
         Scope::Expert(me) => filter.visible = Some(expert_visibility(&api.db, me).await?.0),

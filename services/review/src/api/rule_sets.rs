@@ -1,29 +1,31 @@
 //! Veto rule sets (versioned data: created immutable and INACTIVE, then activated; exactly one
 //! ACTIVE) and `ScreenAchievement`, the dry run that stores nothing.
 
-use qilu_common::filter::{Filter, Op};
+use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::review as pb;
 
-use super::{ReviewApi, check_etag, concurrent};
-use crate::convert::{
-    self, RULE_SET_TYPE, parse_achievement_name, parse_rule_set_name, rule_set_to_proto,
-    verdict_to_proto,
+use super::ReviewApi;
+use crate::convert::rule_set::{
+    CreateRuleSet, ScreenRequest, list_filter, rule_set_to_proto, verdict_to_proto,
 };
+use crate::convert::{RULE_SET_TYPE, invalid};
+use crate::domain::ids::RuleSetId;
+use crate::domain::refusal::NoActiveRuleSet;
 use crate::domain::screening::{self, RuleSetRef};
 use crate::store::rule_set::{self as store, RuleSet};
 
-fn not_found(id: &str) -> ApiError {
+fn not_found(id: &RuleSetId) -> ApiError {
     ApiError::NotFound {
         resource_type: RULE_SET_TYPE,
-        name: format!("vetoRuleSets/{id}"),
+        name: id.name(),
     }
 }
 
-async fn load(conn: &impl sea_orm::ConnectionTrait, id: &str) -> Result<RuleSet, ApiError> {
-    store::get(conn, id)
+async fn load(conn: &impl sea_orm::ConnectionTrait, id: &RuleSetId) -> Result<RuleSet, ApiError> {
+    store::get(conn, id.as_str())
         .await?
         .ok_or_else(|| not_found(id))?
         .into_domain()
@@ -35,30 +37,12 @@ pub(super) async fn create_veto_rule_set(
     ctx: &CallContext,
     req: pb::CreateVetoRuleSetRequest,
 ) -> Result<pb::VetoRuleSet, ApiError> {
-    let mut violations = Vec::new();
-    let id = convert::parse_user_id(&req.veto_rule_set_id, "veto_rule_set_id")
-        .map_err(|e| {
-            if let ApiError::InvalidArgument(v) = e {
-                violations.extend(v);
-            }
-        })
-        .ok();
-    let parsed = match req.veto_rule_set.as_ref() {
-        None => {
-            violations.push(qilu_common::FieldViolation::new(
-                "veto_rule_set",
-                "REQUIRED",
-                "veto_rule_set is required",
-            ));
-            None
-        }
-        Some(p) => convert::parse_rules(p)
-            .map_err(|v| violations.extend(v))
-            .ok(),
-    };
-    let (Some(id), Some((display_name, description, rules))) = (id, parsed) else {
-        return Err(ApiError::InvalidArgument(violations));
-    };
+    let CreateRuleSet {
+        id,
+        display_name,
+        description,
+        rules,
+    } = CreateRuleSet::parse(&req)?;
     let mut tx =
         match WriteTx::begin::<pb::VetoRuleSet>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
@@ -67,7 +51,7 @@ pub(super) async fn create_veto_rule_set(
     let now = tx.now_us();
     let rule_set = RuleSet {
         version: store::next_version(tx.conn()).await?,
-        id,
+        id: id.as_str().to_string(),
         display_name,
         description,
         rules,
@@ -98,7 +82,7 @@ pub(super) async fn get_veto_rule_set(
     _ctx: &CallContext,
     req: pb::GetVetoRuleSetRequest,
 ) -> Result<pb::VetoRuleSet, ApiError> {
-    let id = parse_rule_set_name(&req.name, "name")?;
+    let id = RuleSetId::parse_name(&req.name, "name").map_err(invalid)?;
     Ok(rule_set_to_proto(&load(&api.db, &id).await?))
 }
 
@@ -107,21 +91,7 @@ pub(super) async fn list_veto_rule_sets(
     _ctx: &CallContext,
     req: pb::ListVetoRuleSetsRequest,
 ) -> Result<pb::ListVetoRuleSetsResponse, ApiError> {
-    let filter = Filter::parse(&req.filter)?;
-    filter.only(&["state"])?;
-    let mut only_active = None;
-    for c in filter.conditions() {
-        let state = pb::VetoRuleSetState::from_str_name(&c.value)
-            .filter(|s| *s != pb::VetoRuleSetState::Unspecified && c.op == Op::Eq)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "filter",
-                    "INVALID_FILTER",
-                    "state supports = VETO_RULE_SET_STATE_ACTIVE or VETO_RULE_SET_STATE_INACTIVE",
-                )
-            })?;
-        only_active = Some(state == pb::VetoRuleSetState::Active);
-    }
+    let only_active = list_filter(&req.filter)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, "")?;
     let after: Option<i64> = page.after()?;
     let mut rows = store::list(&api.db, only_active, after, page.size + 1).await?;
@@ -147,14 +117,14 @@ pub(super) async fn activate_veto_rule_set(
     ctx: &CallContext,
     req: pb::ActivateVetoRuleSetRequest,
 ) -> Result<pb::VetoRuleSet, ApiError> {
-    let id = parse_rule_set_name(&req.name, "name")?;
+    let id = RuleSetId::parse_name(&req.name, "name").map_err(invalid)?;
     let mut tx =
         match WriteTx::begin::<pb::VetoRuleSet>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
     let current = load(tx.conn(), &id).await?;
-    check_etag(&req.etag, &current.etag(), &current.name())?;
+    check_etag(&req.etag, &current.name(), current.row_version)?;
     let now = tx.now_us();
     // The previously active one (if another) becomes INACTIVE in the same transaction.
     if let Some(previous) = store::active(tx.conn()).await? {
@@ -190,23 +160,18 @@ pub(super) async fn screen_achievement(
     ctx: &CallContext,
     req: pb::ScreenAchievementRequest,
 ) -> Result<pb::ScreeningVerdict, ApiError> {
-    let id = parse_achievement_name(&req.name, "name")?;
-    let rule_set = if req.rule_set.is_empty() {
-        store::active(&api.db)
+    let screen = ScreenRequest::parse(&req)?;
+    let rule_set = match &screen.rule_set {
+        None => store::active(&api.db)
             .await?
-            .ok_or_else(|| {
-                ApiError::precondition(
-                    "NO_ACTIVE_RULE_SET",
-                    "vetoRuleSets",
-                    "no veto rule set is active",
-                )
-            })?
+            .ok_or(NoActiveRuleSet::AtScreen)?
             .into_domain()
-            .map_err(ApiError::internal)?
-    } else {
-        load(&api.db, &parse_rule_set_name(&req.rule_set, "rule_set")?).await?
+            .map_err(ApiError::internal)?,
+        Some(id) => load(&api.db, id).await?,
     };
-    let a = api.visible_achievement(&api.db, ctx, &id).await?;
+    let a = api
+        .visible_achievement(&api.db, ctx, &screen.achievement)
+        .await?;
     let name = rule_set.name();
     let verdict = screening::screen(
         RuleSetRef {

@@ -153,7 +153,7 @@ impl Achievement {
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        super::etag_of(&self.name(), self.version)
+        qilu_common::input::etag_of(&self.name(), self.version)
     }
 }
 

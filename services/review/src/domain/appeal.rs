@@ -1,6 +1,6 @@
-//! The appeal window: an owner may appeal a veto once, within 30 days of the veto (RULES.md,
+//! The appeal window: an owner may appeal a veto once, within 30 days of the veto (docs/rules.md,
 //! "procedural appeal within 30 days"), counted in calendar days in the programme's time zone
-//! (DESIGN §2), until the end of the deadline day there.
+//! (docs/design.md §2), until the end of the deadline day there.
 
 use chrono::{Days, NaiveDate};
 use chrono_tz::Tz;

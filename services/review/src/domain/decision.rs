@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::review::VetoCategory;
 use super::screening::Verdict;
 
-/// Reviews at or above which the mean is trimmed (DESIGN §5: "trimmed mean when ≥ 5 reviews").
+/// Reviews at or above which the mean is trimmed (docs/design.md §5: "trimmed mean when ≥ 5
+/// reviews").
 pub const TRIM_FROM_REVIEWS: usize = 5;
 
 /// Outcome (`DecisionOutcome`).

@@ -1,8 +1,8 @@
 //! Experts, conflicts of interest and automatic assignment. An expert is in conflict with an
 //! enterprise when affiliated with it (employment, board seat, shareholding, consulting) or when
 //! a conflict with it was declared; a conflicted expert is never assigned to, and never scores,
-//! that enterprise's achievements (DESIGN §3; RULES.md "Review practice": conflicts found, not
-//! only declared).
+//! that enterprise's achievements (docs/design.md §3; docs/rules.md, "Review practice": conflicts
+//! found, not only declared).
 
 use std::collections::BTreeSet;
 
@@ -61,7 +61,7 @@ impl Expert {
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        super::etag_of(&self.name(), self.version)
+        qilu_common::input::etag_of(&self.name(), self.version)
     }
 
     /// The expert's conflict with enterprise `uscc`, if any (affiliation first).

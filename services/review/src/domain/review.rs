@@ -210,7 +210,7 @@ impl Review {
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        super::etag_of(&self.name(), self.version)
+        qilu_common::input::etag_of(&self.name(), self.version)
     }
 }
 

@@ -85,7 +85,7 @@ impl RuleSet {
 
     /// AIP-154 etag.
     pub fn etag(&self) -> String {
-        crate::domain::etag_of(&self.name(), self.row_version)
+        qilu_common::input::etag_of(&self.name(), self.row_version)
     }
 }
 
@@ -219,7 +219,7 @@ enum VetoRuleSet {
 pub const DEFAULT_ID: &str = "default-2021";
 
 /// The seeded rule set's description: where every scope code and threshold comes from
-/// (RULES.md, "Two-high screening").
+/// (docs/rules.md, "Two-high screening").
 pub const DEFAULT_DESCRIPTION: &str = "Two-high (energy-intensive, highly polluting) screening for the one-vote veto of the 2021 Shandong implementation opinions (关于科技支撑引领绿色低碳高质量发展的实施意见, reported 2021-09-01). \
 Scope: the statistical 'six energy-intensive industries' (六大高耗能行业, National Bureau of Statistics) as GB/T 4754-2017 divisions, each covering part of the national two-high list used by NDRC/MEE (coal power, petrochemical, chemical, coal chemical, steel, coking, non-ferrous smelting, building materials): \
 25 fuel processing = petrochemical, coking, coal chemical; 26 chemical raw materials and products = chemical, coal chemical; 30 non-metallic mineral products = building materials (cement, flat glass); 31 ferrous smelting and rolling = steel; 32 non-ferrous smelting and rolling = non-ferrous smelting; 44 power and heat = coal power. \
@@ -227,7 +227,7 @@ Threshold: annual comprehensive energy consumption >= 5,000 tce triggers provinc
 Per-product unit-energy limits (national limit standards such as GB 21256 for crude steel): none seeded — add them in a new rule set from the standards' current editions. \
 Closure list: Shandong's own two-high and closure lists are unconfirmed — none seeded; load them as data in a new rule set.";
 
-/// The seeded scope: (GB/T 4754 division, description citing the RULES.md scope it covers).
+/// The seeded scope: (GB/T 4754 division, description citing the docs/rules.md scope it covers).
 const DEFAULT_SCOPE: [(&str, &str); 6] = [
     (
         "25",

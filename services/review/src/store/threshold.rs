@@ -76,7 +76,14 @@ enum ApprovalThreshold {
 }
 
 /// Seed: 70 of 100 points. No provincial document fixing the review pass mark was available;
-/// 70 is the programme office's working value (DESIGN §5 example) and is marked unconfirmed.
+/// 70 is the programme office's working value (docs/design.md §5, the worked example) and is
+/// marked unconfirmed (docs/rules.md, "Review practice").
+///
+/// The text below cites §5 of the programme office's design brief by the brief's file name, from
+/// before the repository carried its own documents; that section and its example are now
+/// docs/design.md §5. The text is left as it is on purpose: this released migration seeds it as
+/// version 1, so changing it would make databases migrated before and after the change hold
+/// different rows. A corrected source belongs in a new version.
 const SEED_SOURCE: &str = "programme default 70 of 100 points (DESIGN.md §5 example 'trimmed mean 81.33 >= 70'); no provincial document fixing the pass mark was available: unconfirmed, replace by adding a new version";
 
 #[async_trait::async_trait]

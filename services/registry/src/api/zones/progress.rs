@@ -47,7 +47,7 @@ pub(in crate::api) async fn get_cluster_progress(
     let id = parse_cluster_name(&req.name, "name")?;
     let as_of_year = match req.as_of_year {
         0 => None,
-        y => Some(check_year(y, "as_of_year").map_err(|v| ApiError::InvalidArgument(vec![v]))?),
+        y => Some(check_year(y, "as_of_year")?),
     };
     let current_year = api.today().year();
     let cluster = load_cluster(&api.db, &id).await?;

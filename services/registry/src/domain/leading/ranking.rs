@@ -1,5 +1,7 @@
-//! Leading-enterprise cohorts and the candidate ranking (DESIGN §4 "Leading enterprises and one
-//! policy per enterprise"). The ranking is a pure function of the registry's own data: an
+//! The candidate ranking of a leading cohort (docs/design.md §4, "Leading enterprises and one
+//! policy per enterprise"; the scales and weights are in docs/rules.md, "Leading-enterprise
+//! ranking"; contract: `proto/qilu/registry/v1/leading.proto`, `RankLeadingCandidates`). The
+//! ranking is a pure function of the registry's own data: an
 //! enterprise's state, certificate flag, green category, technology fields and annual figures.
 //! Every score is broken into components that a person can recompute by hand
 //! (`score = Σ contribution`, `contribution = points × weight / 10,000`, rounded down), with
@@ -10,11 +12,9 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use super::enterprise::EnterpriseState;
-use super::figures::{AnnualFigures, FigureKind};
+use crate::domain::enterprise::EnterpriseState;
+use crate::domain::figures::{AnnualFigures, FigureKind};
 
-/// Longest selection / deselection reason and cohort description (characters).
-pub const MAX_REASON_CHARS: usize = 2000;
 /// Full marks of a component, in thousandths of a point (100 points).
 pub const FULL_POINTS: i64 = 100_000;
 /// The weights of all components add up to this (basis points).
@@ -527,132 +527,6 @@ pub fn rank(candidates: &mut [Candidate]) {
     }
 }
 
-/// Parses the year of `leadingCohorts/{year}`.
-pub fn parse_cohort_year(raw: &str) -> Option<i32> {
-    let y = raw.strip_prefix("leadingCohorts/")?;
-    parse_year(y)
-}
-
-/// A programme year: four digits, 1900-9999.
-pub fn parse_year(y: &str) -> Option<i32> {
-    if y.len() != 4 || !y.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    y.parse().ok().filter(|y| valid_year(*y))
-}
-
-/// Whether a cohort year is plausible.
-pub fn valid_year(y: i32) -> bool {
-    (1900..=9999).contains(&y)
-}
-
-/// Membership state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum MemberState {
-    /// In the cohort.
-    Selected,
-    /// Removed, kept for the record.
-    Deselected,
-}
-
-impl MemberState {
-    /// Stored code = `MemberState` proto number.
-    pub fn code(self) -> i32 {
-        match self {
-            MemberState::Selected => 1,
-            MemberState::Deselected => 2,
-        }
-    }
-
-    /// From the stored code.
-    pub fn from_code(code: i32) -> Option<MemberState> {
-        match code {
-            1 => Some(MemberState::Selected),
-            2 => Some(MemberState::Deselected),
-            _ => None,
-        }
-    }
-}
-
-/// A yearly cohort as stored (its target and counts are resolved when read).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Cohort {
-    /// Programme year.
-    pub year: i32,
-    /// Free-text note.
-    pub description: String,
-    /// µs.
-    pub create_time_us: i64,
-    /// µs; moves when membership changes.
-    pub update_time_us: i64,
-    /// Optimistic-concurrency version.
-    pub version: i64,
-}
-
-impl Cohort {
-    /// `leadingCohorts/{year}`.
-    pub fn name(&self) -> String {
-        cohort_name(self.year)
-    }
-}
-
-/// `leadingCohorts/{year}`.
-pub fn cohort_name(year: i32) -> String {
-    format!("leadingCohorts/{year}")
-}
-
-/// `leadingCohorts/{year}/members/{uscc}`.
-pub fn member_name(year: i32, uscc: &str) -> String {
-    format!("leadingCohorts/{year}/members/{uscc}")
-}
-
-/// A cohort membership as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Member {
-    /// Cohort year.
-    pub year: i32,
-    /// Enterprise USCC.
-    pub uscc: String,
-    /// State.
-    pub state: MemberState,
-    /// The candidate's ranking when (last) selected.
-    pub ranking_at_selection: Candidate,
-    /// Why selected.
-    pub select_reason: String,
-    /// Who selected (`sub`).
-    pub selected_by: String,
-    /// When selected, µs.
-    pub select_time_us: i64,
-    /// Why deselected ("" while selected).
-    pub deselect_reason: String,
-    /// When deselected, µs; 0 while selected.
-    pub deselect_time_us: i64,
-    /// `enterprises/{uscc}/supportPolicies/{year}` once created, else "".
-    pub support_policy: String,
-    /// µs.
-    pub create_time_us: i64,
-    /// µs.
-    pub update_time_us: i64,
-    /// Optimistic-concurrency version.
-    pub version: i64,
-}
-
-impl Member {
-    /// `leadingCohorts/{year}/members/{uscc}`.
-    pub fn name(&self) -> String {
-        member_name(self.year, &self.uscc)
-    }
-}
-
-/// Parses `leadingCohorts/{year}/members/{uscc}` into the year and the raw USCC text.
-pub fn parse_member_name(raw: &str) -> Option<(i32, &str)> {
-    let rest = raw.strip_prefix("leadingCohorts/")?;
-    let (year, rest) = rest.split_once('/')?;
-    let uscc = rest.strip_prefix("members/")?;
-    Some((parse_year(year)?, uscc))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -930,22 +804,9 @@ mod tests {
     }
 
     #[test]
-    fn names_parse_or_are_refused() {
-        assert_eq!(parse_cohort_year("leadingCohorts/2023"), Some(2023));
-        for bad in [
-            "leadingCohorts/23",
-            "leadingCohorts/abcd",
-            "cohorts/2023",
-            "leadingCohorts/0999",
-        ] {
-            assert_eq!(parse_cohort_year(bad), None, "{bad}");
-        }
-        assert_eq!(
-            parse_member_name("leadingCohorts/2023/members/X"),
-            Some((2023, "X"))
-        );
-        assert_eq!(parse_member_name("leadingCohorts/2023/X"), None);
+    fn percentages_and_yuan_are_written_with_two_decimals_rounded_down() {
         assert_eq!(percent(1, 3), "33.33%");
+        assert_eq!(percent(-1, 3), "-33.33%");
         assert_eq!(yuan(12_345), "123.45 yuan");
     }
 }
