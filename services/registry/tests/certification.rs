@@ -2463,6 +2463,18 @@ async fn the_registry_clock_sets_today_for_certificate_states_and_high_tech_cert
     assert_eq!(last_day.state, pb::CertificateState::Valid as i32);
     assert_eq!(last_day.missed_report_count, 0);
     assert!(get_enterprise(&server, &code).await.high_tech_certified);
+    let parent = format!("enterprises/{code}");
+    let valid = "state = CERTIFICATE_STATE_VALID";
+    let expired_filter = "state = CERTIFICATE_STATE_EXPIRED";
+    assert_eq!(
+        list_certificates(&server, &parent, valid, "").await,
+        ["GR202437009001"]
+    );
+    assert!(
+        list_certificates(&server, &parent, expired_filter, "")
+            .await
+            .is_empty()
+    );
 
     // Three years after issue it has expired, with no write in between.
     set_today(d("2027-03-15"));
@@ -2470,5 +2482,14 @@ async fn the_registry_clock_sets_today_for_certificate_states_and_high_tech_cert
     assert_eq!(expired.state, pb::CertificateState::Expired as i32);
     assert_eq!(expired.etag, last_day.etag);
     assert!(!get_enterprise(&server, &code).await.high_tech_certified);
+    assert!(
+        list_certificates(&server, &parent, valid, "")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        list_certificates(&server, &parent, expired_filter, "").await,
+        ["GR202437009001"]
+    );
     server.stop().await;
 }
