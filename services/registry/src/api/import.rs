@@ -1,7 +1,7 @@
 //! Bulk import (`ImportEnterprises`, client streaming).
 //!
 //! Each row is parsed exactly as `CreateEnterprise` parses its enterprise (`convert::parse_uscc`,
-//! `convert::parse_fields`), so a row is rejected for the same reasons with the same field
+//! `convert::enterprise::parse_fields`), so a row is rejected for the same reasons with the same field
 //! paths (prefixed `enterprise.`). Valid rows are written in batches of
 //! `domain::import::BATCH_ROWS`, one write (one lease of the group-commit writer,
 //! `qilu_common::write`) each: one query loads the batch's existing enterprises (primary-key
@@ -64,6 +64,7 @@ use tonic::Streaming;
 use tracing::Instrument;
 
 use crate::convert;
+use crate::convert::import::{not_saved, outcome, problem_to_proto, why_not_saved};
 use crate::domain::enterprise::{Enterprise, EnterpriseFields, EnterpriseState};
 use crate::domain::import::{
     BATCH_ROWS, Effect, Ledger, MAX_ROWS_PER_IMPORT, MAX_ROWS_PER_MESSAGE, Problem, effect,
@@ -153,40 +154,6 @@ enum Decided {
 struct Committed {
     fates: Vec<Fate>,
     last_sequence: Option<i64>,
-}
-
-fn outcome(effect: Effect) -> pb::ImportRowOutcome {
-    match effect {
-        Effect::Create => pb::ImportRowOutcome::Created,
-        Effect::Update => pb::ImportRowOutcome::Updated,
-        Effect::Unchanged => pb::ImportRowOutcome::Unchanged,
-    }
-}
-
-/// The problem of a row whose batch could not be committed.
-fn not_saved(why: &str) -> pb::RowProblem {
-    pb::RowProblem {
-        field: "enterprise".into(),
-        description: format!(
-            "not saved: the batch holding this row failed to commit ({why}); import the row again"
-        ),
-    }
-}
-
-/// Why the rows of a batch that failed were not saved, as a row's problem tells it.
-fn why_not_saved(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::Unavailable { .. } => "the database is unavailable",
-        ApiError::Aborted(_) => "a concurrent change conflicted",
-        _ => "an internal error",
-    }
-}
-
-fn problem_to_proto(p: Problem) -> pb::RowProblem {
-    pb::RowProblem {
-        field: p.field,
-        description: p.description,
-    }
 }
 
 impl<'a> Run<'a> {

@@ -5,6 +5,7 @@
 pub mod certification;
 pub mod enterprise;
 pub mod figures;
+pub mod import;
 pub mod leading;
 pub mod policy;
 pub mod statistics;
