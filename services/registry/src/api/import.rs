@@ -1,9 +1,9 @@
 //! Bulk import (`ImportEnterprises`, client streaming).
 //!
-//! Each row is parsed exactly as `CreateEnterprise` parses its enterprise (`convert::parse_uscc`,
-//! `convert::enterprise::parse_fields`), so a row is rejected for the same reasons with the same field
-//! paths (prefixed `enterprise.`). Valid rows are written in batches of
-//! `domain::import::BATCH_ROWS`, one write (one lease of the group-commit writer,
+//! Each row is parsed exactly as `CreateEnterprise` parses its enterprise
+//! (`convert::parse_uscc`, `convert::enterprise::parse_fields`), so a row is rejected for the
+//! same reasons with the same field paths (prefixed `enterprise.`). Valid rows are written in
+//! batches of `domain::import::BATCH_ROWS`, one write (one lease of the group-commit writer,
 //! `qilu_common::write`) each: one query loads the batch's existing enterprises (primary-key
 //! probes, `store::enterprise::get_many`), new ones go in with multi-row inserts (on PostgreSQL
 //! one statement of column arrays, `store::changes::insert_enterprises`), changed ones are
