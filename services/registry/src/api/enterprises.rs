@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use qilu_common::input::{UpdateMask, Violations, check_current, etag};
+use qilu_common::input::{UpdateMask, Violations, check_current, etag, required};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
@@ -72,13 +72,7 @@ pub(super) async fn create_enterprise(
     ctx: &CallContext,
     req: pb::CreateEnterpriseRequest,
 ) -> Result<pb::Enterprise, ApiError> {
-    let Some(input) = req.enterprise.as_ref() else {
-        return Err(ApiError::invalid(
-            "enterprise",
-            "REQUIRED",
-            "enterprise is required",
-        ));
-    };
+    let input = required(req.enterprise.as_ref(), "enterprise")?;
     let mut violations = Violations::new();
     let uscc = violations.take(convert::parse_uscc(
         &input.uscc,
@@ -181,13 +175,7 @@ pub(super) async fn update_enterprise(
     ctx: &CallContext,
     req: pb::UpdateEnterpriseRequest,
 ) -> Result<pb::Enterprise, ApiError> {
-    let Some(input) = req.enterprise.as_ref() else {
-        return Err(ApiError::invalid(
-            "enterprise",
-            "REQUIRED",
-            "enterprise is required",
-        ));
-    };
+    let input = required(req.enterprise.as_ref(), "enterprise")?;
     let uscc = parse_enterprise_name(&input.name, "enterprise.name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
     let mut violations = Violations::new();

@@ -5,6 +5,7 @@
 //! source.
 
 use chrono::Datelike;
+use qilu_common::input::required;
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
@@ -111,13 +112,7 @@ pub(super) async fn update_annual_figures(
     ctx: &CallContext,
     req: pb::UpdateAnnualFiguresRequest,
 ) -> Result<pb::AnnualFigures, ApiError> {
-    let Some(input) = req.annual_figures.as_ref() else {
-        return Err(ApiError::invalid(
-            "annual_figures",
-            "REQUIRED",
-            "annual_figures is required",
-        ));
-    };
+    let input = required(req.annual_figures.as_ref(), "annual_figures")?;
     let (uscc, year) = parse_name(&input.name, "annual_figures.name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
     let latest = api.today().year() + 1;

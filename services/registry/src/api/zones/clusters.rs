@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Datelike;
 use qilu_common::error::FieldViolation;
-use qilu_common::input::{UpdateMask, Violations, check_etag, etag};
+use qilu_common::input::{UpdateMask, Violations, check_etag, etag, required};
 use qilu_common::pagination::PageRequest;
 use qilu_common::time::to_datetime;
 use qilu_common::write::{Begun, WriteTx};
@@ -171,13 +171,7 @@ pub(in crate::api) async fn update_cluster(
     ctx: &CallContext,
     req: pb::UpdateClusterRequest,
 ) -> Result<pb::Cluster, ApiError> {
-    let Some(input) = req.cluster.as_ref() else {
-        return Err(ApiError::invalid(
-            "cluster",
-            "REQUIRED",
-            "cluster is required",
-        ));
-    };
+    let input = required(req.cluster.as_ref(), "cluster")?;
     let id = parse_cluster_name(&input.name, "cluster.name")?;
     let mut violations = Violations::new();
     let mask =

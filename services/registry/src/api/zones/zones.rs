@@ -1,6 +1,6 @@
 //! Register, read, list and update high-tech zones.
 
-use qilu_common::input::{UpdateMask, Violations, check_etag, etag};
+use qilu_common::input::{UpdateMask, Violations, check_etag, etag, required};
 use qilu_common::pagination::PageRequest;
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
@@ -126,9 +126,7 @@ pub(in crate::api) async fn update_zone(
     ctx: &CallContext,
     req: pb::UpdateZoneRequest,
 ) -> Result<pb::Zone, ApiError> {
-    let Some(input) = req.zone.as_ref() else {
-        return Err(ApiError::invalid("zone", "REQUIRED", "zone is required"));
-    };
+    let input = required(req.zone.as_ref(), "zone")?;
     let id = parse_zone_name(&input.name, "zone.name")?;
     let mut violations = Violations::new();
     let mask = UpdateMask::parse_reporting(req.update_mask.as_ref(), ZONE_FIELDS, &mut violations)?;
