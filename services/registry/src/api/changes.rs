@@ -27,7 +27,7 @@ use chrono::NaiveDate;
 use qilu_common::ApiError;
 use qilu_common::audit::entity as audit_entity;
 use qilu_common::context::{CallContext, Shutdown};
-use qilu_common::filter::{Filter, Op};
+use qilu_common::filter::{Filter, FilterField, Kind, Op, Value};
 use qilu_common::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use qilu_common::time::to_timestamp;
 use qilu_proto::registry as pb;
@@ -141,27 +141,44 @@ impl ChangeFilter {
     }
 }
 
+/// Every operator, admitted by the table and checked in `parse_filter`: the fields take only
+/// `=`, and another operator is refused with the reason `ListAuditEvents` gives for it
+/// (`UNSUPPORTED_FILTER_OPERATOR`), not the table's `INVALID_FILTER`.
+const ANY_OP: &[Op] = &[Op::Eq, Op::Ne, Op::Has, Op::Lt, Op::Le, Op::Gt, Op::Ge];
+
+/// What `ListChanges` / `WatchChanges` filter on (changes.proto documents each).
+const CHANGE_FILTER: &[FilterField] = &[
+    FilterField::with("resource_type", ANY_OP, Kind::Text),
+    FilterField::with("resource", ANY_OP, Kind::Text),
+    FilterField::with(
+        "kind",
+        ANY_OP,
+        Kind::Enum {
+            type_name: "ChangeKind",
+            from_name: |s| pb::ChangeKind::from_str_name(s).map(|k| k as i32),
+        },
+    ),
+];
+
 fn parse_filter(raw: &str) -> Result<ChangeFilter, ApiError> {
-    let filter = Filter::parse(raw)?;
-    filter.only(&["resource_type", "resource", "kind"])?;
     let mut out = ChangeFilter::default();
-    for c in filter.conditions() {
-        if c.op != Op::Eq {
+    for term in Filter::typed(raw, CHANGE_FILTER)? {
+        if term.op != Op::Eq {
             return Err(ApiError::invalid(
                 "filter",
                 "UNSUPPORTED_FILTER_OPERATOR",
-                format!("{} supports only `=`", c.field),
+                format!("{} supports only `=`", term.field),
             ));
         }
-        match c.field.as_str() {
-            "resource_type" => {
-                if !RESOURCE_TYPES.iter().any(|(_, t)| *t == c.value) {
+        match (term.field, term.value) {
+            ("resource_type", Value::Text(t)) => {
+                if !RESOURCE_TYPES.iter().any(|(_, known)| *known == t) {
                     return Err(ApiError::invalid(
                         "filter",
                         "INVALID_FILTER",
                         format!(
                             "resource_type: {:?} is not a registry resource type; use one of {}",
-                            c.value,
+                            t,
                             RESOURCE_TYPES
                                 .iter()
                                 .map(|(_, t)| *t)
@@ -170,21 +187,10 @@ fn parse_filter(raw: &str) -> Result<ChangeFilter, ApiError> {
                         ),
                     ));
                 }
-                out.resource_type = Some(c.value.clone());
+                out.resource_type = Some(t);
             }
-            "resource" => out.resource = Some(c.value.clone()),
-            "kind" => {
-                let kind = pb::ChangeKind::from_str_name(&c.value)
-                    .filter(|k| *k != pb::ChangeKind::Unspecified)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "filter",
-                            "INVALID_FILTER",
-                            format!("kind: {:?} is not a ChangeKind", c.value),
-                        )
-                    })?;
-                out.kind = Some(kind);
-            }
+            ("resource", Value::Text(r)) => out.resource = Some(r),
+            ("kind", Value::Enum(k)) => out.kind = pb::ChangeKind::try_from(k).ok(),
             _ => {}
         }
     }
@@ -580,6 +586,9 @@ mod tests {
         assert!(parse_filter("kind = CREATED").is_err());
         assert!(parse_filter(r#"resource_type = "Enterprise""#).is_err());
         assert!(parse_filter(r#"actor = "x""#).is_err());
-        assert!(parse_filter(r#"resource != "zones/a""#).is_err());
+        let Err(ApiError::InvalidArgument(v)) = parse_filter(r#"resource != "zones/a""#) else {
+            panic!("only = is supported");
+        };
+        assert_eq!(v[0].reason, "UNSUPPORTED_FILTER_OPERATOR");
     }
 }
