@@ -3,8 +3,6 @@
 //! one leaves no trace, the chain stays gap-free, and a `COMMIT` that fails fails every write of
 //! its batch. Real server, real gRPC clients, both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -13,13 +11,11 @@ use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{client, execute, with_check};
 
 on_both_backends!(
     sixty_four_concurrent_creates_all_commit_on_a_gap_free_chain,
@@ -28,24 +24,9 @@ on_both_backends!(
     a_commit_that_fails_fails_every_write_of_its_batch,
 );
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
 /// A valid GB 32100 code registered in Jinan, varied by `n`.
 fn uscc(n: u32) -> String {
-    let body = format!("91370100MA3G{n:05}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).unwrap() as u32 * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap();
-    format!("{body}{check}")
+    with_check(&format!("91370100MA3G{n:05}"))
 }
 
 fn create_request(n: u32, display_name: &str, request_id: String) -> pb::CreateEnterpriseRequest {
@@ -64,10 +45,6 @@ fn create_request(n: u32, display_name: &str, request_id: String) -> pb::CreateE
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
 }
 
 /// Sends `request` on its own task.
@@ -139,15 +116,6 @@ async fn count(server: &TestServer, sql: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
-}
-
-async fn execute(server: &TestServer, sql: &str) {
-    let backend = server.db.get_database_backend();
-    server
-        .db
-        .execute_raw(Statement::from_string(backend, sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn stored_usccs(server: &TestServer) -> BTreeSet<String> {
