@@ -273,3 +273,39 @@ pub async fn assert_isolated<F, Fut>(
 pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutating_rpcs_are_the_methods_whose_request_has_a_request_id() {
+        let rpcs = mutating_rpcs("qilu.review.v1", "AchievementReviewService");
+        assert!(rpcs.contains("CreateAchievement"), "{rpcs:?}");
+        assert!(rpcs.contains("SubmitReview"), "{rpcs:?}");
+        assert!(!rpcs.contains("GetAchievement"), "{rpcs:?}");
+        assert!(!rpcs.contains("ListAchievements"), "{rpcs:?}");
+        // Another package's service of the same name would not count; an unknown one is empty.
+        assert!(mutating_rpcs("qilu.awards.v1", "AchievementReviewService").is_empty());
+    }
+
+    #[test]
+    fn the_covered_list_must_match_exactly() {
+        let all: Vec<String> = mutating_rpcs("qilu.awards.v1", "AwardAllocationService")
+            .into_iter()
+            .collect();
+        let names: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert_every_rpc_covered("qilu.awards.v1", "AwardAllocationService", &names);
+
+        let missing = std::panic::catch_unwind(|| {
+            assert_every_rpc_covered("qilu.awards.v1", "AwardAllocationService", &names[1..])
+        });
+        assert!(missing.is_err(), "a missing case fails");
+        let mut twice = names.clone();
+        twice.push(names[0]);
+        let duplicate = std::panic::catch_unwind(|| {
+            assert_every_rpc_covered("qilu.awards.v1", "AwardAllocationService", &twice)
+        });
+        assert!(duplicate.is_err(), "a case listed twice fails");
+    }
+}
