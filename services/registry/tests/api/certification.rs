@@ -16,7 +16,9 @@ use qilu_registry::Registry;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::support::{ENTERPRISE_TYPE, assert_not_found, check_char, client, execute, violations};
+use crate::support::{
+    ENTERPRISE_TYPE, assert_not_found, check_char, client, execute, today, violations,
+};
 
 on_both_backends!(
     figures_are_written_per_figure_with_source_and_time_and_read_back,
@@ -53,12 +55,6 @@ const M: i64 = 100_000_000;
 fn uscc(n: u32) -> String {
     let body = format!("91370100MA3D{n:05}");
     format!("{body}{}", check_char(&body))
-}
-
-fn today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
 }
 
 fn d(s: &str) -> NaiveDate {

@@ -17,8 +17,8 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::support::{
-    ENTERPRISE_TYPE, assert_invalid_field, assert_not_found, client, ent, enterprise, violations,
-    with_check,
+    ENTERPRISE_TYPE, assert_invalid_field, assert_not_found, client, ent, enterprise, shandong,
+    violations, with_check,
 };
 
 on_both_backends!(
@@ -61,12 +61,6 @@ on_both_backends!(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A valid code registered in Shandong prefecture `prefecture` (e.g. `3701`), varied by `n`
-/// in positions 13-17.
-fn shandong(prefecture: &str, n: u32) -> String {
-    with_check(&format!("91{prefecture}00MA3C{n:05}"))
-}
 
 /// A valid code registered in Fuzhou (350100), outside Shandong.
 fn fujian(n: u32) -> String {

@@ -17,7 +17,7 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::support::{
-    ENTERPRISE_TYPE, assert_invalid_field, check_char, client, ent, enterprise, violations,
+    ENTERPRISE_TYPE, assert_invalid_field, client, ent, enterprise, shandong, today, violations,
 };
 
 on_both_backends!(
@@ -48,12 +48,6 @@ on_both_backends!(
 // ---------------------------------------------------------------------------------------------
 
 const IMPORT_METHOD: &str = "qilu.registry.v1.EnterpriseRegistryService/ImportEnterprises";
-
-/// A valid Shandong code in prefecture `prefecture`, varied by `n` (0..100000).
-fn shandong(prefecture: &str, n: u32) -> String {
-    let body = format!("91{prefecture}00MA3C{n:05}");
-    format!("{body}{}", check_char(&body))
-}
 
 /// The same code with a wrong check character.
 fn bad_checksum(code: &str) -> String {
@@ -182,14 +176,6 @@ async fn count(server: &TestServer, table: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get::<i64>("", "n").unwrap()
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string()
 }
 
 fn row(row_number: i64, e: pb::Enterprise) -> pb::ImportEnterpriseRow {
@@ -354,7 +340,7 @@ async fn revoke_then_deregister_records_reason_dates_and_new_etags(backend: Back
         .unwrap();
     assert_eq!(deregistered.state, pb::EnterpriseState::Deregistered as i32);
     assert_eq!(deregistered.state_reason, "注销登记");
-    assert_eq!(deregistered.state_effective_date, today());
+    assert_eq!(deregistered.state_effective_date, today().to_string());
     assert_ne!(deregistered.etag, revoked.etag);
     assert_eq!(get(&server, &a).await.unwrap(), deregistered);
 

@@ -19,7 +19,7 @@ use qilu_registry::domain::figures::{AnnualFigures, FigureKind, Reported};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::support::{ENTERPRISE_TYPE, assert_not_found, check_char, client, ent, violations};
+use crate::support::{ENTERPRISE_TYPE, assert_not_found, client, ent, shandong, violations};
 
 on_both_backends!(
     the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second_is_refused,
@@ -38,12 +38,6 @@ on_both_backends!(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A valid Shandong code in prefecture `prefecture`, varied by `n`.
-fn shandong(prefecture: &str, n: u32) -> String {
-    let body = format!("91{prefecture}00MA3C{n:05}");
-    format!("{body}{}", check_char(&body))
-}
 
 fn member(year: i32, uscc: &str) -> String {
     format!("leadingCohorts/{year}/members/{uscc}")

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Datelike;
 use qilu_common::auth::{Caller, Role};
 use qilu_common::idempotency::{self, CallerScope, RequestId, UNATTRIBUTED};
 use qilu_common::testing::replay::{Expect, Principal, assert_isolated, encoded, request_id};
@@ -25,7 +24,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::support::{Client, client, ent, mask, uscc_for};
+use crate::support::{Client, client, ent, mask, this_year, uscc_for};
 
 isolation_cases!(
     "qilu.registry.v1",
@@ -58,12 +57,6 @@ isolation_cases!(
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-fn this_year() -> i32 {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .year()
-}
 
 fn enterprise(code: &str) -> pb::Enterprise {
     pb::Enterprise {

@@ -20,7 +20,7 @@ use qilu_registry::roles::ROLE_TABLE;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::support::{check_char, client, ent};
+use crate::support::{check_char, client, ent, this_year, today};
 
 on_both_backends!(
     the_programme_year_counts_first_certificates_in_zones_and_green_fields_against_policy_targets,
@@ -50,17 +50,6 @@ const GREEN_SERVICES: i32 = cpb::GreenCategory::GreenServices as i32;
 fn shandong(prefecture: &str, n: u32) -> String {
     let body = format!("91{prefecture}00MA3E{n:05}");
     format!("{body}{}", check_char(&body))
-}
-
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-}
-
-fn this_year() -> i32 {
-    use chrono::Datelike;
-    today().year()
 }
 
 async fn create_zone(server: &TestServer, id: &str, display_name: &str, division_code: &str) {

@@ -13,7 +13,7 @@ use qilu_registry::roles::ROLE_TABLE;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::support::{assert_not_found, check_char, client, ent, mask, violations};
+use crate::support::{assert_not_found, client, ent, mask, shandong, this_year, violations};
 
 on_both_backends!(
     an_officer_registers_the_programme_zones_and_a_hydrogen_cluster_and_reads_its_progress,
@@ -48,12 +48,6 @@ const TEN_BN_YUAN_FEN: i64 = 1_000_000_000_000;
 const ZONE_TYPE: &str = "registry.qilu.gov.cn/Zone";
 const CLUSTER_TYPE: &str = "registry.qilu.gov.cn/Cluster";
 const POLICY_TARGET_TYPE: &str = "registry.qilu.gov.cn/PolicyTarget";
-
-/// A valid code registered in Shandong prefecture `prefecture` (e.g. `3701`), varied by `n`.
-fn shandong(prefecture: &str, n: u32) -> String {
-    let body = format!("91{prefecture}00MA3C{n:05}");
-    format!("{body}{}", check_char(&body))
-}
 
 /// Registers an enterprise (optionally in a zone) as an officer.
 async fn enterprise(server: &TestServer, uscc: &str, display_name: &str, zone: &str) {
@@ -426,14 +420,6 @@ async fn verify_chain(server: &TestServer) -> cpb::VerifyAuditChainResponse {
         .await
         .unwrap()
         .into_inner()
-}
-
-/// The current year in the programme's (default) time zone.
-fn this_year() -> i32 {
-    use chrono::Datelike;
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .year()
 }
 
 fn rid() -> String {

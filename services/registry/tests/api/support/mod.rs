@@ -3,6 +3,7 @@
 //! details (field violations, `ResourceInfo`). A module keeps only the fixtures of its own
 //! resource family.
 
+use chrono::{Datelike, NaiveDate};
 use qilu_common::testing::TestServer;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
@@ -18,6 +19,24 @@ pub type Client = EnterpriseRegistryServiceClient<Channel>;
 
 /// The `ResourceInfo.resource_type` of an enterprise.
 pub const ENTERPRISE_TYPE: &str = "registry.qilu.gov.cn/Enterprise";
+
+/// A valid code registered in Shandong prefecture `prefecture` (e.g. `3701`), varied by `n`
+/// in positions 13-17.
+pub fn shandong(prefecture: &str, n: u32) -> String {
+    with_check(&format!("91{prefecture}00MA3C{n:05}"))
+}
+
+/// Today in the programme's time zone (Asia/Shanghai), where the registry's dates live.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+}
+
+/// The current year in the programme's time zone.
+pub fn this_year() -> i32 {
+    today().year()
+}
 
 /// A client of `server` on its shared channel.
 pub fn client(server: &TestServer) -> Client {
