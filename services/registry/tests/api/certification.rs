@@ -17,7 +17,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::support::{
-    ENTERPRISE_TYPE, assert_not_found, check_char, client, execute, today, violations,
+    ENTERPRISE_TYPE, assert_not_found, check_char, client, execute, get_enterprise, today,
+    violations,
 };
 
 on_both_backends!(
@@ -80,19 +81,6 @@ async fn create_enterprise(server: &TestServer, code: &str, established: &str) -
         ))
         .await
         .unwrap_or_else(|s| panic!("create {code}: {s:?}"))
-        .into_inner()
-}
-
-async fn get_enterprise(server: &TestServer, code: &str) -> pb::Enterprise {
-    client(server)
-        .get_enterprise(server.request(
-            Role::Officer,
-            pb::GetEnterpriseRequest {
-                name: format!("enterprises/{code}"),
-            },
-        ))
-        .await
-        .unwrap()
         .into_inner()
 }
 

@@ -148,7 +148,7 @@ async fn list_all(server: &TestServer, filter: &str, order_by: &str) -> Vec<Stri
     }
 }
 
-async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
+async fn audit_events_in_pages_of_two(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
@@ -333,7 +333,7 @@ async fn each_invalid_uscc_is_invalid_argument_on_enterprise_uscc(backend: Backe
 
     let all = list(&server, Default::default()).await.unwrap();
     assert!(all.enterprises.is_empty(), "nothing was created");
-    assert!(audit_events(&server, "").await.is_empty());
+    assert!(audit_events_in_pages_of_two(&server, "").await.is_empty());
     server.stop().await;
 }
 
@@ -702,7 +702,7 @@ async fn a_duplicate_uscc_is_already_exists_naming_the_enterprise(backend: Backe
         get(&server, Role::Admin, VALID_FUJIAN).await.unwrap(),
         first
     );
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     // The failed attempts left the write path usable (no lock or transaction left behind).
     create_named(&server, VALID_BEIJING, "北京公司").await;
     let check = verify(&server, 0, "").await;
@@ -738,10 +738,12 @@ async fn a_repeated_request_id_creates_once_and_replays_the_first_result(backend
             .into_inner();
         assert_eq!(again, first, "identical, etag and create_time included");
     }
-    let events = audit_events(&server, &format!("resource = \"{}\"", ent(VALID_FUJIAN))).await;
+    let events =
+        audit_events_in_pages_of_two(&server, &format!("resource = \"{}\"", ent(VALID_FUJIAN)))
+            .await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].request_id, request_id);
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
 
     // The same for an update.
     let update_id = uuid::Uuid::new_v4().to_string();
@@ -770,7 +772,7 @@ async fn a_repeated_request_id_creates_once_and_replays_the_first_result(backend
     .await
     .expect("the retry is not refused for its now-stale etag");
     assert_eq!(replayed, updated);
-    assert_eq!(audit_events(&server, "").await.len(), 2);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 2);
     let check = verify(&server, 0, "").await;
     assert!(check.intact);
     assert_eq!(check.events_checked, 2);
@@ -833,7 +835,7 @@ async fn a_reused_request_id_with_a_different_request_is_invalid_argument(backen
             .display_name,
         "福建公司"
     );
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     server.stop().await;
 }
 
@@ -855,7 +857,7 @@ async fn a_non_uuid_request_id_is_invalid_argument(backend: Backend) {
         assert_single_violation(&status, "request_id", "INVALID_REQUEST_ID");
     }
     assert!(get(&server, Role::Officer, VALID_FUJIAN).await.is_err());
-    assert!(audit_events(&server, "").await.is_empty());
+    assert!(audit_events_in_pages_of_two(&server, "").await.is_empty());
     server.stop().await;
 }
 
@@ -882,7 +884,7 @@ async fn concurrent_retries_with_one_request_id_create_once(backend: Backend) {
         results.push(task.await.unwrap().expect("every retry succeeds"));
     }
     assert!(results.iter().all(|r| *r == results[0]), "{results:#?}");
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     assert!(verify(&server, 0, "").await.intact);
     server.stop().await;
 }
@@ -928,7 +930,7 @@ async fn concurrent_updates_with_one_etag_let_exactly_one_win(backend: Backend) 
         get(&server, Role::Officer, VALID_BEIJING).await.unwrap(),
         winners[0]
     );
-    assert_eq!(audit_events(&server, "").await.len(), 2);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 2);
     server.stop().await;
 }
 
@@ -1080,7 +1082,7 @@ async fn a_role_outside_the_table_is_permission_denied(backend: Backend) {
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
     assert!(get(&server, Role::Admin, VALID_BEIJING).await.is_err());
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     server.stop().await;
 }
 
@@ -1437,7 +1439,7 @@ async fn every_mutation_is_audited_once_and_the_chain_verifies(backend: Backend)
     );
     get(&server, Role::Officer, &a).await.unwrap();
 
-    let events = audit_events(&server, "").await;
+    let events = audit_events_in_pages_of_two(&server, "").await;
     assert_eq!(events.len(), 3, "{events:#?}");
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, [1, 2, 3]);
@@ -1472,16 +1474,16 @@ async fn every_mutation_is_audited_once_and_the_chain_verifies(backend: Backend)
     assert!(events[2].state_json.contains("山东审计新材料公司"));
     assert_eq!(events[2].request_id, rid);
 
-    let for_a = audit_events(&server, &format!("resource = \"{}\"", ent(&a))).await;
+    let for_a = audit_events_in_pages_of_two(&server, &format!("resource = \"{}\"", ent(&a))).await;
     assert_eq!(for_a.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 3]);
-    let for_b = audit_events(&server, &format!("resource = \"{}\"", ent(&b))).await;
+    let for_b = audit_events_in_pages_of_two(&server, &format!("resource = \"{}\"", ent(&b))).await;
     assert_eq!(for_b.iter().map(|e| e.sequence).collect::<Vec<_>>(), [2]);
-    let by_officer = audit_events(&server, "actor = \"test-officer\"").await;
+    let by_officer = audit_events_in_pages_of_two(&server, "actor = \"test-officer\"").await;
     assert_eq!(
         by_officer.iter().map(|e| e.sequence).collect::<Vec<_>>(),
         [1, 3]
     );
-    let both = audit_events(
+    let both = audit_events_in_pages_of_two(
         &server,
         &format!("resource = \"{}\" AND actor = \"test-admin\"", ent(&a)),
     )
@@ -1544,7 +1546,7 @@ async fn an_audit_event_without_a_request_id_records_the_calls_x_request_id(back
             .and_then(|v| v.to_str().ok()),
         Some("trace-me-42")
     );
-    let events = audit_events(&server, "").await;
+    let events = audit_events_in_pages_of_two(&server, "").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].request_id, "trace-me-42");
     assert_eq!(
@@ -1605,7 +1607,7 @@ async fn a_witnessed_hash_that_does_not_match_breaks_the_chain(backend: Backend)
         return;
     };
     three_mutations(&server).await;
-    let events = audit_events(&server, "").await;
+    let events = audit_events_in_pages_of_two(&server, "").await;
     assert!(verify(&server, 2, &events[1].hash).await.intact);
 
     let check = verify(&server, 2, &events[0].hash).await;
@@ -2223,7 +2225,7 @@ async fn update_refuses_stale_etags_bad_masks_and_missing_enterprises(backend: B
 
     // None of the refusals changed anything or reached the audit log.
     assert_eq!(get(&server, Role::Officer, &uscc).await.unwrap(), current);
-    assert_eq!(audit_events(&server, "").await.len(), 2);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 2);
     assert!(verify(&server, 0, "").await.intact);
     server.stop().await;
 }

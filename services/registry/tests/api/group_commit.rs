@@ -15,7 +15,7 @@ use qilu_registry::Registry;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::{Code, Status};
 
-use crate::support::{client, execute, with_check};
+use crate::support::{audit_events, client, execute, with_check};
 
 on_both_backends!(
     sixty_four_concurrent_creates_all_commit_on_a_gap_free_chain,
@@ -61,30 +61,6 @@ fn spawn_create(
     })
 }
 
-async fn audit_events(server: &TestServer) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 500,
-                    page_token: token,
-                    filter: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
-}
-
 /// The chain verifies, its sequences are exactly 1..=n, and commit times never go back.
 async fn assert_chain(server: &TestServer) -> Vec<cpb::AuditEvent> {
     let verdict = client(server)
@@ -93,7 +69,7 @@ async fn assert_chain(server: &TestServer) -> Vec<cpb::AuditEvent> {
         .unwrap()
         .into_inner();
     assert!(verdict.intact, "{verdict:?}");
-    let events = audit_events(server).await;
+    let events = audit_events(server, "").await;
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, (1..=events.len() as i64).collect::<Vec<_>>());
     assert_eq!(verdict.head_sequence, events.len() as i64);

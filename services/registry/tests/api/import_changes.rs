@@ -17,7 +17,8 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::support::{
-    ENTERPRISE_TYPE, assert_invalid_field, client, ent, enterprise, shandong, today, violations,
+    ENTERPRISE_TYPE, assert_invalid_field, audit_events, client, ent, enterprise, shandong, today,
+    violations,
 };
 
 on_both_backends!(
@@ -128,30 +129,6 @@ fn assert_single_violation(status: &Status, field: &str, reason: &str) {
         vec![(field.to_string(), reason.to_string())],
         "{status:?}"
     );
-}
-
-async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 1000,
-                    page_token: token,
-                    filter: filter.into(),
-                },
-            ))
-            .await
-            .unwrap_or_else(|s| panic!("list audit events {filter:?}: {s:?}"))
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
 }
 
 async fn assert_chain_intact(server: &TestServer, events: i64) {

@@ -19,7 +19,10 @@ use qilu_registry::domain::figures::{AnnualFigures, FigureKind, Reported};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::support::{ENTERPRISE_TYPE, assert_not_found, client, ent, shandong, violations};
+use crate::support::{
+    ENTERPRISE_TYPE, assert_not_found, audit_events_of, client, ent, get_enterprise, shandong,
+    violations,
+};
 
 on_both_backends!(
     the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second_is_refused,
@@ -336,14 +339,6 @@ async fn get_policy(server: &TestServer, uscc: &str, year: i32) -> pb::SupportPo
         .into_inner()
 }
 
-async fn get_enterprise(server: &TestServer, uscc: &str) -> pb::Enterprise {
-    client(server)
-        .get_enterprise(server.request(Role::Officer, pb::GetEnterpriseRequest { name: ent(uscc) }))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 #[track_caller]
 fn assert_invalid(status: &Status, field: &str, reason: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -369,30 +364,6 @@ fn assert_precondition(status: &Status, kind: &str, subject: &str) {
             .any(|v| v.r#type == kind && v.subject == subject),
         "expected {kind} on {subject}: {pf:?}"
     );
-}
-
-async fn audit_events(server: &TestServer, resource: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 100,
-                    page_token: token,
-                    filter: format!("resource = \"{resource}\""),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
 }
 
 async fn assert_chain_intact(server: &TestServer) {
@@ -589,16 +560,23 @@ async fn the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second
     assert_eq!(all, want);
 
     // Every mutation is audited.
-    assert_eq!(audit_events(&server, "leadingCohorts/2024").await.len(), 11);
     assert_eq!(
-        audit_events(&server, &member(2024, &order[0])).await.len(),
+        audit_events_of(&server, "leadingCohorts/2024").await.len(),
+        11
+    );
+    assert_eq!(
+        audit_events_of(&server, &member(2024, &order[0]))
+            .await
+            .len(),
         2
     );
     assert_eq!(
-        audit_events(&server, &policy(&order[0], 2024)).await.len(),
+        audit_events_of(&server, &policy(&order[0], 2024))
+            .await
+            .len(),
         1
     );
-    let enterprise_events = audit_events(&server, &ent(&order[0])).await;
+    let enterprise_events = audit_events_of(&server, &ent(&order[0])).await;
     assert_eq!(enterprise_events.len(), 2, "created, then marked leading");
     assert!(enterprise_events[1].state_json.contains("\"leading\":true"));
     assert_chain_intact(&server).await;
@@ -729,7 +707,10 @@ async fn cohorts_take_their_target_from_policy_data_and_list_by_year(backend: Ba
             .unwrap_err();
         assert_eq!(s.code(), Code::InvalidArgument, "{bad}: {s:?}");
     }
-    assert_eq!(audit_events(&server, "leadingCohorts/2026").await.len(), 1);
+    assert_eq!(
+        audit_events_of(&server, "leadingCohorts/2026").await.len(),
+        1
+    );
     assert_chain_intact(&server).await;
     server.stop().await;
 }
@@ -1080,8 +1061,11 @@ async fn deselection_ends_the_policy_and_reselection_restores_it(backend: Backen
     );
     assert!(get_enterprise(&server, &code).await.leading);
     assert_eq!(get_cohort(&server, 2024).await.with_policy_count, 1);
-    assert_eq!(audit_events(&server, &policy(&code, 2024)).await.len(), 3);
-    assert_eq!(audit_events(&server, &ent(&code)).await.len(), 4);
+    assert_eq!(
+        audit_events_of(&server, &policy(&code, 2024)).await.len(),
+        3
+    );
+    assert_eq!(audit_events_of(&server, &ent(&code)).await.len(), 4);
     assert_chain_intact(&server).await;
     server.stop().await;
 }
@@ -1102,7 +1086,7 @@ async fn leading_follows_the_latest_cohort(backend: Backend) {
     create_cohort(&server, 2025).await;
     let e = get_enterprise(&server, &code).await;
     assert!(!e.leading);
-    let events = audit_events(&server, &ent(&code)).await;
+    let events = audit_events_of(&server, &ent(&code)).await;
     assert_eq!(events.len(), 3);
     assert!(events[2].method.ends_with("CreateLeadingCohort"));
     select(&server, 2025, &code).await.unwrap();
@@ -1340,7 +1324,7 @@ async fn support_policies_update_with_mask_and_etag_and_reviews_only_append(back
     assert_eq!(s.code(), Code::PermissionDenied);
 
     // created, updated, reviewed twice.
-    let events = audit_events(&server, &policy(&code, 2024)).await;
+    let events = audit_events_of(&server, &policy(&code, 2024)).await;
     assert_eq!(events.len(), 4);
     assert!(events[3].state_json.contains("中试线延期"));
     assert_chain_intact(&server).await;
@@ -1432,7 +1416,11 @@ async fn create_support_policy_reports_every_bad_field_with_its_path(backend: Ba
         "leadingCohorts/2020",
     );
     // Nothing was written or audited.
-    assert!(audit_events(&server, &policy(&code, 2024)).await.is_empty());
+    assert!(
+        audit_events_of(&server, &policy(&code, 2024))
+            .await
+            .is_empty()
+    );
     let s = client(&server)
         .create_support_policy(server.request(Role::Auditor, create_policy_request(2024, &code)))
         .await
@@ -1678,9 +1666,18 @@ async fn repeated_request_ids_change_nothing_twice(backend: Backend) {
     assert_eq!(a, b);
 
     // One event per mutation: cohort created, select, deselect (touches); policy 4 changes.
-    assert_eq!(audit_events(&server, "leadingCohorts/2024").await.len(), 3);
-    assert_eq!(audit_events(&server, &member(2024, &code)).await.len(), 3);
-    assert_eq!(audit_events(&server, &policy(&code, 2024)).await.len(), 4);
+    assert_eq!(
+        audit_events_of(&server, "leadingCohorts/2024").await.len(),
+        3
+    );
+    assert_eq!(
+        audit_events_of(&server, &member(2024, &code)).await.len(),
+        3
+    );
+    assert_eq!(
+        audit_events_of(&server, &policy(&code, 2024)).await.len(),
+        4
+    );
     assert_chain_intact(&server).await;
     server.stop().await;
 }
@@ -1711,7 +1708,7 @@ async fn the_status_methods_can_end_an_enterprises_active_policies(backend: Back
     assert_eq!(after.state, pb::SupportPolicyState::Ended as i32);
     assert_ne!(after.etag, before.etag);
     assert_eq!(after.milestones, before.milestones);
-    let events = audit_events(&server, &policy(&code, 2024)).await;
+    let events = audit_events_of(&server, &policy(&code, 2024)).await;
     assert_eq!(events.len(), 2, "created, then ended with the revocation");
     assert!(events[1].method.ends_with("/RevokeEnterprise"));
     // Nothing left to end.

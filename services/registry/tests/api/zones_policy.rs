@@ -13,7 +13,9 @@ use qilu_registry::roles::ROLE_TABLE;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::support::{assert_not_found, client, ent, mask, shandong, this_year, violations};
+use crate::support::{
+    assert_not_found, audit_events, client, ent, mask, shandong, this_year, violations,
+};
 
 on_both_backends!(
     an_officer_registers_the_programme_zones_and_a_hydrogen_cluster_and_reads_its_progress,
@@ -388,30 +390,6 @@ fn assert_precondition(result: Result<impl std::fmt::Debug, Status>, kind: &str,
 fn assert_code(result: Result<impl std::fmt::Debug, Status>, code: Code) {
     let status = result.expect_err("must be refused");
     assert_eq!(status.code(), code, "{status:?}");
-}
-
-async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 50,
-                    page_token: token,
-                    filter: filter.into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
 }
 
 async fn verify_chain(server: &TestServer) -> cpb::VerifyAuditChainResponse {

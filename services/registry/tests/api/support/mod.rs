@@ -4,7 +4,9 @@
 //! resource family.
 
 use chrono::{Datelike, NaiveDate};
+use qilu_common::auth::Role;
 use qilu_common::testing::TestServer;
+use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
@@ -58,6 +60,45 @@ pub fn enterprise(uscc: &str, display_name: &str) -> pb::Enterprise {
         address: "山东省济南市历下区".into(),
         ..Default::default()
     }
+}
+
+/// The enterprise with this code, read as an officer; panics when the read fails.
+pub async fn get_enterprise(server: &TestServer, uscc: &str) -> pb::Enterprise {
+    client(server)
+        .get_enterprise(server.request(Role::Officer, pb::GetEnterpriseRequest { name: ent(uscc) }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Every audit event matching `filter` (all of them for `""`), read as an auditor page by page.
+pub async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client(server)
+            .list_audit_events(server.request(
+                Role::Auditor,
+                cpb::ListAuditEventsRequest {
+                    page_size: 1000,
+                    page_token: token,
+                    filter: filter.into(),
+                },
+            ))
+            .await
+            .unwrap_or_else(|s| panic!("list audit events {filter:?}: {s:?}"))
+            .into_inner();
+        out.extend(page.audit_events);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Every audit event of the resource `name`.
+pub async fn audit_events_of(server: &TestServer, name: &str) -> Vec<cpb::AuditEvent> {
+    audit_events(server, &format!("resource = \"{name}\"")).await
 }
 
 /// An update mask of these paths.
