@@ -6,22 +6,20 @@
 //! zone, so the scenarios hold on any day; the date rules themselves are pinned with fixed dates
 //! in `domain::certification`'s unit tests.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use chrono::{Datelike, NaiveDate};
 use qilu_common::auth::Role;
 use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
-use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{
+    ENTERPRISE_TYPE, assert_not_found, check_char, client, execute, get_enterprise, today,
+    violations,
+};
 
 on_both_backends!(
     figures_are_written_per_figure_with_source_and_time_and_read_back,
@@ -49,43 +47,15 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
 const FIGURES_TYPE: &str = "registry.qilu.gov.cn/AnnualFigures";
 const CERTIFICATE_TYPE: &str = "registry.qilu.gov.cn/HighTechCertificate";
-const ENTERPRISE_TYPE: &str = "registry.qilu.gov.cn/Enterprise";
 /// One million yuan in fen.
 const M: i64 = 100_000_000;
-
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
 
 /// A valid Jinan code varied by `n`.
 fn uscc(n: u32) -> String {
     let body = format!("91370100MA3D{n:05}");
     format!("{body}{}", check_char(&body))
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
 }
 
 fn d(s: &str) -> NaiveDate {
@@ -111,19 +81,6 @@ async fn create_enterprise(server: &TestServer, code: &str, established: &str) -
         ))
         .await
         .unwrap_or_else(|s| panic!("create {code}: {s:?}"))
-        .into_inner()
-}
-
-async fn get_enterprise(server: &TestServer, code: &str) -> pb::Enterprise {
-    client(server)
-        .get_enterprise(server.request(
-            Role::Officer,
-            pb::GetEnterpriseRequest {
-                name: format!("enterprises/{code}"),
-            },
-        ))
-        .await
-        .unwrap()
         .into_inner()
 }
 
@@ -215,18 +172,6 @@ fn qualifying_year(code: &str, year: i32, revenue: i64, rd: i64) -> pb::AnnualFi
     }
 }
 
-fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[track_caller]
 fn assert_violation(status: &Status, field: &str, reason: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -235,16 +180,6 @@ fn assert_violation(status: &Status, field: &str, reason: &str) {
             .iter()
             .any(|(f, r)| f == field && r == reason),
         "expected {field} {reason}: {status:?}"
-    );
-}
-
-#[track_caller]
-fn assert_not_found(status: &Status, resource_type: &str, name: &str) {
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let info = status.get_details_resource_info().expect("ResourceInfo");
-    assert_eq!(
-        (info.resource_type.as_str(), info.resource_name.as_str()),
-        (resource_type, name)
     );
 }
 
@@ -423,15 +358,6 @@ async fn chain_intact(server: &TestServer) -> bool {
         .unwrap()
         .into_inner()
         .intact
-}
-
-async fn execute(server: &TestServer, sql: &str) {
-    let backend = server.db.get_database_backend();
-    server
-        .db
-        .execute_raw(Statement::from_string(backend, sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 // ---------------------------------------------------------------------------------------------
