@@ -25,7 +25,8 @@ pub mod point_read;
 pub mod rpc;
 pub mod server;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+// Also under `cfg(test)`, so that the oracles in it are unit-tested by `cargo test -p qilu-common`.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 pub mod version;

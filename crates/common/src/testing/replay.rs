@@ -4,8 +4,10 @@
 //! rules, or its own fresh result), never A's stored response.
 //!
 //! The RPCs to cover come from the descriptor set: every method whose request message has a
-//! `request_id` field. A service's test compares its cases with [`mutating_rpcs`], so a new
-//! mutating RPC without an isolation case fails.
+//! `request_id` field. A service's test declares its cases with [`isolation_cases!`](crate::isolation_cases),
+//! which also writes the test comparing them with [`mutating_rpcs`], so a new mutating RPC
+//! without an isolation case fails. What stays in each service is only what is its own: how to
+//! build a valid request for each RPC, the state it needs first, and which outcome B gets.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -40,6 +42,70 @@ pub fn mutating_rpcs(package: &str, service: &str) -> BTreeSet<String> {
         .filter(|m| with_request_id.contains(m.input_type()))
         .map(|m| m.name().to_string())
         .collect()
+}
+
+/// Asserts that `cases` name each method of [`mutating_rpcs`]`(package, service)` exactly once.
+pub fn assert_every_rpc_covered(package: &str, service: &str, cases: &[&str]) {
+    let rpcs = mutating_rpcs(package, service);
+    let covered: BTreeSet<String> = cases.iter().map(|c| c.to_string()).collect();
+    assert_eq!(covered.len(), cases.len(), "a case appears twice");
+    assert_eq!(covered, rpcs);
+}
+
+/// Declares a service's isolation cases: each `scenario => "Method"` becomes a test on both
+/// backends (see [`on_both_backends!`](crate::on_both_backends)), and
+/// `every_mutating_rpc_has_an_isolation_case` checks the methods against the descriptor set.
+/// Further scenarios of the same module that are not per-RPC cases go after `also:`.
+///
+/// ```text
+/// isolation_cases!("qilu.review.v1", "AchievementReviewService",
+///     cases: { create_achievement => "CreateAchievement", ... },
+///     also: { a_retry_while_the_registry_is_down_replays },
+/// );
+/// ```
+#[macro_export]
+macro_rules! isolation_cases {
+    (
+        $package:literal, $service:literal,
+        cases: { $($name:ident => $method:literal),* $(,)? }
+        $(, also: { $($extra:ident),* $(,)? })? $(,)?
+    ) => {
+        $crate::on_both_backends!($($name,)* $($($extra,)*)?);
+
+        #[test]
+        fn every_mutating_rpc_has_an_isolation_case() {
+            $crate::testing::replay::assert_every_rpc_covered(
+                $package,
+                $service,
+                &[$($method),*],
+            );
+        }
+    };
+}
+
+/// The call [`assert_isolated`] repeats: `client.rpc(request as the principal)`, the response
+/// encoded so that A's and B's answers compare byte for byte.
+///
+/// ```text
+/// assert_isolated(db, "SubmitAchievement", &x, &a, &b, Expect::Refused(Code::NotFound),
+///     isolation_call!(env.client(), submit_achievement, req)).await;
+/// ```
+#[macro_export]
+macro_rules! isolation_call {
+    ($client:expr, $rpc:ident, $req:expr) => {{
+        let client = $client;
+        let req = $req;
+        move |p: $crate::testing::replay::Principal| {
+            let mut c = client.clone();
+            let r = req.clone();
+            async move { $crate::testing::replay::encoded(c.$rpc(p.request(r)).await) }
+        }
+    }};
+}
+
+/// A unary call's result with the response encoded, as [`assert_isolated`] compares them.
+pub fn encoded<T: Message>(result: Result<tonic::Response<T>, Status>) -> Result<Vec<u8>, Status> {
+    result.map(|r| r.into_inner().encode_to_vec())
 }
 
 /// An authenticated caller: the bearer header value and its subject (the audit log's actor).
@@ -91,6 +157,14 @@ impl Principal {
     /// A staff token with one role and subject `subject`.
     pub fn staff(server: &TestServer, subject: &str, role: Role) -> Principal {
         Self::new(server, subject, &[role], None, None)
+    }
+
+    /// Two different staff callers with the same role (subjects `{role}-a` and `{role}-b`).
+    pub fn pair(server: &TestServer, role: Role) -> (Principal, Principal) {
+        (
+            Self::staff(server, &format!("{role}-a"), role),
+            Self::staff(server, &format!("{role}-b"), role),
+        )
     }
 
     /// `message` as a request from this caller.
@@ -198,4 +272,40 @@ pub async fn assert_isolated<F, Fut>(
 /// A new request id.
 pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutating_rpcs_are_the_methods_whose_request_has_a_request_id() {
+        let rpcs = mutating_rpcs("qilu.review.v1", "AchievementReviewService");
+        assert!(rpcs.contains("CreateAchievement"), "{rpcs:?}");
+        assert!(rpcs.contains("SubmitReview"), "{rpcs:?}");
+        assert!(!rpcs.contains("GetAchievement"), "{rpcs:?}");
+        assert!(!rpcs.contains("ListAchievements"), "{rpcs:?}");
+        // Another package's service of the same name would not count; an unknown one is empty.
+        assert!(mutating_rpcs("qilu.awards.v1", "AchievementReviewService").is_empty());
+    }
+
+    #[test]
+    fn the_covered_list_must_match_exactly() {
+        let all: Vec<String> = mutating_rpcs("qilu.awards.v1", "AwardAllocationService")
+            .into_iter()
+            .collect();
+        let names: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert_every_rpc_covered("qilu.awards.v1", "AwardAllocationService", &names);
+
+        let missing = std::panic::catch_unwind(|| {
+            assert_every_rpc_covered("qilu.awards.v1", "AwardAllocationService", &names[1..])
+        });
+        assert!(missing.is_err(), "a missing case fails");
+        let mut twice = names.clone();
+        twice.push(names[0]);
+        let duplicate = std::panic::catch_unwind(|| {
+            assert_every_rpc_covered("qilu.awards.v1", "AwardAllocationService", &twice)
+        });
+        assert!(duplicate.is_err(), "a case listed twice fails");
+    }
 }

@@ -3,164 +3,13 @@
 //! audit verification, an UNIMPLEMENTED service printed cleanly, `qilu dev --demo` twice on the
 //! same data, and the README's newcomer walkthrough as written.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use qilu_common::testing::uscc::{organization_code_check_char, with_check};
 
-use qilu_registry::domain::uscc::{check_character, organization_code_check_character};
-
-const QILU: &str = env!("CARGO_BIN_EXE_qilu");
-
-/// A `qilu dev` child process, killed when dropped.
-struct Dev {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-    /// Stdout lines as they arrive.
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Dev {
-    /// Starts `qilu dev [extra]` with data under `dir` and waits for its banner.
-    fn start(dir: &Path, extra: &[&str]) -> Dev {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new(QILU)
-            .args(["dev", "--addr", &addr, "--data-dir"])
-            .arg(dir.join("data"))
-            .arg("--config-dir")
-            .arg(dir.join("no-config"))
-            .args(extra)
-            .env("QILU__TELEMETRY__FILTER", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut dev = Dev {
-            child,
-            addr,
-            dir: dir.to_path_buf(),
-            lines,
-        };
-        dev.wait_for("Stop with Ctrl-C.", Duration::from_secs(60));
-        dev
-    }
-
-    /// Stdout up to and including the first line containing `needle`.
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> Vec<String> {
-        let start = Instant::now();
-        let mut seen = Vec::new();
-        loop {
-            let left = timeout.saturating_sub(start.elapsed());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    seen.push(line);
-                    if found {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!(
-                    "qilu dev never printed {needle:?}; exit {:?}; stdout so far:\n{}",
-                    self.child.try_wait(),
-                    seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// A token minted with the same (default) configuration.
-    fn token(&self, role: &str) -> String {
-        let out = Command::new(QILU)
-            .args(["token", "--role", role, "--config-dir"])
-            .arg(self.dir.join("no-config"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    /// Runs `qilu --addr ADDR args…` with `token` in `QILU_TOKEN`, in `cwd`.
-    fn run(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(QILU)
-            .args(["--addr", &self.addr])
-            .args(args)
-            .env("QILU_TOKEN", token)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Stops with SIGTERM and waits for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status {status}");
-                return;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "no exit");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
+use crate::support::{Dev, QILU, free_port, ok, stderr, stdout};
 
 /// Shandong prefecture-level division prefixes (no 3712: merged into Jinan).
 const PREFIXES: [&str; 16] = [
@@ -171,9 +20,8 @@ const PREFIXES: [&str; 16] = [
 /// A valid GB 32100 code in city `prefix`, varied by `n`.
 fn uscc(prefix: &str, n: usize) -> String {
     let org8 = format!("MA7T{n:04}");
-    let org = organization_code_check_character(&org8).unwrap();
-    let body = format!("91{prefix}02{org8}{org}");
-    format!("{body}{}", check_character(&body).unwrap())
+    let org = organization_code_check_char(&org8);
+    with_check(&format!("91{prefix}02{org8}{org}"))
 }
 
 /// 300 good rows across the 16 cities and 7 bad ones at fixed lines; returns the file's bytes,

@@ -2,22 +2,20 @@
 //! targets, as a caller sees them: the real server on an ephemeral port over a fresh SQLite file
 //! and a fresh PostgreSQL database (`sqlite::…` and `postgres::…`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use qilu_common::auth::Role;
 use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use qilu_registry::domain::figures::{AnnualFigures, FigureKind, Reported};
 use qilu_registry::roles::ROLE_TABLE;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{
+    assert_not_found, audit_events, client, ent, mask, shandong, this_year, violations,
+};
 
 on_both_backends!(
     an_officer_registers_the_programme_zones_and_a_hydrogen_cluster_and_reads_its_progress,
@@ -47,48 +45,11 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
 /// 10 bn yuan in fen: the seeded CLUSTER_SCALE target of the 2021 opinions.
 const TEN_BN_YUAN_FEN: i64 = 1_000_000_000_000;
 const ZONE_TYPE: &str = "registry.qilu.gov.cn/Zone";
 const CLUSTER_TYPE: &str = "registry.qilu.gov.cn/Cluster";
 const POLICY_TARGET_TYPE: &str = "registry.qilu.gov.cn/PolicyTarget";
-
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
-
-/// A valid code registered in Shandong prefecture `prefecture` (e.g. `3701`), varied by `n`.
-fn shandong(prefecture: &str, n: u32) -> String {
-    let body = format!("91{prefecture}00MA3C{n:05}");
-    format!("{body}{}", check_char(&body))
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn ent(uscc: &str) -> String {
-    format!("enterprises/{uscc}")
-}
-
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
 
 /// Registers an enterprise (optionally in a zone) as an officer.
 async fn enterprise(server: &TestServer, uscc: &str, display_name: &str, zone: &str) {
@@ -393,18 +354,6 @@ async fn list_cluster_names(server: &TestServer, filter: &str, order_by: &str) -
     }
 }
 
-fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// INVALID_ARGUMENT with exactly these `(field, reason)` violations, in order.
 #[track_caller]
 fn assert_violations(result: Result<impl std::fmt::Debug, Status>, expected: &[(&str, &str)]) {
@@ -418,12 +367,12 @@ fn assert_violations(result: Result<impl std::fmt::Debug, Status>, expected: &[(
 }
 
 #[track_caller]
-fn assert_not_found(result: Result<impl std::fmt::Debug, Status>, resource_type: &str, name: &str) {
-    let status = result.expect_err("must be NOT_FOUND");
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let info = status.get_details_resource_info().expect("ResourceInfo");
-    assert_eq!(info.resource_type, resource_type);
-    assert_eq!(info.resource_name, name);
+fn assert_result_not_found(
+    result: Result<impl std::fmt::Debug, Status>,
+    resource_type: &str,
+    name: &str,
+) {
+    assert_not_found(&result.expect_err("must be NOT_FOUND"), resource_type, name);
 }
 
 #[track_caller]
@@ -443,44 +392,12 @@ fn assert_code(result: Result<impl std::fmt::Debug, Status>, code: Code) {
     assert_eq!(status.code(), code, "{status:?}");
 }
 
-async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 50,
-                    page_token: token,
-                    filter: filter.into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
-}
-
 async fn verify_chain(server: &TestServer) -> cpb::VerifyAuditChainResponse {
     client(server)
         .verify_audit_chain(server.request(Role::Auditor, cpb::VerifyAuditChainRequest::default()))
         .await
         .unwrap()
         .into_inner()
-}
-
-/// The current year in the programme's (default) time zone.
-fn this_year() -> i32 {
-    use chrono::Datelike;
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .year()
 }
 
 fn rid() -> String {
@@ -914,27 +831,27 @@ async fn missing_or_malformed_names_are_not_found_or_invalid_argument(backend: B
     let Some(server) = TestServer::start::<Registry>(backend).await else {
         return;
     };
-    assert_not_found(
+    assert_result_not_found(
         get_zone(&server, "zones/nowhere").await,
         ZONE_TYPE,
         "zones/nowhere",
     );
-    assert_not_found(
+    assert_result_not_found(
         get_cluster(&server, "clusters/nothing").await,
         CLUSTER_TYPE,
         "clusters/nothing",
     );
-    assert_not_found(
+    assert_result_not_found(
         progress(&server, "clusters/nothing", 0).await,
         CLUSTER_TYPE,
         "clusters/nothing",
     );
-    assert_not_found(
+    assert_result_not_found(
         get_target(&server, "policyTargets/none").await,
         POLICY_TARGET_TYPE,
         "policyTargets/none",
     );
-    assert_not_found(
+    assert_result_not_found(
         update_zone(
             &server,
             pb::Zone {
@@ -949,7 +866,7 @@ async fn missing_or_malformed_names_are_not_found_or_invalid_argument(backend: B
         ZONE_TYPE,
         "zones/nowhere",
     );
-    assert_not_found(
+    assert_result_not_found(
         update_cluster(
             &server,
             pb::Cluster {

@@ -6,8 +6,6 @@
 //! a policy target, a revoked enterprise) is written straight through the registry's store on
 //! the test's own database connection, so these tests depend only on the leading RPCs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 
 use qilu_common::auth::Role;
@@ -15,15 +13,16 @@ use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use qilu_registry::domain::enterprise::EnterpriseState;
 use qilu_registry::domain::figures::{AnnualFigures, FigureKind, Reported};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{
+    ENTERPRISE_TYPE, assert_not_found, audit_events_of, client, ent, get_enterprise, shandong,
+    violations,
+};
 
 on_both_backends!(
     the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second_is_refused,
@@ -42,38 +41,6 @@ on_both_backends!(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
-
-/// A valid Shandong code in prefecture `prefecture`, varied by `n`.
-fn shandong(prefecture: &str, n: u32) -> String {
-    let body = format!("91{prefecture}00MA3C{n:05}");
-    format!("{body}{}", check_char(&body))
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn ent(uscc: &str) -> String {
-    format!("enterprises/{uscc}")
-}
 
 fn member(year: i32, uscc: &str) -> String {
     format!("leadingCohorts/{year}/members/{uscc}")
@@ -372,26 +339,6 @@ async fn get_policy(server: &TestServer, uscc: &str, year: i32) -> pb::SupportPo
         .into_inner()
 }
 
-async fn get_enterprise(server: &TestServer, uscc: &str) -> pb::Enterprise {
-    client(server)
-        .get_enterprise(server.request(Role::Officer, pb::GetEnterpriseRequest { name: ent(uscc) }))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[track_caller]
 fn assert_invalid(status: &Status, field: &str, reason: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -417,37 +364,6 @@ fn assert_precondition(status: &Status, kind: &str, subject: &str) {
             .any(|v| v.r#type == kind && v.subject == subject),
         "expected {kind} on {subject}: {pf:?}"
     );
-}
-
-#[track_caller]
-fn assert_not_found(status: &Status, name: &str) {
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let info = status.get_details_resource_info().expect("ResourceInfo");
-    assert_eq!(info.resource_name, name);
-}
-
-async fn audit_events(server: &TestServer, resource: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 100,
-                    page_token: token,
-                    filter: format!("resource = \"{resource}\""),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
 }
 
 async fn assert_chain_intact(server: &TestServer) {
@@ -644,16 +560,23 @@ async fn the_cohort_is_ranked_ten_are_selected_each_with_one_policy_and_a_second
     assert_eq!(all, want);
 
     // Every mutation is audited.
-    assert_eq!(audit_events(&server, "leadingCohorts/2024").await.len(), 11);
     assert_eq!(
-        audit_events(&server, &member(2024, &order[0])).await.len(),
+        audit_events_of(&server, "leadingCohorts/2024").await.len(),
+        11
+    );
+    assert_eq!(
+        audit_events_of(&server, &member(2024, &order[0]))
+            .await
+            .len(),
         2
     );
     assert_eq!(
-        audit_events(&server, &policy(&order[0], 2024)).await.len(),
+        audit_events_of(&server, &policy(&order[0], 2024))
+            .await
+            .len(),
         1
     );
-    let enterprise_events = audit_events(&server, &ent(&order[0])).await;
+    let enterprise_events = audit_events_of(&server, &ent(&order[0])).await;
     assert_eq!(enterprise_events.len(), 2, "created, then marked leading");
     assert!(enterprise_events[1].state_json.contains("\"leading\":true"));
     assert_chain_intact(&server).await;
@@ -732,7 +655,11 @@ async fn cohorts_take_their_target_from_policy_data_and_list_by_year(backend: Ba
         ))
         .await
         .unwrap_err();
-    assert_not_found(&s, "leadingCohorts/2030");
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/LeadingCohort",
+        "leadingCohorts/2030",
+    );
     let s = c
         .get_leading_cohort(server.request(
             Role::Officer,
@@ -780,7 +707,10 @@ async fn cohorts_take_their_target_from_policy_data_and_list_by_year(backend: Ba
             .unwrap_err();
         assert_eq!(s.code(), Code::InvalidArgument, "{bad}: {s:?}");
     }
-    assert_eq!(audit_events(&server, "leadingCohorts/2026").await.len(), 1);
+    assert_eq!(
+        audit_events_of(&server, "leadingCohorts/2026").await.len(),
+        1
+    );
     assert_chain_intact(&server).await;
     server.stop().await;
 }
@@ -910,7 +840,11 @@ async fn ranking_marks_missing_figures_breaks_ties_by_uscc_and_filters(backend: 
         .unwrap_err();
     assert_invalid(&s, "page_token", "PAGE_TOKEN_QUERY_MISMATCH");
     let s = rank(&server, 2031, "", 1, "").await.unwrap_err();
-    assert_not_found(&s, "leadingCohorts/2031");
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/LeadingCohort",
+        "leadingCohorts/2031",
+    );
     let s = client(&server)
         .rank_leading_candidates(server.request(
             Role::Officer,
@@ -973,9 +907,13 @@ async fn selection_stops_at_the_target_and_refuses_the_ineligible(backend: Backe
     // Missing things and bad input.
     let missing = shandong("3703", 77);
     let s = select(&server, 2031, &missing).await.unwrap_err();
-    assert_not_found(&s, &ent(&missing));
+    assert_not_found(&s, ENTERPRISE_TYPE, &ent(&missing));
     let s = select(&server, 2040, &codes[0]).await.unwrap_err();
-    assert_not_found(&s, "leadingCohorts/2040");
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/LeadingCohort",
+        "leadingCohorts/2040",
+    );
     let s = client(&server)
         .select_leading_enterprise(server.request(
             Role::Admin,
@@ -1107,7 +1045,11 @@ async fn deselection_ends_the_policy_and_reselection_restores_it(backend: Backen
         ))
         .await
         .unwrap_err();
-    assert_not_found(&s, &member(2024, &shandong("3706", 2)));
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/LeadingCohortMember",
+        &member(2024, &shandong("3706", 2)),
+    );
 
     // Re-selecting brings back the membership and its one policy.
     let back = select(&server, 2024, &code).await.unwrap();
@@ -1119,8 +1061,11 @@ async fn deselection_ends_the_policy_and_reselection_restores_it(backend: Backen
     );
     assert!(get_enterprise(&server, &code).await.leading);
     assert_eq!(get_cohort(&server, 2024).await.with_policy_count, 1);
-    assert_eq!(audit_events(&server, &policy(&code, 2024)).await.len(), 3);
-    assert_eq!(audit_events(&server, &ent(&code)).await.len(), 4);
+    assert_eq!(
+        audit_events_of(&server, &policy(&code, 2024)).await.len(),
+        3
+    );
+    assert_eq!(audit_events_of(&server, &ent(&code)).await.len(), 4);
     assert_chain_intact(&server).await;
     server.stop().await;
 }
@@ -1141,7 +1086,7 @@ async fn leading_follows_the_latest_cohort(backend: Backend) {
     create_cohort(&server, 2025).await;
     let e = get_enterprise(&server, &code).await;
     assert!(!e.leading);
-    let events = audit_events(&server, &ent(&code)).await;
+    let events = audit_events_of(&server, &ent(&code)).await;
     assert_eq!(events.len(), 3);
     assert!(events[2].method.ends_with("CreateLeadingCohort"));
     select(&server, 2025, &code).await.unwrap();
@@ -1267,7 +1212,11 @@ async fn support_policies_update_with_mask_and_etag_and_reviews_only_append(back
         ))
         .await
         .unwrap_err();
-    assert_not_found(&s, &policy(&code, 2023));
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/SupportPolicy",
+        &policy(&code, 2023),
+    );
 
     // The overdue filter.
     let overdue = c
@@ -1375,7 +1324,7 @@ async fn support_policies_update_with_mask_and_etag_and_reviews_only_append(back
     assert_eq!(s.code(), Code::PermissionDenied);
 
     // created, updated, reviewed twice.
-    let events = audit_events(&server, &policy(&code, 2024)).await;
+    let events = audit_events_of(&server, &policy(&code, 2024)).await;
     assert_eq!(events.len(), 4);
     assert!(events[3].state_json.contains("中试线延期"));
     assert_chain_intact(&server).await;
@@ -1461,9 +1410,17 @@ async fn create_support_policy_reports_every_bad_field_with_its_path(backend: Ba
     assert_invalid(&s, "support_policy", "REQUIRED");
     // A cohort that does not exist.
     let s = create_policy(&server, 2020, &code).await.unwrap_err();
-    assert_not_found(&s, "leadingCohorts/2020");
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/LeadingCohort",
+        "leadingCohorts/2020",
+    );
     // Nothing was written or audited.
-    assert!(audit_events(&server, &policy(&code, 2024)).await.is_empty());
+    assert!(
+        audit_events_of(&server, &policy(&code, 2024))
+            .await
+            .is_empty()
+    );
     let s = client(&server)
         .create_support_policy(server.request(Role::Auditor, create_policy_request(2024, &code)))
         .await
@@ -1574,7 +1531,11 @@ async fn enterprise_tokens_see_only_their_own_policy_and_membership(backend: Bac
         ))
         .await
         .unwrap_err();
-    assert_not_found(&s, &policy(&own, 2023));
+    assert_not_found(
+        &s,
+        "registry.qilu.gov.cn/SupportPolicy",
+        &policy(&own, 2023),
+    );
     let s = c
         .get_support_policy(server.request(
             Role::Officer,
@@ -1705,9 +1666,18 @@ async fn repeated_request_ids_change_nothing_twice(backend: Backend) {
     assert_eq!(a, b);
 
     // One event per mutation: cohort created, select, deselect (touches); policy 4 changes.
-    assert_eq!(audit_events(&server, "leadingCohorts/2024").await.len(), 3);
-    assert_eq!(audit_events(&server, &member(2024, &code)).await.len(), 3);
-    assert_eq!(audit_events(&server, &policy(&code, 2024)).await.len(), 4);
+    assert_eq!(
+        audit_events_of(&server, "leadingCohorts/2024").await.len(),
+        3
+    );
+    assert_eq!(
+        audit_events_of(&server, &member(2024, &code)).await.len(),
+        3
+    );
+    assert_eq!(
+        audit_events_of(&server, &policy(&code, 2024)).await.len(),
+        4
+    );
     assert_chain_intact(&server).await;
     server.stop().await;
 }
@@ -1738,7 +1708,7 @@ async fn the_status_methods_can_end_an_enterprises_active_policies(backend: Back
     assert_eq!(after.state, pb::SupportPolicyState::Ended as i32);
     assert_ne!(after.etag, before.etag);
     assert_eq!(after.milestones, before.milestones);
-    let events = audit_events(&server, &policy(&code, 2024)).await;
+    let events = audit_events_of(&server, &policy(&code, 2024)).await;
     assert_eq!(events.len(), 2, "created, then ended with the revocation");
     assert!(events[1].method.ends_with("/RevokeEnterprise"));
     // Nothing left to end.

@@ -4,10 +4,6 @@
 //! runs on both backends (`sqlite::…` and `postgres::…`). Approved and vetoed achievements are
 //! made through the review service's own RPCs (expert, assignment, review, decision).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -23,7 +19,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-use support::{BIO, Env, IT, project, shandong, uuid};
+use crate::support::{BIO, Env, IT, project, uscc, uuid};
 
 on_both_backends!(
     a_project_program_runs_from_creation_to_final,
@@ -44,8 +40,7 @@ on_both_backends!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Setup only these scenarios use (the part shared with tests/replay_isolation.rs is in
-// tests/support/mod.rs)
+// Setup only these scenarios use (the part shared with `replay_isolation` is in `support`)
 // ---------------------------------------------------------------------------------------------
 
 impl Env {
@@ -947,7 +942,7 @@ async fn applications_on_vetoed_unapproved_or_foreign_achievements_are_refused_n
         .await
         .unwrap_err();
     assert_eq!(precondition_kind(&err), "ENTERPRISE_NOT_CERTIFIED");
-    let ghost = shandong(99);
+    let ghost = uscc(99);
     let err = env
         .apply("green-2024", &ghost, &theirs, 100_000, None)
         .await

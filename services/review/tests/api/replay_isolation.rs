@@ -6,165 +6,64 @@
 //! case here fails `every_mutating_rpc_has_an_isolation_case`. Both backends, with the
 //! registry running for real.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use prost::Message;
 use qilu_common::auth::Role;
-use qilu_common::on_both_backends;
-use qilu_common::testing::replay::{Expect, Principal, assert_isolated, mutating_rpcs, request_id};
-use qilu_common::testing::{Backend, TestServer};
+use qilu_common::testing::Backend;
+use qilu_common::testing::replay::{Expect, Principal, assert_isolated, request_id};
+use qilu_common::{isolation_call, isolation_cases};
 use qilu_proto::common as cpb;
-use qilu_proto::registry as rpb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_proto::review as pb;
-use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
-use qilu_registry::Registry;
-use qilu_review::Review;
 use tonic::Code;
-use tonic::transport::Channel;
 
-type Client = AchievementReviewServiceClient<Channel>;
-
-/// Declares the cases: one test per RPC on both backends, and the list the completeness test
-/// compares with the descriptor set.
-macro_rules! isolation_cases {
-    ($($name:ident => $method:literal),* $(,)?) => {
-        on_both_backends!(
-            $($name,)*
-            another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it_is_refused,
-            a_retry_while_the_registry_is_down_replays_create_and_submit,
-        );
-        const CASES: &[&str] = &[$($method),*];
-    };
-}
+use crate::support::{Env, uscc};
 
 isolation_cases!(
-    create_achievement => "CreateAchievement",
-    update_achievement => "UpdateAchievement",
-    submit_achievement => "SubmitAchievement",
-    withdraw_achievement => "WithdrawAchievement",
-    finalize_decision => "FinalizeDecision",
-    appeal_veto => "AppealVeto",
-    resolve_appeal => "ResolveAppeal",
-    create_veto_rule_set => "CreateVetoRuleSet",
-    activate_veto_rule_set => "ActivateVetoRuleSet",
-    create_expert => "CreateExpert",
-    update_expert => "UpdateExpert",
-    declare_conflict => "DeclareConflict",
-    assign_reviewers => "AssignReviewers",
-    submit_review => "SubmitReview",
+    "qilu.review.v1",
+    "AchievementReviewService",
+    cases: {
+        create_achievement => "CreateAchievement",
+        update_achievement => "UpdateAchievement",
+        submit_achievement => "SubmitAchievement",
+        withdraw_achievement => "WithdrawAchievement",
+        finalize_decision => "FinalizeDecision",
+        appeal_veto => "AppealVeto",
+        resolve_appeal => "ResolveAppeal",
+        create_veto_rule_set => "CreateVetoRuleSet",
+        activate_veto_rule_set => "ActivateVetoRuleSet",
+        create_expert => "CreateExpert",
+        update_expert => "UpdateExpert",
+        declare_conflict => "DeclareConflict",
+        assign_reviewers => "AssignReviewers",
+        submit_review => "SubmitReview",
+    },
+    also: {
+        another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it_is_refused,
+        a_retry_while_the_registry_is_down_replays_create_and_submit,
+    },
 );
-
-#[test]
-fn every_mutating_rpc_has_an_isolation_case() {
-    let rpcs = mutating_rpcs("qilu.review.v1", "AchievementReviewService");
-    let cases: std::collections::BTreeSet<String> = CASES.iter().map(|c| c.to_string()).collect();
-    assert_eq!(cases.len(), CASES.len(), "a case appears twice");
-    assert_eq!(cases, rpcs);
-}
-
-/// `c.$rpc(request as the principal)`, encoded: the call [`assert_isolated`] repeats.
-macro_rules! call {
-    ($client:expr, $rpc:ident, $req:expr) => {{
-        let client = $client;
-        let req = $req;
-        move |p: Principal| {
-            let mut c = client.clone();
-            let r = req.clone();
-            async move {
-                c.$rpc(p.request(r))
-                    .await
-                    .map(|x| x.into_inner().encode_to_vec())
-            }
-        }
-    }};
-}
 
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-struct Env {
-    /// `None` once stopped.
-    registry: Option<TestServer>,
-    review: TestServer,
-}
-
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// A valid GB 32100 code registered in Jinan, varied by `n`.
-fn uscc(n: u32) -> String {
-    let body = format!("91370100MA3C{n:05}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).unwrap() as u32 * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap();
-    format!("{body}{check}")
-}
-
 const FIELD: i32 = cpb::IndustryField::HighEndEquipment as i32;
 
+/// The registry and review services with enterprises 1 and 2 registered.
+async fn start(backend: Backend) -> Option<Env> {
+    let env = Env::start(backend).await?;
+    for code in [uscc(1), uscc(2)] {
+        env.register(&code, &format!("山东科技有限公司{code}"))
+            .await;
+    }
+    Some(env)
+}
+
+/// The fixtures only these cases use.
 impl Env {
-    async fn start(backend: Backend) -> Option<Env> {
-        let registry = TestServer::start::<Registry>(backend).await?;
-        let review = TestServer::start_with::<Review>(
-            backend,
-            &[("QILU__PEERS__REGISTRY", format!("http://{}", registry.addr))],
-        )
-        .await?;
-        let env = Env {
-            registry: Some(registry),
-            review,
-        };
-        env.register(&uscc(1)).await;
-        env.register(&uscc(2)).await;
-        Some(env)
-    }
-
-    fn client(&self) -> Client {
-        AchievementReviewServiceClient::new(self.review.channel.clone())
-    }
-
-    async fn register(&self, code: &str) {
-        let registry = self.registry.as_ref().expect("registry running");
-        EnterpriseRegistryServiceClient::new(registry.channel.clone())
-            .create_enterprise(registry.request(
-                Role::Officer,
-                rpb::CreateEnterpriseRequest {
-                    enterprise: Some(rpb::Enterprise {
-                        uscc: code.to_string(),
-                        display_name: format!("山东科技有限公司{code}"),
-                        established_date: "2012-03-04".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-            ))
-            .await
-            .unwrap();
-    }
-
     /// Enterprise 1 (A) and enterprise 2 (B).
     fn enterprises(&self) -> (Principal, Principal) {
         (
             Principal::enterprise(&self.review, &uscc(1)),
             Principal::enterprise(&self.review, &uscc(2)),
-        )
-    }
-
-    /// Two different callers with the same staff role.
-    fn two(&self, role: Role) -> (Principal, Principal) {
-        (
-            Principal::staff(&self.review, &format!("{role}-a"), role),
-            Principal::staff(&self.review, &format!("{role}-b"), role),
         )
     }
 
@@ -280,7 +179,7 @@ fn review_request(name: &str, request_id: &str) -> pb::SubmitReviewRequest {
 // ---------------------------------------------------------------------------------------------
 
 async fn create_achievement(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let (a, b) = env.enterprises();
@@ -297,11 +196,11 @@ async fn create_achievement(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), create_achievement, req),
+        isolation_call!(env.client(), create_achievement, req),
     )
     .await;
     // An admin acting with the same id does its own work: a second, separate draft.
-    let (admin, _) = env.two(Role::Admin);
+    let (admin, _) = Principal::pair(&env.review, Role::Admin);
     let req = pb::CreateAchievementRequest {
         achievement: Some(draft(&uscc(1), "3421", 50_000)),
         request_id: request_id(),
@@ -314,13 +213,13 @@ async fn create_achievement(backend: Backend) {
         &a,
         &admin,
         Expect::Fresh,
-        call!(env.client(), create_achievement, req),
+        isolation_call!(env.client(), create_achievement, req),
     )
     .await;
 }
 
 async fn update_achievement(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let d = env.draft("3421", 50_000).await;
@@ -344,13 +243,13 @@ async fn update_achievement(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::NotFound),
-        call!(env.client(), update_achievement, req),
+        isolation_call!(env.client(), update_achievement, req),
     )
     .await;
 }
 
 async fn submit_achievement(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let d = env.draft("3421", 50_000).await;
@@ -368,13 +267,13 @@ async fn submit_achievement(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::NotFound),
-        call!(env.client(), submit_achievement, req),
+        isolation_call!(env.client(), submit_achievement, req),
     )
     .await;
 }
 
 async fn withdraw_achievement(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let d = env.draft("3421", 50_000).await;
@@ -393,13 +292,13 @@ async fn withdraw_achievement(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::NotFound),
-        call!(env.client(), withdraw_achievement, req),
+        isolation_call!(env.client(), withdraw_achievement, req),
     )
     .await;
 }
 
 async fn finalize_decision(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let (achievement, review) = env.under_review().await;
@@ -407,7 +306,7 @@ async fn finalize_decision(backend: Backend) {
         .submit_review(Principal::expert(&env.review, "r1").request(review_request(&review, "")))
         .await
         .unwrap();
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.review, Role::Officer);
     let x = request_id();
     let req = pb::FinalizeDecisionRequest {
         name: achievement.name.clone(),
@@ -422,13 +321,13 @@ async fn finalize_decision(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), finalize_decision, req),
+        isolation_call!(env.client(), finalize_decision, req),
     )
     .await;
 }
 
 async fn appeal_veto(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let vetoed = env.submitted("4411", 80_000_000).await;
@@ -448,13 +347,13 @@ async fn appeal_veto(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::NotFound),
-        call!(env.client(), appeal_veto, req),
+        isolation_call!(env.client(), appeal_veto, req),
     )
     .await;
 }
 
 async fn resolve_appeal(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let vetoed = env.submitted("4411", 80_000_000).await;
@@ -469,7 +368,7 @@ async fn resolve_appeal(backend: Backend) {
         ))
         .await
         .unwrap();
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
     let x = request_id();
     let req = pb::ResolveAppealRequest {
         name: vetoed.name.clone(),
@@ -486,7 +385,7 @@ async fn resolve_appeal(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), resolve_appeal, req),
+        isolation_call!(env.client(), resolve_appeal, req),
     )
     .await;
 }
@@ -509,10 +408,10 @@ fn rule_set_request(id: &str, request_id: &str) -> pb::CreateVetoRuleSetRequest 
 }
 
 async fn create_veto_rule_set(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
     let x = request_id();
     // B's own create of the same id finds it taken.
     assert_isolated(
@@ -522,7 +421,7 @@ async fn create_veto_rule_set(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(
+        isolation_call!(
             env.client(),
             create_veto_rule_set,
             rule_set_request("isolation", &x)
@@ -532,7 +431,7 @@ async fn create_veto_rule_set(backend: Backend) {
 }
 
 async fn activate_veto_rule_set(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let created = env
@@ -541,7 +440,7 @@ async fn activate_veto_rule_set(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
     let x = request_id();
     let req = pb::ActivateVetoRuleSetRequest {
         name: created.name.clone(),
@@ -556,16 +455,16 @@ async fn activate_veto_rule_set(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::Aborted),
-        call!(env.client(), activate_veto_rule_set, req),
+        isolation_call!(env.client(), activate_veto_rule_set, req),
     )
     .await;
 }
 
 async fn create_expert(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
     let x = request_id();
     assert_isolated(
         &env.review.db,
@@ -574,13 +473,13 @@ async fn create_expert(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(env.client(), create_expert, expert_request("e1", x.clone())),
+        isolation_call!(env.client(), create_expert, expert_request("e1", x.clone())),
     )
     .await;
 }
 
 async fn update_expert(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     env.expert("e1").await;
@@ -607,13 +506,13 @@ async fn update_expert(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), update_expert, req),
+        isolation_call!(env.client(), update_expert, req),
     )
     .await;
 }
 
 async fn declare_conflict(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     env.expert("e1").await;
@@ -634,19 +533,19 @@ async fn declare_conflict(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), declare_conflict, req),
+        isolation_call!(env.client(), declare_conflict, req),
     )
     .await;
 }
 
 async fn assign_reviewers(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     env.expert("r1").await;
     env.expert("r2").await;
     let achievement = env.submitted("3421", 50_000).await;
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.review, Role::Officer);
     let x = request_id();
     let req = pb::AssignReviewersRequest {
         name: achievement.name.clone(),
@@ -662,13 +561,13 @@ async fn assign_reviewers(backend: Backend) {
         &a,
         &b,
         Expect::Fresh,
-        call!(env.client(), assign_reviewers, req),
+        isolation_call!(env.client(), assign_reviewers, req),
     )
     .await;
 }
 
 async fn submit_review(backend: Backend) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let (_, review) = env.under_review().await;
@@ -684,7 +583,7 @@ async fn submit_review(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), submit_review, review_request(&review, &x)),
+        isolation_call!(env.client(), submit_review, review_request(&review, &x)),
     )
     .await;
 }
@@ -699,7 +598,7 @@ async fn submit_review(backend: Backend) {
 async fn another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it_is_refused(
     backend: Backend,
 ) {
-    let Some(env) = Env::start(backend).await else {
+    let Some(env) = start(backend).await else {
         return;
     };
     let (a, b) = env.enterprises();
@@ -767,7 +666,7 @@ async fn another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it
 /// A create or submit that completed replays on retry even while the registry is down: the
 /// replay is looked up before the registry is asked. A new request still gets UNAVAILABLE.
 async fn a_retry_while_the_registry_is_down_replays_create_and_submit(backend: Backend) {
-    let Some(mut env) = Env::start(backend).await else {
+    let Some(mut env) = start(backend).await else {
         return;
     };
     let owner = Principal::enterprise(&env.review, &uscc(1));

@@ -4,30 +4,16 @@
 //! client and checked by the review service over gRPC. Every scenario runs on both backends
 //! (`sqlite::…` and `postgres::…`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use qilu_common::app::ServiceApp;
 use qilu_common::auth::Role;
-use qilu_common::config::Config;
 use qilu_common::on_both_backends;
-use qilu_common::server::ServiceDef;
-use qilu_common::testing::{Backend, TestServer};
+use qilu_common::testing::Backend;
 use qilu_proto::common as cpb;
-use qilu_proto::registry as rpb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_proto::review as pb;
-use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
-use qilu_registry::Registry;
-use qilu_review::{Clock, Review};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-type Client = AchievementReviewServiceClient<Channel>;
+use crate::support::{Env, uscc};
 
 on_both_backends!(
     programme_year_step_4_screens_reviews_and_upholds_a_veto,
@@ -46,140 +32,6 @@ on_both_backends!(
     paging_through_achievements_and_experts_returns_each_once,
     a_repeated_request_id_creates_one_achievement,
 );
-
-// ---------------------------------------------------------------------------------------------
-// Harness: the registry and the review service, the review clock injectable
-// ---------------------------------------------------------------------------------------------
-
-tokio::task_local! {
-    /// The clock the review server built inside this scope uses.
-    static CLOCK: Clock;
-}
-
-/// The review service with the clock of the enclosing [`CLOCK`] scope.
-struct ReviewAt;
-
-impl ServiceApp for ReviewAt {
-    const NAME: &'static str = Review::NAME;
-    const GRPC_NAME: &'static str = Review::GRPC_NAME;
-
-    async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-        Review::migrate(db).await
-    }
-
-    async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
-        let clock = CLOCK
-            .try_with(Clock::clone)
-            .unwrap_or_else(|_| Clock::system());
-        qilu_review::service_with_clock(config, db, clock)
-    }
-}
-
-struct Env {
-    /// `None` once stopped.
-    registry: Option<TestServer>,
-    review: TestServer,
-    /// Added to the real time by the review server's clock, µs.
-    offset: Arc<AtomicI64>,
-}
-
-const DAY_US: i64 = 86_400_000_000;
-
-impl Env {
-    async fn start(backend: Backend) -> Option<Env> {
-        let registry = TestServer::start::<Registry>(backend).await?;
-        let offset = Arc::new(AtomicI64::new(0));
-        let o = offset.clone();
-        let clock = Clock::new(move || qilu_common::time::now_micros() + o.load(Ordering::SeqCst));
-        let overrides = [("QILU__PEERS__REGISTRY", format!("http://{}", registry.addr))];
-        let review = CLOCK
-            .scope(
-                clock,
-                TestServer::start_with::<ReviewAt>(backend, &overrides),
-            )
-            .await?;
-        Some(Env {
-            registry: Some(registry),
-            review,
-            offset,
-        })
-    }
-
-    fn advance_days(&self, days: i64) {
-        self.offset.store(days * DAY_US, Ordering::SeqCst);
-    }
-
-    fn client(&self) -> Client {
-        AchievementReviewServiceClient::new(self.review.channel.clone())
-    }
-
-    fn as_role<T>(&self, role: Role, message: T) -> Request<T> {
-        self.review.request(role, message)
-    }
-
-    fn as_enterprise<T>(&self, uscc: &str, message: T) -> Request<T> {
-        self.review.enterprise_request(uscc, message)
-    }
-
-    fn as_expert<T>(&self, id: &str, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        let bearer = self
-            .review
-            .bearer(&format!("expert-{id}"), &[Role::Expert], None, Some(id));
-        request
-            .metadata_mut()
-            .insert("authorization", bearer.parse().unwrap());
-        request
-    }
-
-    /// Registers an enterprise in the registry (as an officer, through its client).
-    async fn register(&self, uscc: &str, name: &str) {
-        let registry = self.registry.as_ref().expect("registry running");
-        EnterpriseRegistryServiceClient::new(registry.channel.clone())
-            .create_enterprise(registry.request(
-                Role::Officer,
-                rpb::CreateEnterpriseRequest {
-                    enterprise: Some(rpb::Enterprise {
-                        uscc: uscc.to_string(),
-                        display_name: name.to_string(),
-                        established_date: "2012-03-04".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-            ))
-            .await
-            .unwrap_or_else(|s| panic!("register {uscc}: {s:?}"));
-    }
-
-    async fn stop(self) {
-        self.review.stop().await;
-        if let Some(registry) = self.registry {
-            registry.stop().await;
-        }
-    }
-}
-
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// A valid GB 32100 code registered in Jinan, varied by `n` (check character computed here,
-/// independently of the registry).
-fn uscc(n: u32) -> String {
-    let body = format!("91370100MA3C{n:05}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).unwrap() as u32 * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap();
-    format!("{body}{check}")
-}
 
 const BIOMEDICINE: i32 = cpb::IndustryField::Biomedicine as i32;
 const HIGH_END_EQUIPMENT: i32 = cpb::IndustryField::HighEndEquipment as i32;

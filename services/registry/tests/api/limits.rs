@@ -4,8 +4,6 @@
 //! checks that the server still answers the next call (a stack overflow would abort the process,
 //! a dropped connection would fail it).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qilu_common::auth::Role;
@@ -17,13 +15,11 @@ use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::client;
 
 on_both_backends!(
     a_40000_condition_filter_is_invalid_argument_and_the_server_answers_the_next_call,
@@ -42,10 +38,6 @@ on_both_backends!(
 /// Two valid GB 32100 codes from docs/rules.md, "Unified Social Credit Code".
 const FUJIAN: &str = "91350100M000100Y43";
 const BEIJING: &str = "91110000600037341L";
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
 
 async fn create_enterprise(server: &TestServer, code: &str) {
     client(server)

@@ -6,28 +6,20 @@
 //! zone, so the scenarios hold on any day; the date rules themselves are pinned with fixed dates
 //! in `domain::certification`'s unit tests.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use chrono::{Datelike, NaiveDate};
-use qilu_common::Clock;
-use qilu_common::app::ServiceApp;
 use qilu_common::auth::Role;
-use qilu_common::config::Config;
 use qilu_common::on_both_backends;
-use qilu_common::server::ServiceDef;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{
+    ENTERPRISE_TYPE, assert_not_found, check_char, client, execute, get_enterprise, start_on,
+    today, violations,
+};
 
 on_both_backends!(
     figures_are_written_per_figure_with_source_and_time_and_read_back,
@@ -56,43 +48,15 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
 const FIGURES_TYPE: &str = "registry.qilu.gov.cn/AnnualFigures";
 const CERTIFICATE_TYPE: &str = "registry.qilu.gov.cn/HighTechCertificate";
-const ENTERPRISE_TYPE: &str = "registry.qilu.gov.cn/Enterprise";
 /// One million yuan in fen.
 const M: i64 = 100_000_000;
-
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
 
 /// A valid Jinan code varied by `n`.
 fn uscc(n: u32) -> String {
     let body = format!("91370100MA3D{n:05}");
     format!("{body}{}", check_char(&body))
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
 }
 
 fn d(s: &str) -> NaiveDate {
@@ -118,19 +82,6 @@ async fn create_enterprise(server: &TestServer, code: &str, established: &str) -
         ))
         .await
         .unwrap_or_else(|s| panic!("create {code}: {s:?}"))
-        .into_inner()
-}
-
-async fn get_enterprise(server: &TestServer, code: &str) -> pb::Enterprise {
-    client(server)
-        .get_enterprise(server.request(
-            Role::Officer,
-            pb::GetEnterpriseRequest {
-                name: format!("enterprises/{code}"),
-            },
-        ))
-        .await
-        .unwrap()
         .into_inner()
 }
 
@@ -222,18 +173,6 @@ fn qualifying_year(code: &str, year: i32, revenue: i64, rd: i64) -> pb::AnnualFi
     }
 }
 
-fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[track_caller]
 fn assert_violation(status: &Status, field: &str, reason: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -242,16 +181,6 @@ fn assert_violation(status: &Status, field: &str, reason: &str) {
             .iter()
             .any(|(f, r)| f == field && r == reason),
         "expected {field} {reason}: {status:?}"
-    );
-}
-
-#[track_caller]
-fn assert_not_found(status: &Status, resource_type: &str, name: &str) {
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let info = status.get_details_resource_info().expect("ResourceInfo");
-    assert_eq!(
-        (info.resource_type.as_str(), info.resource_name.as_str()),
-        (resource_type, name)
     );
 }
 
@@ -430,15 +359,6 @@ async fn chain_intact(server: &TestServer) -> bool {
         .unwrap()
         .into_inner()
         .intact
-}
-
-async fn execute(server: &TestServer, sql: &str) {
-    let backend = server.db.get_database_backend();
-    server
-        .db
-        .execute_raw(Statement::from_string(backend, sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2362,53 +2282,6 @@ async fn concurrent_reads_share_statements_and_each_caller_gets_its_own_answer(b
             answered: before.answered + 1,
         }
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// "Today" set by the test: the registry built with an injected clock
-// ---------------------------------------------------------------------------------------------
-
-tokio::task_local! {
-    /// The clock the registry built inside this scope uses.
-    static CLOCK: Clock;
-}
-
-/// The registry with the clock of the enclosing [`CLOCK`] scope.
-struct RegistryAt;
-
-impl ServiceApp for RegistryAt {
-    const NAME: &'static str = Registry::NAME;
-    const GRPC_NAME: &'static str = Registry::GRPC_NAME;
-
-    async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-        Registry::migrate(db).await
-    }
-
-    async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
-        let clock = CLOCK
-            .try_with(Clock::clone)
-            .unwrap_or_else(|_| Clock::system());
-        Ok(qilu_registry::service_with_clock(config, db, clock))
-    }
-}
-
-/// A registry whose "today" (programme time zone) is whatever date the returned setter was
-/// last given; it starts on `first`.
-async fn start_on(backend: Backend, first: NaiveDate) -> Option<(TestServer, impl Fn(NaiveDate))> {
-    // Noon UTC is 20:00 in Shanghai: the same date in the programme time zone.
-    let noon = |day: NaiveDate| {
-        day.and_hms_opt(12, 0, 0)
-            .unwrap()
-            .and_utc()
-            .timestamp_micros()
-    };
-    let now = Arc::new(AtomicI64::new(noon(first)));
-    let read = now.clone();
-    let clock = Clock::new(move || read.load(Ordering::SeqCst));
-    let server = CLOCK
-        .scope(clock, TestServer::start::<RegistryAt>(backend))
-        .await?;
-    Some((server, move |day| now.store(noon(day), Ordering::SeqCst)))
 }
 
 async fn the_registry_clock_sets_today_for_certificate_states_and_high_tech_certified(

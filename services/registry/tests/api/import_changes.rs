@@ -2,8 +2,6 @@
 //! change feed, as a caller sees them: the real server on an ephemeral port over a fresh SQLite
 //! file and a fresh PostgreSQL database. Every scenario runs on both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -15,11 +13,13 @@ use qilu_proto::registry as pb;
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{
+    ENTERPRISE_TYPE, assert_invalid_field, audit_events, client, ent, enterprise, shandong, today,
+    violations,
+};
 
 on_both_backends!(
     revoke_then_deregister_records_reason_dates_and_new_etags,
@@ -48,57 +48,13 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-const ENTERPRISE_TYPE: &str = "registry.qilu.gov.cn/Enterprise";
 const IMPORT_METHOD: &str = "qilu.registry.v1.EnterpriseRegistryService/ImportEnterprises";
-
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    assert_eq!(body.chars().count(), 17, "{body}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
-
-/// A valid Shandong code in prefecture `prefecture`, varied by `n` (0..100000).
-fn shandong(prefecture: &str, n: u32) -> String {
-    let body = format!("91{prefecture}00MA3C{n:05}");
-    format!("{body}{}", check_char(&body))
-}
 
 /// The same code with a wrong check character.
 fn bad_checksum(code: &str) -> String {
     let last = code.chars().last().unwrap();
     let wrong = if last == '0' { '1' } else { '0' };
     format!("{}{wrong}", &code[..17])
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn name_of(uscc: &str) -> String {
-    format!("enterprises/{uscc}")
-}
-
-fn enterprise(uscc: &str, display_name: &str) -> pb::Enterprise {
-    pb::Enterprise {
-        uscc: uscc.to_string(),
-        display_name: display_name.to_string(),
-        legal_representative: "张三".into(),
-        established_date: "2010-05-04".into(),
-        address: "山东省济南市历下区".into(),
-        ..Default::default()
-    }
 }
 
 async fn create(server: &TestServer, uscc: &str, display_name: &str) -> pb::Enterprise {
@@ -117,19 +73,14 @@ async fn create(server: &TestServer, uscc: &str, display_name: &str) -> pb::Ente
 
 async fn get(server: &TestServer, uscc: &str) -> Result<pb::Enterprise, Status> {
     client(server)
-        .get_enterprise(server.request(
-            Role::Officer,
-            pb::GetEnterpriseRequest {
-                name: name_of(uscc),
-            },
-        ))
+        .get_enterprise(server.request(Role::Officer, pb::GetEnterpriseRequest { name: ent(uscc) }))
         .await
         .map(tonic::Response::into_inner)
 }
 
 fn revoke_request(uscc: &str, reason: &str, effective_date: &str) -> pb::RevokeEnterpriseRequest {
     pb::RevokeEnterpriseRequest {
-        name: name_of(uscc),
+        name: ent(uscc),
         reason: reason.into(),
         effective_date: effective_date.into(),
         ..Default::default()
@@ -142,7 +93,7 @@ fn deregister_request(
     effective_date: &str,
 ) -> pb::DeregisterEnterpriseRequest {
     pb::DeregisterEnterpriseRequest {
-        name: name_of(uscc),
+        name: ent(uscc),
         reason: reason.into(),
         effective_date: effective_date.into(),
         ..Default::default()
@@ -169,19 +120,6 @@ async fn deregister(
         .map(tonic::Response::into_inner)
 }
 
-/// The `(field, reason)` pairs of a status's BadRequest.
-fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// INVALID_ARGUMENT with exactly one violation, of `field` for `reason`.
 #[track_caller]
 fn assert_single_violation(status: &Status, field: &str, reason: &str) {
@@ -191,40 +129,6 @@ fn assert_single_violation(status: &Status, field: &str, reason: &str) {
         vec![(field.to_string(), reason.to_string())],
         "{status:?}"
     );
-}
-
-/// INVALID_ARGUMENT naming `field` (any reason).
-#[track_caller]
-fn assert_invalid_field(status: &Status, field: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        violations(status).iter().any(|(f, _)| f == field),
-        "expected a violation on {field}: {status:?}"
-    );
-}
-
-async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 1000,
-                    page_token: token,
-                    filter: filter.into(),
-                },
-            ))
-            .await
-            .unwrap_or_else(|s| panic!("list audit events {filter:?}: {s:?}"))
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
 }
 
 async fn assert_chain_intact(server: &TestServer, events: i64) {
@@ -249,14 +153,6 @@ async fn count(server: &TestServer, table: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get::<i64>("", "n").unwrap()
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string()
 }
 
 fn row(row_number: i64, e: pb::Enterprise) -> pb::ImportEnterpriseRow {
@@ -421,7 +317,7 @@ async fn revoke_then_deregister_records_reason_dates_and_new_etags(backend: Back
         .unwrap();
     assert_eq!(deregistered.state, pb::EnterpriseState::Deregistered as i32);
     assert_eq!(deregistered.state_reason, "注销登记");
-    assert_eq!(deregistered.state_effective_date, today());
+    assert_eq!(deregistered.state_effective_date, today().to_string());
     assert_ne!(deregistered.etag, revoked.etag);
     assert_eq!(get(&server, &a).await.unwrap(), deregistered);
 
@@ -464,7 +360,7 @@ async fn illegal_transitions_are_failed_precondition_naming_the_state(backend: B
             .get_details_precondition_failure()
             .expect("PreconditionFailure");
         assert_eq!(details.violations.len(), 1);
-        assert_eq!(details.violations[0].subject, name_of(&a));
+        assert_eq!(details.violations[0].subject, ent(&a));
         assert!(
             details.violations[0].description.contains(state),
             "{:?}",
@@ -488,7 +384,7 @@ async fn illegal_transitions_are_failed_precondition_naming_the_state(backend: B
     precondition(&s, "DEREGISTERED");
     // Refusals change nothing and are not audited.
     assert_eq!(
-        audit_events(&server, &format!("resource = \"{}\"", name_of(&a)))
+        audit_events(&server, &format!("resource = \"{}\"", ent(&a)))
             .await
             .len(),
         3
@@ -560,7 +456,7 @@ async fn status_changes_reject_bad_input_with_field_paths(backend: Backend) {
         .unwrap_err();
     assert_eq!(s.code(), Code::NotFound, "{s:?}");
     let info = s.get_details_resource_info().expect("ResourceInfo");
-    assert_eq!(info.resource_name, name_of(&missing));
+    assert_eq!(info.resource_name, ent(&missing));
     assert_eq!(info.resource_type, ENTERPRISE_TYPE);
     // Deregistration cannot take effect before the revocation did.
     revoke(&server, revoke_request(&a, "吊销", "2025-03-01"))
@@ -612,7 +508,7 @@ async fn status_changes_are_idempotent_audited_and_refuse_stale_etags(backend: B
     )
     .await
     .unwrap();
-    let events = audit_events(&server, &format!("resource = \"{}\"", name_of(&a))).await;
+    let events = audit_events(&server, &format!("resource = \"{}\"", ent(&a))).await;
     assert_eq!(events.len(), 3, "create, revoke once, deregister");
     assert!(events[1].method.ends_with("/RevokeEnterprise"));
     assert_eq!(events[1].request_id, request_id);
@@ -908,16 +804,15 @@ async fn import_creates_updates_and_leaves_identical_rows_unchanged(backend: Bac
 
     // Audited once per changed enterprise, by the import method.
     assert_eq!(
-        audit_events(&server, &format!("resource = \"{}\"", name_of(&same)))
+        audit_events(&server, &format!("resource = \"{}\"", ent(&same)))
             .await
             .len(),
         1
     );
-    let changed_events =
-        audit_events(&server, &format!("resource = \"{}\"", name_of(&changed))).await;
+    let changed_events = audit_events(&server, &format!("resource = \"{}\"", ent(&changed))).await;
     assert_eq!(changed_events.len(), 2);
     assert_eq!(changed_events[1].method, IMPORT_METHOD);
-    let fresh_events = audit_events(&server, &format!("resource = \"{}\"", name_of(&fresh))).await;
+    let fresh_events = audit_events(&server, &format!("resource = \"{}\"", ent(&fresh))).await;
     assert_eq!(fresh_events.len(), 1);
     assert_eq!(fresh_events[0].method, IMPORT_METHOD);
     assert_chain_intact(&server, 4).await;
@@ -1596,7 +1491,7 @@ async fn list_changes_pages_through_every_change_in_commit_order(backend: Backen
             Role::Officer,
             pb::UpdateEnterpriseRequest {
                 enterprise: Some(pb::Enterprise {
-                    name: name_of(&a),
+                    name: ent(&a),
                     display_name: "滨州甲新材料公司".into(),
                     ..Default::default()
                 }),
@@ -1620,10 +1515,10 @@ async fn list_changes_pages_through_every_change_in_commit_order(backend: Backen
     assert_eq!(
         summary,
         [
-            (1, name_of(&a), pb::ChangeKind::Created),
-            (2, name_of(&b), pb::ChangeKind::Created),
-            (3, name_of(&a), pb::ChangeKind::Updated),
-            (4, name_of(&b), pb::ChangeKind::Updated),
+            (1, ent(&a), pb::ChangeKind::Created),
+            (2, ent(&b), pb::ChangeKind::Created),
+            (3, ent(&a), pb::ChangeKind::Updated),
+            (4, ent(&b), pb::ChangeKind::Updated),
         ]
     );
     let cursors: Vec<&str> = changes.iter().map(|c| c.cursor.as_str()).collect();
@@ -1685,7 +1580,7 @@ async fn list_changes_filters_and_validates_cursors(backend: Backend) {
     let (all, all_end) = all_changes(&server, "", 50, "").await;
     assert_eq!(all.len(), 4);
     assert_eq!(end, all_end);
-    let (of_a, _) = all_changes(&server, "", 50, &format!("resource = \"{}\"", name_of(&a))).await;
+    let (of_a, _) = all_changes(&server, "", 50, &format!("resource = \"{}\"", ent(&a))).await;
     assert_eq!(of_a.iter().map(|c| c.sequence).collect::<Vec<_>>(), [1, 3]);
     let (updated_b, _) = all_changes(
         &server,
@@ -1693,7 +1588,7 @@ async fn list_changes_filters_and_validates_cursors(backend: Backend) {
         50,
         &format!(
             "resource = \"{}\" AND kind = CHANGE_KIND_UPDATED AND resource_type = \"{ENTERPRISE_TYPE}\"",
-            name_of(&b)
+            ent(&b)
         ),
     )
     .await;

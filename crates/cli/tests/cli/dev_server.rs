@@ -2,8 +2,6 @@
 //! port over fresh SQLite files, health reports each SERVING, reflection lists them, a minted
 //! token works, and SIGTERM stops the process cleanly (exit 0).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +15,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-const QILU: &str = env!("CARGO_BIN_EXE_qilu");
+use crate::support::{QILU, free_port};
 
 struct DevServer {
     child: Child,
@@ -38,14 +36,6 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut body = String::new();
     stream.read_to_string(&mut body).unwrap();
     body
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn connect(addr: &str, deadline: Duration) -> Channel {

@@ -1,8 +1,8 @@
-//! The setup both awards test binaries share (`tests/api.rs`, `tests/replay_isolation.rs`):
-//! the registry, review and awards servers started over fresh databases and wired as peers, a
-//! clock tests can move, tokens per role or enterprise, and helpers that seed enterprises,
-//! experts, achievements (approved or vetoed through the review service's own RPCs) and
-//! programs. Included with `mod support;`; it is not a test target of its own.
+//! What both modules of the awards service's integration tests share (`allocation`,
+//! `replay_isolation`): the registry, review and awards servers started over fresh databases
+//! and wired as peers, a clock tests can move, tokens per role or enterprise, and helpers that
+//! seed enterprises, experts, achievements (approved or vetoed through the review service's own
+//! RPCs) and programs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -126,7 +126,7 @@ impl Env {
 
     /// Registers an ACTIVE enterprise in the registry.
     pub async fn enterprise(&self, n: u32) -> String {
-        let uscc = shandong(n);
+        let uscc = uscc(n);
         let mut c = EnterpriseRegistryServiceClient::new(self.registry.channel.clone());
         c.create_enterprise(self.registry.request(
             Role::Admin,
@@ -379,25 +379,9 @@ impl Env {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// A valid GB 32100 code registered in Jinan, varied by `n`.
-pub fn shandong(n: u32) -> String {
-    let body = format!("91370100MA3C{n:05}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).unwrap() as u32 * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap();
-    format!("{body}{check}")
-}
+/// A valid GB 32100 code registered in Jinan, varied by `n` (check character from the tests'
+/// own oracle, independently of the registry).
+pub use qilu_common::testing::uscc::uscc_for as uscc;
 
 pub fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -7,79 +7,36 @@
 //! `every_mutating_rpc_has_an_isolation_case`. Both backends, with the registry and review
 //! services running for real.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
-use prost::Message;
 use qilu_common::auth::Role;
-use qilu_common::on_both_backends;
 use qilu_common::testing::Backend;
-use qilu_common::testing::replay::{Expect, Principal, assert_isolated, mutating_rpcs, request_id};
+use qilu_common::testing::replay::{Expect, Principal, assert_isolated, request_id};
+use qilu_common::{isolation_call, isolation_cases};
 use qilu_proto::awards as pb;
 use tonic::Code;
 
-use support::{Env, IT, project, shandong};
-
-/// Declares the cases: one test per RPC on both backends, and the list the completeness test
-/// compares with the descriptor set.
-macro_rules! isolation_cases {
-    ($($name:ident => $method:literal),* $(,)?) => {
-        on_both_backends!($($name),*);
-        const CASES: &[&str] = &[$($method),*];
-    };
-}
+use crate::support::{Env, IT, project, uscc};
 
 isolation_cases!(
-    create_program => "CreateProgram",
-    update_program => "UpdateProgram",
-    open_program => "OpenProgram",
-    close_program => "CloseProgram",
-    allocate_program => "AllocateProgram",
-    publish_results => "PublishResults",
-    finalize_program => "FinalizeProgram",
-    create_application => "CreateApplication",
-    withdraw_application => "WithdrawApplication",
-    file_objection => "FileObjection",
-    resolve_objection => "ResolveObjection",
+    "qilu.awards.v1",
+    "AwardAllocationService",
+    cases: {
+        create_program => "CreateProgram",
+        update_program => "UpdateProgram",
+        open_program => "OpenProgram",
+        close_program => "CloseProgram",
+        allocate_program => "AllocateProgram",
+        publish_results => "PublishResults",
+        finalize_program => "FinalizeProgram",
+        create_application => "CreateApplication",
+        withdraw_application => "WithdrawApplication",
+        file_objection => "FileObjection",
+        resolve_objection => "ResolveObjection",
+    },
 );
-
-#[test]
-fn every_mutating_rpc_has_an_isolation_case() {
-    let rpcs = mutating_rpcs("qilu.awards.v1", "AwardAllocationService");
-    let cases: std::collections::BTreeSet<String> = CASES.iter().map(|c| c.to_string()).collect();
-    assert_eq!(cases.len(), CASES.len(), "a case appears twice");
-    assert_eq!(cases, rpcs);
-}
-
-/// `c.$rpc(request as the principal)`, encoded: the call [`assert_isolated`] repeats.
-macro_rules! call {
-    ($client:expr, $rpc:ident, $req:expr) => {{
-        let client = $client;
-        let req = $req;
-        move |p: Principal| {
-            let mut c = client.clone();
-            let r = req.clone();
-            async move {
-                c.$rpc(p.request(r))
-                    .await
-                    .map(|x| x.into_inner().encode_to_vec())
-            }
-        }
-    }};
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------------
-
-/// Two different callers with the same staff role.
-fn two(env: &Env, role: Role) -> (Principal, Principal) {
-    (
-        Principal::staff(&env.awards, &format!("{role}-a"), role),
-        Principal::staff(&env.awards, &format!("{role}-b"), role),
-    )
-}
 
 const PROGRAM: &str = "programs/green-2024";
 
@@ -134,7 +91,7 @@ async fn create_program(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = pb::CreateProgramRequest {
         program_id: "green-2024".into(),
@@ -149,7 +106,7 @@ async fn create_program(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(env.client(), create_program, req),
+        isolation_call!(env.client(), create_program, req),
     )
     .await;
 }
@@ -171,7 +128,7 @@ async fn update_program(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = pb::UpdateProgramRequest {
         program: Some(pb::Program {
@@ -193,7 +150,7 @@ async fn update_program(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::Aborted),
-        call!(env.client(), update_program, req),
+        isolation_call!(env.client(), update_program, req),
     )
     .await;
 }
@@ -213,7 +170,7 @@ async fn open_program(backend: Backend) {
         ))
         .await
         .unwrap();
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = stage(PROGRAM, &x, |name, request_id| pb::OpenProgramRequest {
         name,
@@ -228,7 +185,7 @@ async fn open_program(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), open_program, req),
+        isolation_call!(env.client(), open_program, req),
     )
     .await;
 }
@@ -238,7 +195,7 @@ async fn close_program(backend: Backend) {
         return;
     };
     with_application(&env).await;
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = stage(PROGRAM, &x, |name, request_id| pb::CloseProgramRequest {
         name,
@@ -252,7 +209,7 @@ async fn close_program(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), close_program, req),
+        isolation_call!(env.client(), close_program, req),
     )
     .await;
 }
@@ -263,7 +220,7 @@ async fn allocate_program(backend: Backend) {
     };
     with_application(&env).await;
     env.close("green-2024").await;
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = stage(PROGRAM, &x, |name, request_id| pb::AllocateProgramRequest {
         name,
@@ -278,7 +235,7 @@ async fn allocate_program(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), allocate_program, req),
+        isolation_call!(env.client(), allocate_program, req),
     )
     .await;
 }
@@ -290,7 +247,7 @@ async fn publish_results(backend: Backend) {
     with_application(&env).await;
     env.close("green-2024").await;
     env.allocate("green-2024").await.unwrap();
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = stage(PROGRAM, &x, |name, request_id| pb::PublishResultsRequest {
         name,
@@ -304,7 +261,7 @@ async fn publish_results(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), publish_results, req),
+        isolation_call!(env.client(), publish_results, req),
     )
     .await;
 }
@@ -315,7 +272,7 @@ async fn finalize_program(backend: Backend) {
     };
     published(&env).await;
     env.advance_days(11);
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = stage(PROGRAM, &x, |name, request_id| pb::FinalizeProgramRequest {
         name,
@@ -329,7 +286,7 @@ async fn finalize_program(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), finalize_program, req),
+        isolation_call!(env.client(), finalize_program, req),
     )
     .await;
 }
@@ -365,7 +322,7 @@ async fn create_application(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), create_application, req),
+        isolation_call!(env.client(), create_application, req),
     )
     .await;
 }
@@ -392,7 +349,7 @@ async fn withdraw_application(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), withdraw_application, req),
+        isolation_call!(env.client(), withdraw_application, req),
     )
     .await;
 }
@@ -402,8 +359,8 @@ async fn file_objection(backend: Backend) {
         return;
     };
     let app = published(&env).await;
-    let a = Principal::enterprise(&env.awards, &shandong(3));
-    let b = Principal::enterprise(&env.awards, &shandong(4));
+    let a = Principal::enterprise(&env.awards, &uscc(3));
+    let b = Principal::enterprise(&env.awards, &uscc(4));
     let x = request_id();
     // B files its own objection; A's (and A's identity) stays A's.
     assert_isolated(
@@ -413,7 +370,7 @@ async fn file_objection(backend: Backend) {
         &a,
         &b,
         Expect::Fresh,
-        call!(
+        isolation_call!(
             env.client(),
             file_objection,
             objection_request(&app.name, &x)
@@ -430,13 +387,12 @@ async fn resolve_objection(backend: Backend) {
     let objection = env
         .client()
         .file_objection(
-            Principal::enterprise(&env.awards, &shandong(3))
-                .request(objection_request(&app.name, "")),
+            Principal::enterprise(&env.awards, &uscc(3)).request(objection_request(&app.name, "")),
         )
         .await
         .unwrap()
         .into_inner();
-    let (a, b) = two(&env, Role::Admin);
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
     let x = request_id();
     let req = pb::ResolveObjectionRequest {
         name: objection.name.clone(),
@@ -453,7 +409,7 @@ async fn resolve_objection(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), resolve_objection, req),
+        isolation_call!(env.client(), resolve_objection, req),
     )
     .await;
 }

@@ -10,21 +10,17 @@
 //! missed annual reports), which doubles as the "second certificate" that must not make an
 //! enterprise new again.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use qilu_common::auth::Role;
 use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use qilu_registry::roles::ROLE_TABLE;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{check_char, client, ent, this_year, today};
 
 on_both_backends!(
     the_programme_year_counts_first_certificates_in_zones_and_green_fields_against_policy_targets,
@@ -38,10 +34,6 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
 /// One billion yuan in fen.
 const BN: i64 = 100_000_000_000;
 /// Source of the seeded 2021 targets (the 2021 implementation opinions).
@@ -54,42 +46,10 @@ const CLEAN_PRODUCTION: i32 = cpb::GreenCategory::CleanProduction as i32;
 const CLEAN_ENERGY: i32 = cpb::GreenCategory::CleanEnergy as i32;
 const GREEN_SERVICES: i32 = cpb::GreenCategory::GreenServices as i32;
 
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
-
 /// A valid code registered in Shandong prefecture `prefecture` (e.g. `3701`), varied by `n`.
 fn shandong(prefecture: &str, n: u32) -> String {
     let body = format!("91{prefecture}00MA3E{n:05}");
     format!("{body}{}", check_char(&body))
-}
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn ent(uscc: &str) -> String {
-    format!("enterprises/{uscc}")
-}
-
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-}
-
-fn this_year() -> i32 {
-    use chrono::Datelike;
-    today().year()
 }
 
 async fn create_zone(server: &TestServer, id: &str, display_name: &str, division_code: &str) {

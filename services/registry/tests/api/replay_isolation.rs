@@ -8,126 +8,55 @@
 //! Also here: the migration that re-keyed the `idempotency` table by caller, from the old
 //! schema, on both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 
-use chrono::Datelike;
-use prost::Message;
 use qilu_common::auth::{Caller, Role};
 use qilu_common::idempotency::{self, CallerScope, RequestId, UNATTRIBUTED};
-use qilu_common::on_both_backends;
-use qilu_common::testing::replay::{Expect, Principal, assert_isolated, mutating_rpcs, request_id};
+use qilu_common::testing::replay::{Expect, Principal, assert_isolated, encoded, request_id};
 use qilu_common::testing::{Backend, TestDb, TestServer};
+use qilu_common::{isolation_call, isolation_cases};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use qilu_registry::domain::figures::{AnnualFigures, FigureKind, Reported};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
-
-/// Declares the cases: one test per RPC on both backends, and the list the completeness test
-/// compares with the descriptor set.
-macro_rules! isolation_cases {
-    ($($name:ident => $method:literal),* $(,)?) => {
-        on_both_backends!($($name,)* migration_attributes_staff_records_and_retires_the_rest);
-        const CASES: &[&str] = &[$($method),*];
-    };
-}
+use crate::support::{Client, client, ent, mask, this_year, uscc_for};
 
 isolation_cases!(
-    create_enterprise => "CreateEnterprise",
-    update_enterprise => "UpdateEnterprise",
-    revoke_enterprise => "RevokeEnterprise",
-    deregister_enterprise => "DeregisterEnterprise",
-    import_enterprises => "ImportEnterprises",
-    update_annual_figures => "UpdateAnnualFigures",
-    create_high_tech_certificate => "CreateHighTechCertificate",
-    file_annual_report => "FileAnnualReport",
-    revoke_high_tech_certificate => "RevokeHighTechCertificate",
-    create_leading_cohort => "CreateLeadingCohort",
-    select_leading_enterprise => "SelectLeadingEnterprise",
-    deselect_leading_enterprise => "DeselectLeadingEnterprise",
-    create_support_policy => "CreateSupportPolicy",
-    update_support_policy => "UpdateSupportPolicy",
-    record_support_policy_review => "RecordSupportPolicyReview",
-    create_zone => "CreateZone",
-    update_zone => "UpdateZone",
-    create_cluster => "CreateCluster",
-    update_cluster => "UpdateCluster",
-    create_policy_target => "CreatePolicyTarget",
+    "qilu.registry.v1",
+    "EnterpriseRegistryService",
+    cases: {
+        create_enterprise => "CreateEnterprise",
+        update_enterprise => "UpdateEnterprise",
+        revoke_enterprise => "RevokeEnterprise",
+        deregister_enterprise => "DeregisterEnterprise",
+        import_enterprises => "ImportEnterprises",
+        update_annual_figures => "UpdateAnnualFigures",
+        create_high_tech_certificate => "CreateHighTechCertificate",
+        file_annual_report => "FileAnnualReport",
+        revoke_high_tech_certificate => "RevokeHighTechCertificate",
+        create_leading_cohort => "CreateLeadingCohort",
+        select_leading_enterprise => "SelectLeadingEnterprise",
+        deselect_leading_enterprise => "DeselectLeadingEnterprise",
+        create_support_policy => "CreateSupportPolicy",
+        update_support_policy => "UpdateSupportPolicy",
+        record_support_policy_review => "RecordSupportPolicyReview",
+        create_zone => "CreateZone",
+        update_zone => "UpdateZone",
+        create_cluster => "CreateCluster",
+        update_cluster => "UpdateCluster",
+        create_policy_target => "CreatePolicyTarget",
+    },
+    also: { migration_attributes_staff_records_and_retires_the_rest },
 );
-
-#[test]
-fn every_mutating_rpc_has_an_isolation_case() {
-    let rpcs = mutating_rpcs("qilu.registry.v1", "EnterpriseRegistryService");
-    let cases: std::collections::BTreeSet<String> = CASES.iter().map(|c| c.to_string()).collect();
-    assert_eq!(cases.len(), CASES.len(), "a case appears twice");
-    assert_eq!(cases, rpcs);
-}
-
-/// `c.$rpc(request as the principal)`, encoded: the call [`assert_isolated`] repeats.
-macro_rules! call {
-    ($client:expr, $rpc:ident, $req:expr) => {{
-        let client = $client;
-        let req = $req;
-        move |p: Principal| {
-            let mut c = client.clone();
-            let r = req.clone();
-            async move {
-                c.$rpc(p.request(r))
-                    .await
-                    .map(|x| x.into_inner().encode_to_vec())
-            }
-        }
-    }};
-}
 
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// A valid GB 32100 code registered in Jinan, varied by `n`.
-fn uscc(n: u32) -> String {
-    let body = format!("91370100MA3C{n:05}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).unwrap() as u32 * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap();
-    format!("{body}{check}")
-}
-
-fn ent(code: &str) -> String {
-    format!("enterprises/{code}")
-}
-
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
-
-fn this_year() -> i32 {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .year()
-}
 
 fn enterprise(code: &str) -> pb::Enterprise {
     pb::Enterprise {
@@ -150,13 +79,13 @@ impl Env {
     async fn start(backend: Backend) -> Option<Env> {
         let server = TestServer::start::<Registry>(backend).await?;
         let env = Env { server };
-        env.create(&uscc(1)).await;
-        env.create(&uscc(2)).await;
+        env.create(&uscc_for(1)).await;
+        env.create(&uscc_for(2)).await;
         Some(env)
     }
 
     fn client(&self) -> Client {
-        EnterpriseRegistryServiceClient::new(self.server.channel.clone())
+        client(&self.server)
     }
 
     fn db(&self) -> &DatabaseConnection {
@@ -179,16 +108,8 @@ impl Env {
     /// Enterprise 1 (A) and enterprise 2 (B).
     fn enterprises(&self) -> (Principal, Principal) {
         (
-            Principal::enterprise(&self.server, &uscc(1)),
-            Principal::enterprise(&self.server, &uscc(2)),
-        )
-    }
-
-    /// Two different callers with the same staff role.
-    fn two(&self, role: Role) -> (Principal, Principal) {
-        (
-            Principal::staff(&self.server, &format!("{role}-a"), role),
-            Principal::staff(&self.server, &format!("{role}-b"), role),
+            Principal::enterprise(&self.server, &uscc_for(1)),
+            Principal::enterprise(&self.server, &uscc_for(2)),
         )
     }
 
@@ -214,7 +135,7 @@ impl Env {
     async fn candidate(&self, year: i32) {
         use qilu_registry::domain::enterprise::EnterpriseState;
         use qilu_registry::store::enterprise as store;
-        let code = uscc(1);
+        let code = uscc_for(1);
         let current = store::get(self.db(), &code)
             .await
             .unwrap()
@@ -299,7 +220,7 @@ impl Env {
 
 fn certificate_request(request_id: &str) -> pb::CreateHighTechCertificateRequest {
     pb::CreateHighTechCertificateRequest {
-        parent: ent(&uscc(1)),
+        parent: ent(&uscc_for(1)),
         high_tech_certificate: Some(pb::HighTechCertificate {
             certificate_number: "GR2001".into(),
             issue_date: format!("{}-01-15", this_year() - 1),
@@ -344,14 +265,14 @@ fn cohort_request(year: i32, request_id: &str) -> pb::CreateLeadingCohortRequest
 fn select_request(year: i32, request_id: &str) -> pb::SelectLeadingEnterpriseRequest {
     pb::SelectLeadingEnterpriseRequest {
         cohort: format!("leadingCohorts/{year}"),
-        enterprise: ent(&uscc(1)),
+        enterprise: ent(&uscc_for(1)),
         reason: "排名靠前，掌握核心技术".into(),
         request_id: request_id.to_string(),
     }
 }
 
 fn policy_request(year: i32, request_id: &str) -> pb::CreateSupportPolicyRequest {
-    let code = uscc(1);
+    let code = uscc_for(1);
     pb::CreateSupportPolicyRequest {
         parent: ent(&code),
         support_policy: Some(pb::SupportPolicy {
@@ -399,7 +320,7 @@ fn cluster_request(request_id: &str) -> pb::CreateClusterRequest {
             display_name: "山东氢能产业集群".into(),
             green_category: cpb::GreenCategory::CleanEnergy as i32,
             description: "氢能制取、储运与燃料电池".into(),
-            members: vec![ent(&uscc(1))],
+            members: vec![ent(&uscc_for(1))],
             start_year: 2021,
             ..Default::default()
         }),
@@ -415,10 +336,10 @@ async fn create_enterprise(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::CreateEnterpriseRequest {
-        enterprise: Some(enterprise(&uscc(3))),
+        enterprise: Some(enterprise(&uscc_for(3))),
         request_id: x.clone(),
     };
     // B's own create finds the enterprise registered.
@@ -429,7 +350,7 @@ async fn create_enterprise(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(env.client(), create_enterprise, req),
+        isolation_call!(env.client(), create_enterprise, req),
     )
     .await;
 }
@@ -442,7 +363,7 @@ async fn update_enterprise(backend: Backend) {
     let x = request_id();
     let req = pb::UpdateEnterpriseRequest {
         enterprise: Some(pb::Enterprise {
-            name: ent(&uscc(1)),
+            name: ent(&uscc_for(1)),
             address: "山东省济南市历下区经十路".into(),
             ..Default::default()
         }),
@@ -457,15 +378,15 @@ async fn update_enterprise(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), update_enterprise, req),
+        isolation_call!(env.client(), update_enterprise, req),
     )
     .await;
     // An officer with the same id does its own update.
-    let (officer, _) = env.two(Role::Officer);
+    let (officer, _) = Principal::pair(&env.server, Role::Officer);
     let y = request_id();
     let req = pb::UpdateEnterpriseRequest {
         enterprise: Some(pb::Enterprise {
-            name: ent(&uscc(1)),
+            name: ent(&uscc_for(1)),
             address: "山东省济南市历下区".into(),
             ..Default::default()
         }),
@@ -479,7 +400,7 @@ async fn update_enterprise(backend: Backend) {
         &a,
         &officer,
         Expect::Fresh,
-        call!(env.client(), update_enterprise, req),
+        isolation_call!(env.client(), update_enterprise, req),
     )
     .await;
 }
@@ -488,10 +409,10 @@ async fn revoke_enterprise(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::RevokeEnterpriseRequest {
-        name: ent(&uscc(1)),
+        name: ent(&uscc_for(1)),
         reason: "弄虚作假".into(),
         request_id: x.clone(),
         ..Default::default()
@@ -504,7 +425,7 @@ async fn revoke_enterprise(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), revoke_enterprise, req),
+        isolation_call!(env.client(), revoke_enterprise, req),
     )
     .await;
 }
@@ -513,10 +434,10 @@ async fn deregister_enterprise(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::DeregisterEnterpriseRequest {
-        name: ent(&uscc(1)),
+        name: ent(&uscc_for(1)),
         reason: "企业注销".into(),
         request_id: x.clone(),
         ..Default::default()
@@ -528,7 +449,7 @@ async fn deregister_enterprise(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), deregister_enterprise, req),
+        isolation_call!(env.client(), deregister_enterprise, req),
     )
     .await;
 }
@@ -537,12 +458,12 @@ async fn import_enterprises(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let message = pb::ImportEnterprisesRequest {
         rows: vec![pb::ImportEnterpriseRow {
             row_number: 1,
-            enterprise: Some(enterprise(&uscc(3))),
+            enterprise: Some(enterprise(&uscc_for(3))),
         }],
         request_id: x.clone(),
         ..Default::default()
@@ -554,9 +475,10 @@ async fn import_enterprises(backend: Backend) {
             let mut c = client.clone();
             let m = message.clone();
             async move {
-                c.import_enterprises(p.request(tokio_stream::iter([m]).map(|m| m)))
-                    .await
-                    .map(|x| x.into_inner().encode_to_vec())
+                encoded(
+                    c.import_enterprises(p.request(tokio_stream::iter([m]).map(|m| m)))
+                        .await,
+                )
             }
         }
     })
@@ -572,7 +494,7 @@ async fn update_annual_figures(backend: Backend) {
     let year = this_year() - 1;
     let req = pb::UpdateAnnualFiguresRequest {
         annual_figures: Some(pb::AnnualFigures {
-            name: format!("{}/annualFigures/{year}", ent(&uscc(1))),
+            name: format!("{}/annualFigures/{year}", ent(&uscc_for(1))),
             employees: Some(pb::ReportedAmount {
                 value: 200,
                 source: pb::FigureSource::EnterpriseDeclaration as i32,
@@ -592,7 +514,7 @@ async fn update_annual_figures(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), update_annual_figures, req),
+        isolation_call!(env.client(), update_annual_figures, req),
     )
     .await;
 }
@@ -601,7 +523,7 @@ async fn create_high_tech_certificate(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     assert_isolated(
         env.db(),
@@ -610,7 +532,7 @@ async fn create_high_tech_certificate(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(
+        isolation_call!(
             env.client(),
             create_high_tech_certificate,
             certificate_request(&x)
@@ -639,7 +561,7 @@ async fn file_annual_report(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::PermissionDenied),
-        call!(env.client(), file_annual_report, req),
+        isolation_call!(env.client(), file_annual_report, req),
     )
     .await;
 }
@@ -649,7 +571,7 @@ async fn revoke_high_tech_certificate(backend: Backend) {
         return;
     };
     let cert = env.certificate().await;
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::RevokeHighTechCertificateRequest {
         name: cert.name.clone(),
@@ -665,7 +587,7 @@ async fn revoke_high_tech_certificate(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), revoke_high_tech_certificate, req),
+        isolation_call!(env.client(), revoke_high_tech_certificate, req),
     )
     .await;
 }
@@ -674,7 +596,7 @@ async fn create_leading_cohort(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.server, Role::Admin);
     let x = request_id();
     assert_isolated(
         env.db(),
@@ -683,7 +605,7 @@ async fn create_leading_cohort(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(
+        isolation_call!(
             env.client(),
             create_leading_cohort,
             cohort_request(2030, &x)
@@ -697,7 +619,7 @@ async fn select_leading_enterprise(backend: Backend) {
         return;
     };
     env.candidate(2030).await;
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.server, Role::Admin);
     let x = request_id();
     // B's own selection finds the enterprise selected.
     assert_isolated(
@@ -707,7 +629,7 @@ async fn select_leading_enterprise(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(
+        isolation_call!(
             env.client(),
             select_leading_enterprise,
             select_request(2030, &x)
@@ -721,7 +643,7 @@ async fn deselect_leading_enterprise(backend: Backend) {
         return;
     };
     let member = env.member(2030).await;
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.server, Role::Admin);
     let x = request_id();
     let req = pb::DeselectLeadingEnterpriseRequest {
         name: member.name.clone(),
@@ -736,7 +658,7 @@ async fn deselect_leading_enterprise(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), deselect_leading_enterprise, req),
+        isolation_call!(env.client(), deselect_leading_enterprise, req),
     )
     .await;
 }
@@ -746,7 +668,7 @@ async fn create_support_policy(backend: Backend) {
         return;
     };
     env.member(2030).await;
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     // One policy per enterprise: B's own create finds A's.
     assert_isolated(
@@ -756,7 +678,7 @@ async fn create_support_policy(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(
+        isolation_call!(
             env.client(),
             create_support_policy,
             policy_request(2030, &x)
@@ -770,7 +692,7 @@ async fn update_support_policy(backend: Backend) {
         return;
     };
     let policy = env.policy(2030).await;
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::UpdateSupportPolicyRequest {
         support_policy: Some(pb::SupportPolicy {
@@ -790,7 +712,7 @@ async fn update_support_policy(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::Aborted),
-        call!(env.client(), update_support_policy, req),
+        isolation_call!(env.client(), update_support_policy, req),
     )
     .await;
 }
@@ -800,7 +722,7 @@ async fn record_support_policy_review(backend: Backend) {
         return;
     };
     let policy = env.policy(2030).await;
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::RecordSupportPolicyReviewRequest {
         name: policy.name.clone(),
@@ -817,7 +739,7 @@ async fn record_support_policy_review(backend: Backend) {
         &a,
         &b,
         Expect::Fresh,
-        call!(env.client(), record_support_policy_review, req),
+        isolation_call!(env.client(), record_support_policy_review, req),
     )
     .await;
 }
@@ -826,7 +748,7 @@ async fn create_zone(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     assert_isolated(
         env.db(),
@@ -835,7 +757,7 @@ async fn create_zone(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(env.client(), create_zone, zone_request(&x)),
+        isolation_call!(env.client(), create_zone, zone_request(&x)),
     )
     .await;
 }
@@ -850,7 +772,7 @@ async fn update_zone(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::UpdateZoneRequest {
         zone: Some(pb::Zone {
@@ -869,7 +791,7 @@ async fn update_zone(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::Aborted),
-        call!(env.client(), update_zone, req),
+        isolation_call!(env.client(), update_zone, req),
     )
     .await;
 }
@@ -878,7 +800,7 @@ async fn create_cluster(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     assert_isolated(
         env.db(),
@@ -887,7 +809,7 @@ async fn create_cluster(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::AlreadyExists),
-        call!(env.client(), create_cluster, cluster_request(&x)),
+        isolation_call!(env.client(), create_cluster, cluster_request(&x)),
     )
     .await;
 }
@@ -902,7 +824,7 @@ async fn update_cluster(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let (a, b) = env.two(Role::Officer);
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
     let x = request_id();
     let req = pb::UpdateClusterRequest {
         cluster: Some(pb::Cluster {
@@ -921,7 +843,7 @@ async fn update_cluster(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::Aborted),
-        call!(env.client(), update_cluster, req),
+        isolation_call!(env.client(), update_cluster, req),
     )
     .await;
 }
@@ -930,7 +852,7 @@ async fn create_policy_target(backend: Backend) {
     let Some(env) = Env::start(backend).await else {
         return;
     };
-    let (a, b) = env.two(Role::Admin);
+    let (a, b) = Principal::pair(&env.server, Role::Admin);
     let x = request_id();
     // B's own target overlaps the one A's request created.
     assert_isolated(
@@ -940,7 +862,7 @@ async fn create_policy_target(backend: Backend) {
         &a,
         &b,
         Expect::Refused(Code::FailedPrecondition),
-        call!(env.client(), create_policy_target, target_request(&x)),
+        isolation_call!(env.client(), create_policy_target, target_request(&x)),
     )
     .await;
 }
@@ -1073,7 +995,7 @@ async fn migration_attributes_staff_records_and_retires_the_rest(backend: Backen
     let enterprise = Caller {
         subject: "enterprise-1".into(),
         roles: vec![Role::Enterprise],
-        enterprise: Some(uscc(1)),
+        enterprise: Some(uscc_for(1)),
         expert: None,
     };
     assert_eq!(replay(enterprise, 1).await, None);

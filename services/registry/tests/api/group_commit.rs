@@ -3,8 +3,6 @@
 //! one leaves no trace, the chain stays gap-free, and a `COMMIT` that fails fails every write of
 //! its batch. Real server, real gRPC clients, both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -13,13 +11,11 @@ use qilu_common::on_both_backends;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::common as cpb;
 use qilu_proto::registry as pb;
-use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_registry::Registry;
 use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{audit_events, client, execute, with_check};
 
 on_both_backends!(
     sixty_four_concurrent_creates_all_commit_on_a_gap_free_chain,
@@ -28,24 +24,9 @@ on_both_backends!(
     a_commit_that_fails_fails_every_write_of_its_batch,
 );
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
 /// A valid GB 32100 code registered in Jinan, varied by `n`.
 fn uscc(n: u32) -> String {
-    let body = format!("91370100MA3G{n:05}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).unwrap() as u32 * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap();
-    format!("{body}{check}")
+    with_check(&format!("91370100MA3G{n:05}"))
 }
 
 fn create_request(n: u32, display_name: &str, request_id: String) -> pb::CreateEnterpriseRequest {
@@ -66,10 +47,6 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
 /// Sends `request` on its own task.
 fn spawn_create(
     server: &TestServer,
@@ -84,30 +61,6 @@ fn spawn_create(
     })
 }
 
-async fn audit_events(server: &TestServer) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 500,
-                    page_token: token,
-                    filter: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
-}
-
 /// The chain verifies, its sequences are exactly 1..=n, and commit times never go back.
 async fn assert_chain(server: &TestServer) -> Vec<cpb::AuditEvent> {
     let verdict = client(server)
@@ -116,7 +69,7 @@ async fn assert_chain(server: &TestServer) -> Vec<cpb::AuditEvent> {
         .unwrap()
         .into_inner();
     assert!(verdict.intact, "{verdict:?}");
-    let events = audit_events(server).await;
+    let events = audit_events(server, "").await;
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, (1..=events.len() as i64).collect::<Vec<_>>());
     assert_eq!(verdict.head_sequence, events.len() as i64);
@@ -139,15 +92,6 @@ async fn count(server: &TestServer, sql: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
-}
-
-async fn execute(server: &TestServer, sql: &str) {
-    let backend = server.db.get_database_backend();
-    server
-        .db
-        .execute_raw(Statement::from_string(backend, sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn stored_usccs(server: &TestServer) -> BTreeSet<String> {

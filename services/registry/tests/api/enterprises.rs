@@ -2,8 +2,6 @@
 //! ephemeral port, over a fresh SQLite file and a fresh PostgreSQL database. Every scenario runs
 //! on both backends (`sqlite::…` and `postgres::…`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
@@ -15,11 +13,13 @@ use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistry
 use qilu_registry::Registry;
 use qilu_registry::roles::ROLE_TABLE;
 use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-type Client = EnterpriseRegistryServiceClient<Channel>;
+use crate::support::{
+    ENTERPRISE_TYPE, assert_invalid_field, assert_not_found, client, ent, enterprise, shandong,
+    violations, with_check,
+};
 
 on_both_backends!(
     valid_usccs_create_active_enterprises_with_division_and_city,
@@ -62,64 +62,14 @@ on_both_backends!(
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// The GB 32100 check character for 17 characters, computed independently of the service.
-fn check_char(body: &str) -> char {
-    assert_eq!(body.chars().count(), 17, "{body}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).expect("character in the alphabet") as u32 * w)
-        .sum();
-    ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap()
-}
-
-/// A valid code from 17 characters.
-fn valid(body: &str) -> String {
-    format!("{body}{}", check_char(body))
-}
-
-/// A valid code registered in Shandong prefecture `prefecture` (e.g. `3701`), varied by `n`
-/// in positions 13-17.
-fn shandong(prefecture: &str, n: u32) -> String {
-    valid(&format!("91{prefecture}00MA3C{n:05}"))
-}
-
 /// A valid code registered in Fuzhou (350100), outside Shandong.
 fn fujian(n: u32) -> String {
-    valid(&format!("91350100MA2Y{n:05}"))
+    with_check(&format!("91350100MA2Y{n:05}"))
 }
 
 const VALID_FUJIAN: &str = "91350100M000100Y43";
 const VALID_BEIJING: &str = "91110000600037341L";
 const PILOT_CODE: &str = "91350100M0001TGQXM";
-const ENTERPRISE_TYPE: &str = "registry.qilu.gov.cn/Enterprise";
-
-fn client(server: &TestServer) -> Client {
-    EnterpriseRegistryServiceClient::new(server.channel.clone())
-}
-
-fn name_of(uscc: &str) -> String {
-    format!("enterprises/{uscc}")
-}
-
-fn enterprise(uscc: &str, display_name: &str) -> pb::Enterprise {
-    pb::Enterprise {
-        uscc: uscc.to_string(),
-        display_name: display_name.to_string(),
-        legal_representative: "张三".into(),
-        established_date: "2010-05-04".into(),
-        address: "山东省济南市历下区".into(),
-        ..Default::default()
-    }
-}
 
 fn create_request(e: pb::Enterprise) -> pb::CreateEnterpriseRequest {
     pb::CreateEnterpriseRequest {
@@ -143,19 +93,6 @@ async fn create_named(server: &TestServer, uscc: &str, display_name: &str) -> pb
     create(server, enterprise(uscc, display_name)).await
 }
 
-/// The `(field, reason)` pairs of a status's BadRequest.
-fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// INVALID_ARGUMENT with exactly one violation, of `field` for `reason`.
 #[track_caller]
 fn assert_single_violation(status: &Status, field: &str, reason: &str) {
@@ -170,33 +107,9 @@ fn assert_single_violation(status: &Status, field: &str, reason: &str) {
     assert_eq!(info.domain, "qilu.gov.cn");
 }
 
-/// INVALID_ARGUMENT naming `field` (any reason).
-#[track_caller]
-fn assert_invalid_field(status: &Status, field: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        violations(status).iter().any(|(f, _)| f == field),
-        "expected a violation on {field}: {status:?}"
-    );
-}
-
-/// NOT_FOUND with ResourceInfo naming `name`.
-#[track_caller]
-fn assert_not_found(status: &Status, name: &str) {
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let info = status.get_details_resource_info().expect("ResourceInfo");
-    assert_eq!(info.resource_name, name);
-    assert_eq!(info.resource_type, ENTERPRISE_TYPE);
-}
-
 async fn get(server: &TestServer, role: Role, uscc: &str) -> Result<pb::Enterprise, Status> {
     client(server)
-        .get_enterprise(server.request(
-            role,
-            pb::GetEnterpriseRequest {
-                name: name_of(uscc),
-            },
-        ))
+        .get_enterprise(server.request(role, pb::GetEnterpriseRequest { name: ent(uscc) }))
         .await
         .map(tonic::Response::into_inner)
 }
@@ -235,7 +148,7 @@ async fn list_all(server: &TestServer, filter: &str, order_by: &str) -> Vec<Stri
     }
 }
 
-async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
+async fn audit_events_in_pages_of_two(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
@@ -273,7 +186,7 @@ async fn verify(server: &TestServer, sequence: i64, hash: &str) -> cpb::VerifyAu
         .into_inner()
 }
 
-async fn execute(server: &TestServer, sql: &str) {
+async fn execute_one(server: &TestServer, sql: &str) {
     let backend = server.db.get_database_backend();
     let result = server
         .db
@@ -293,7 +206,7 @@ async fn three_mutations(server: &TestServer) {
         server,
         Role::Officer,
         pb::Enterprise {
-            name: name_of(&a),
+            name: ent(&a),
             display_name: "山东甲新材料公司".into(),
             ..Default::default()
         },
@@ -351,7 +264,7 @@ async fn valid_usccs_create_active_enterprises_with_division_and_city(backend: B
     let Some(server) = TestServer::start::<Registry>(backend).await else {
         return;
     };
-    let jinan = valid("91370100MA3C00000");
+    let jinan = with_check("91370100MA3C00000");
     assert_eq!(jinan, "91370100MA3C00000E");
     let laiwu = shandong("3712", 7);
     for (uscc, division, city) in [
@@ -362,7 +275,7 @@ async fn valid_usccs_create_active_enterprises_with_division_and_city(backend: B
         (laiwu.as_str(), "371200", "Jinan"),
     ] {
         let created = create_named(&server, uscc, "  山东氢能科技有限公司 ").await;
-        assert_eq!(created.name, name_of(uscc));
+        assert_eq!(created.name, ent(uscc));
         assert_eq!(created.uscc, uscc);
         assert_eq!(created.division_code, division, "{uscc}");
         assert_eq!(created.city, city, "{uscc}");
@@ -384,7 +297,7 @@ async fn valid_usccs_create_active_enterprises_with_division_and_city(backend: B
     let lower = fujian(3).to_lowercase();
     let created = create_named(&server, &format!(" {lower} "), "福建公司").await;
     assert_eq!(created.uscc, lower.to_uppercase());
-    assert_eq!(created.name, name_of(&lower.to_uppercase()));
+    assert_eq!(created.name, ent(&lower.to_uppercase()));
     server.stop().await;
 }
 
@@ -420,7 +333,7 @@ async fn each_invalid_uscc_is_invalid_argument_on_enterprise_uscc(backend: Backe
 
     let all = list(&server, Default::default()).await.unwrap();
     assert!(all.enterprises.is_empty(), "nothing was created");
-    assert!(audit_events(&server, "").await.is_empty());
+    assert!(audit_events_in_pages_of_two(&server, "").await.is_empty());
     server.stop().await;
 }
 
@@ -512,7 +425,8 @@ async fn every_bad_field_is_reported_together_with_its_path(backend: Backend) {
     }
     assert_not_found(
         &get(&server, Role::Admin, VALID_FUJIAN).await.unwrap_err(),
-        &name_of(VALID_FUJIAN),
+        ENTERPRISE_TYPE,
+        &ent(VALID_FUJIAN),
     );
     server.stop().await;
 }
@@ -523,7 +437,7 @@ async fn the_allow_listed_pilot_code_is_accepted_as_a_known_exception(backend: B
     };
     let created = create_named(&server, PILOT_CODE, "福建试点企业").await;
     assert!(created.uscc_known_exception);
-    assert_eq!(created.name, name_of(PILOT_CODE));
+    assert_eq!(created.name, ent(PILOT_CODE));
     assert_eq!(created.division_code, "350100");
     let read = get(&server, Role::Officer, PILOT_CODE).await.unwrap();
     assert!(read.uscc_known_exception);
@@ -563,10 +477,10 @@ async fn a_department_or_category_outside_the_code_table_is_refused_with_its_rea
         return;
     };
     // Each passes the checksum; only the GB 32100-2015 code table tells them apart.
-    let farmers = valid("93370100MA3C00003");
-    let foundation = valid("53370100MA3C00003");
-    let unknown_category = valid("94370100MA3C00003");
-    let unknown_department = valid("B1370100MA3C00003");
+    let farmers = with_check("93370100MA3C00003");
+    let foundation = with_check("53370100MA3C00003");
+    let unknown_category = with_check("94370100MA3C00003");
+    let unknown_department = with_check("B1370100MA3C00003");
     for (code, reason) in [
         (&unknown_category, "UNKNOWN_CATEGORY"),
         (&unknown_department, "UNKNOWN_REGISTERING_DEPARTMENT"),
@@ -621,7 +535,7 @@ async fn validate_uscc_reports_verdicts_and_parts(backend: Backend) {
     let Some(server) = TestServer::start::<Registry>(backend).await else {
         return;
     };
-    let jinan = valid("91370100MA3C00000");
+    let jinan = with_check("91370100MA3C00000");
     let qingdao = shandong("3702", 5);
     struct Case<'a> {
         input: &'a str,
@@ -777,7 +691,7 @@ async fn a_duplicate_uscc_is_already_exists_naming_the_enterprise(backend: Backe
             .unwrap_err();
         assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
         let info = status.get_details_resource_info().expect("ResourceInfo");
-        assert_eq!(info.resource_name, name_of(VALID_FUJIAN));
+        assert_eq!(info.resource_name, ent(VALID_FUJIAN));
         assert_eq!(info.resource_type, ENTERPRISE_TYPE);
         assert_eq!(
             status.get_details_error_info().unwrap().reason,
@@ -788,7 +702,7 @@ async fn a_duplicate_uscc_is_already_exists_naming_the_enterprise(backend: Backe
         get(&server, Role::Admin, VALID_FUJIAN).await.unwrap(),
         first
     );
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     // The failed attempts left the write path usable (no lock or transaction left behind).
     create_named(&server, VALID_BEIJING, "北京公司").await;
     let check = verify(&server, 0, "").await;
@@ -824,19 +738,17 @@ async fn a_repeated_request_id_creates_once_and_replays_the_first_result(backend
             .into_inner();
         assert_eq!(again, first, "identical, etag and create_time included");
     }
-    let events = audit_events(
-        &server,
-        &format!("resource = \"{}\"", name_of(VALID_FUJIAN)),
-    )
-    .await;
+    let events =
+        audit_events_in_pages_of_two(&server, &format!("resource = \"{}\"", ent(VALID_FUJIAN)))
+            .await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].request_id, request_id);
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
 
     // The same for an update.
     let update_id = uuid::Uuid::new_v4().to_string();
     let change = pb::Enterprise {
-        name: name_of(VALID_FUJIAN),
+        name: ent(VALID_FUJIAN),
         etag: first.etag.clone(),
         display_name: "福建幂等新名".into(),
         ..Default::default()
@@ -860,7 +772,7 @@ async fn a_repeated_request_id_creates_once_and_replays_the_first_result(backend
     .await
     .expect("the retry is not refused for its now-stale etag");
     assert_eq!(replayed, updated);
-    assert_eq!(audit_events(&server, "").await.len(), 2);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 2);
     let check = verify(&server, 0, "").await;
     assert!(check.intact);
     assert_eq!(check.events_checked, 2);
@@ -897,7 +809,8 @@ async fn a_reused_request_id_with_a_different_request_is_invalid_argument(backen
         &get(&server, Role::Officer, VALID_BEIJING)
             .await
             .unwrap_err(),
-        &name_of(VALID_BEIJING),
+        ENTERPRISE_TYPE,
+        &ent(VALID_BEIJING),
     );
 
     // The same id on another method is a different request too.
@@ -905,7 +818,7 @@ async fn a_reused_request_id_with_a_different_request_is_invalid_argument(backen
         &server,
         Role::Officer,
         pb::Enterprise {
-            name: name_of(VALID_FUJIAN),
+            name: ent(VALID_FUJIAN),
             display_name: "改名".into(),
             ..Default::default()
         },
@@ -922,7 +835,7 @@ async fn a_reused_request_id_with_a_different_request_is_invalid_argument(backen
             .display_name,
         "福建公司"
     );
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     server.stop().await;
 }
 
@@ -944,7 +857,7 @@ async fn a_non_uuid_request_id_is_invalid_argument(backend: Backend) {
         assert_single_violation(&status, "request_id", "INVALID_REQUEST_ID");
     }
     assert!(get(&server, Role::Officer, VALID_FUJIAN).await.is_err());
-    assert!(audit_events(&server, "").await.is_empty());
+    assert!(audit_events_in_pages_of_two(&server, "").await.is_empty());
     server.stop().await;
 }
 
@@ -971,7 +884,7 @@ async fn concurrent_retries_with_one_request_id_create_once(backend: Backend) {
         results.push(task.await.unwrap().expect("every retry succeeds"));
     }
     assert!(results.iter().all(|r| *r == results[0]), "{results:#?}");
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     assert!(verify(&server, 0, "").await.intact);
     server.stop().await;
 }
@@ -988,7 +901,7 @@ async fn concurrent_updates_with_one_etag_let_exactly_one_win(backend: Backend) 
             Role::Officer,
             pb::UpdateEnterpriseRequest {
                 enterprise: Some(pb::Enterprise {
-                    name: name_of(VALID_BEIJING),
+                    name: ent(VALID_BEIJING),
                     etag: created.etag.clone(),
                     display_name: format!("北京公司{i}"),
                     ..Default::default()
@@ -1017,7 +930,7 @@ async fn concurrent_updates_with_one_etag_let_exactly_one_win(backend: Backend) 
         get(&server, Role::Officer, VALID_BEIJING).await.unwrap(),
         winners[0]
     );
-    assert_eq!(audit_events(&server, "").await.len(), 2);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 2);
     server.stop().await;
 }
 
@@ -1032,7 +945,7 @@ async fn a_call_without_a_token_is_unauthenticated(backend: Backend) {
     let mut c = client(&server);
     let s = c
         .get_enterprise(pb::GetEnterpriseRequest {
-            name: name_of(VALID_FUJIAN),
+            name: ent(VALID_FUJIAN),
         })
         .await
         .unwrap_err();
@@ -1169,7 +1082,7 @@ async fn a_role_outside_the_table_is_permission_denied(backend: Backend) {
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
     assert!(get(&server, Role::Admin, VALID_BEIJING).await.is_err());
-    assert_eq!(audit_events(&server, "").await.len(), 1);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 1);
     server.stop().await;
 }
 
@@ -1232,7 +1145,7 @@ async fn call_as(
         }
     }
     let mut c = client(server);
-    let name = name_of(own);
+    let name = ent(own);
     match method {
         "CreateEnterprise" => c
             .create_enterprise(wrap(
@@ -1368,12 +1281,9 @@ async fn an_enterprise_token_reaches_only_its_own_enterprise(backend: Backend) {
     let mut c = client(&server);
 
     let read = c
-        .get_enterprise(server.enterprise_request(
-            &own,
-            pb::GetEnterpriseRequest {
-                name: name_of(&own),
-            },
-        ))
+        .get_enterprise(
+            server.enterprise_request(&own, pb::GetEnterpriseRequest { name: ent(&own) }),
+        )
         .await
         .unwrap()
         .into_inner();
@@ -1381,20 +1291,15 @@ async fn an_enterprise_token_reaches_only_its_own_enterprise(backend: Backend) {
     // The claim is normalised like any code.
     c.get_enterprise(server.enterprise_request(
         &own.to_lowercase(),
-        pb::GetEnterpriseRequest {
-            name: name_of(&own),
-        },
+        pb::GetEnterpriseRequest { name: ent(&own) },
     ))
     .await
     .unwrap();
 
     let s = c
-        .get_enterprise(server.enterprise_request(
-            &own,
-            pb::GetEnterpriseRequest {
-                name: name_of(&other),
-            },
-        ))
+        .get_enterprise(
+            server.enterprise_request(&own, pb::GetEnterpriseRequest { name: ent(&other) }),
+        )
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
@@ -1403,7 +1308,7 @@ async fn an_enterprise_token_reaches_only_its_own_enterprise(backend: Backend) {
         .get_enterprise(server.enterprise_request(
             &own,
             pb::GetEnterpriseRequest {
-                name: name_of(VALID_FUJIAN),
+                name: ent(VALID_FUJIAN),
             },
         ))
         .await
@@ -1419,7 +1324,7 @@ async fn an_enterprise_token_reaches_only_its_own_enterprise(backend: Backend) {
         .batch_get_enterprises(server.enterprise_request(
             &own,
             pb::BatchGetEnterprisesRequest {
-                names: vec![name_of(&own)],
+                names: vec![ent(&own)],
             },
         ))
         .await
@@ -1428,7 +1333,7 @@ async fn an_enterprise_token_reaches_only_its_own_enterprise(backend: Backend) {
 
     let change = |uscc: &str| pb::UpdateEnterpriseRequest {
         enterprise: Some(pb::Enterprise {
-            name: name_of(uscc),
+            name: ent(uscc),
             address: "济南市高新区".into(),
             ..Default::default()
         }),
@@ -1457,9 +1362,7 @@ async fn an_enterprise_token_reaches_only_its_own_enterprise(backend: Backend) {
     let unscoped = server.bearer("enterprise-x", &[Role::Enterprise], None, None);
     let s = c
         .get_enterprise(with_bearer(
-            pb::GetEnterpriseRequest {
-                name: name_of(&own),
-            },
+            pb::GetEnterpriseRequest { name: ent(&own) },
             &unscoped,
         ))
         .await
@@ -1497,7 +1400,7 @@ async fn every_mutation_is_audited_once_and_the_chain_verifies(backend: Backend)
     .unwrap();
     let rid = uuid::Uuid::new_v4().to_string();
     let change = pb::Enterprise {
-        name: name_of(&a),
+        name: ent(&a),
         display_name: "山东审计新材料公司".into(),
         technology_fields: vec![cpb::HighTechField::NewMaterials as i32],
         ..Default::default()
@@ -1536,7 +1439,7 @@ async fn every_mutation_is_audited_once_and_the_chain_verifies(backend: Backend)
     );
     get(&server, Role::Officer, &a).await.unwrap();
 
-    let events = audit_events(&server, "").await;
+    let events = audit_events_in_pages_of_two(&server, "").await;
     assert_eq!(events.len(), 3, "{events:#?}");
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, [1, 2, 3]);
@@ -1547,7 +1450,7 @@ async fn every_mutation_is_audited_once_and_the_chain_verifies(backend: Backend)
     ];
     let mut previous = "0".repeat(64);
     for (event, (uscc, actor, role, method)) in events.iter().zip(expected) {
-        assert_eq!(event.resource, name_of(uscc));
+        assert_eq!(event.resource, ent(uscc));
         assert_eq!(event.actor, actor);
         assert_eq!(event.actor_roles, [role]);
         assert!(
@@ -1571,18 +1474,18 @@ async fn every_mutation_is_audited_once_and_the_chain_verifies(backend: Backend)
     assert!(events[2].state_json.contains("山东审计新材料公司"));
     assert_eq!(events[2].request_id, rid);
 
-    let for_a = audit_events(&server, &format!("resource = \"{}\"", name_of(&a))).await;
+    let for_a = audit_events_in_pages_of_two(&server, &format!("resource = \"{}\"", ent(&a))).await;
     assert_eq!(for_a.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 3]);
-    let for_b = audit_events(&server, &format!("resource = \"{}\"", name_of(&b))).await;
+    let for_b = audit_events_in_pages_of_two(&server, &format!("resource = \"{}\"", ent(&b))).await;
     assert_eq!(for_b.iter().map(|e| e.sequence).collect::<Vec<_>>(), [2]);
-    let by_officer = audit_events(&server, "actor = \"test-officer\"").await;
+    let by_officer = audit_events_in_pages_of_two(&server, "actor = \"test-officer\"").await;
     assert_eq!(
         by_officer.iter().map(|e| e.sequence).collect::<Vec<_>>(),
         [1, 3]
     );
-    let both = audit_events(
+    let both = audit_events_in_pages_of_two(
         &server,
-        &format!("resource = \"{}\" AND actor = \"test-admin\"", name_of(&a)),
+        &format!("resource = \"{}\" AND actor = \"test-admin\"", ent(&a)),
     )
     .await;
     assert!(both.is_empty());
@@ -1643,7 +1546,7 @@ async fn an_audit_event_without_a_request_id_records_the_calls_x_request_id(back
             .and_then(|v| v.to_str().ok()),
         Some("trace-me-42")
     );
-    let events = audit_events(&server, "").await;
+    let events = audit_events_in_pages_of_two(&server, "").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].request_id, "trace-me-42");
     assert_eq!(
@@ -1658,7 +1561,7 @@ async fn editing_an_audit_event_breaks_the_chain_at_that_event(backend: Backend)
         return;
     };
     three_mutations(&server).await;
-    execute(
+    execute_one(
         &server,
         r#"UPDATE audit_event SET state_json = '{"uscc":"forged"}' WHERE sequence = 2"#,
     )
@@ -1676,7 +1579,7 @@ async fn deleting_a_middle_audit_event_breaks_the_chain(backend: Backend) {
         return;
     };
     three_mutations(&server).await;
-    execute(&server, "DELETE FROM audit_event WHERE sequence = 2").await;
+    execute_one(&server, "DELETE FROM audit_event WHERE sequence = 2").await;
     let check = verify(&server, 0, "").await;
     assert!(!check.intact, "{check:?}");
     assert_eq!(check.first_bad_sequence, 2);
@@ -1689,7 +1592,7 @@ async fn deleting_the_last_audit_event_is_caught_by_the_head(backend: Backend) {
         return;
     };
     three_mutations(&server).await;
-    execute(&server, "DELETE FROM audit_event WHERE sequence = 3").await;
+    execute_one(&server, "DELETE FROM audit_event WHERE sequence = 3").await;
     let check = verify(&server, 0, "").await;
     assert!(!check.intact, "{check:?}");
     assert_eq!(check.first_bad_sequence, 3);
@@ -1704,7 +1607,7 @@ async fn a_witnessed_hash_that_does_not_match_breaks_the_chain(backend: Backend)
         return;
     };
     three_mutations(&server).await;
-    let events = audit_events(&server, "").await;
+    let events = audit_events_in_pages_of_two(&server, "").await;
     assert!(verify(&server, 2, &events[1].hash).await.intact);
 
     let check = verify(&server, 2, &events[0].hash).await;
@@ -1742,7 +1645,7 @@ async fn a_witnessed_hash_that_does_not_match_breaks_the_chain(backend: Backend)
 async fn create_120(server: &TestServer) -> Vec<(String, String)> {
     let mut made = Vec::new();
     for i in 0..120u32 {
-        let uscc = valid(&format!(
+        let uscc = with_check(&format!(
             "91370100MA{:07}",
             1_000_000 + (i * 7919) % 9_000_000
         ));
@@ -2095,7 +1998,7 @@ async fn update_with_mask_and_current_etag_changes_fields_and_etag(backend: Back
         &server,
         Role::Officer,
         pb::Enterprise {
-            name: name_of(&uscc),
+            name: ent(&uscc),
             etag: created.etag.clone(),
             display_name: " 山东新名公司 ".into(),
             technology_fields: vec![
@@ -2134,7 +2037,7 @@ async fn update_with_mask_and_current_etag_changes_fields_and_etag(backend: Back
         &server,
         Role::Admin,
         pb::Enterprise {
-            name: name_of(&uscc),
+            name: ent(&uscc),
             etag: updated.etag.clone(),
             ..Default::default()
         },
@@ -2179,7 +2082,7 @@ async fn an_unregistered_zone_is_refused_on_create_and_update(backend: Backend) 
         &server,
         Role::Officer,
         pb::Enterprise {
-            name: name_of(VALID_FUJIAN),
+            name: ent(VALID_FUJIAN),
             etag: created.etag,
             zone: "zones/nowhere".into(),
             ..Default::default()
@@ -2206,7 +2109,7 @@ async fn update_refuses_stale_etags_bad_masks_and_missing_enterprises(backend: B
         &server,
         Role::Officer,
         pb::Enterprise {
-            name: name_of(&uscc),
+            name: ent(&uscc),
             etag: created.etag.clone(),
             address: "新地址".into(),
             ..Default::default()
@@ -2218,7 +2121,7 @@ async fn update_refuses_stale_etags_bad_masks_and_missing_enterprises(backend: B
     .unwrap();
 
     let change = |etag: &str, display_name: &str| pb::Enterprise {
-        name: name_of(&uscc),
+        name: ent(&uscc),
         etag: etag.into(),
         display_name: display_name.into(),
         ..Default::default()
@@ -2290,7 +2193,7 @@ async fn update_refuses_stale_etags_bad_masks_and_missing_enterprises(backend: B
         &server,
         Role::Officer,
         pb::Enterprise {
-            name: name_of(&missing),
+            name: ent(&missing),
             display_name: "无".into(),
             ..Default::default()
         },
@@ -2299,7 +2202,7 @@ async fn update_refuses_stale_etags_bad_masks_and_missing_enterprises(backend: B
     )
     .await
     .unwrap_err();
-    assert_not_found(&s, &name_of(&missing));
+    assert_not_found(&s, ENTERPRISE_TYPE, &ent(&missing));
     let s = update(
         &server,
         Role::Officer,
@@ -2322,7 +2225,7 @@ async fn update_refuses_stale_etags_bad_masks_and_missing_enterprises(backend: B
 
     // None of the refusals changed anything or reached the audit log.
     assert_eq!(get(&server, Role::Officer, &uscc).await.unwrap(), current);
-    assert_eq!(audit_events(&server, "").await.len(), 2);
+    assert_eq!(audit_events_in_pages_of_two(&server, "").await.len(), 2);
     assert!(verify(&server, 0, "").await.intact);
     server.stop().await;
 }
@@ -2332,7 +2235,7 @@ async fn get_of_a_missing_or_malformed_name_is_not_found_or_invalid(backend: Bac
         return;
     };
     let s = get(&server, Role::Officer, VALID_FUJIAN).await.unwrap_err();
-    assert_not_found(&s, &name_of(VALID_FUJIAN));
+    assert_not_found(&s, ENTERPRISE_TYPE, &ent(VALID_FUJIAN));
     assert_eq!(
         s.get_details_error_info().unwrap().reason,
         "RESOURCE_NOT_FOUND"
@@ -2342,12 +2245,12 @@ async fn get_of_a_missing_or_malformed_name_is_not_found_or_invalid(backend: Bac
         .get_enterprise(server.request(
             Role::Officer,
             pb::GetEnterpriseRequest {
-                name: name_of(&VALID_BEIJING.to_lowercase()),
+                name: ent(&VALID_BEIJING.to_lowercase()),
             },
         ))
         .await
         .unwrap_err();
-    assert_not_found(&s, &name_of(VALID_BEIJING));
+    assert_not_found(&s, ENTERPRISE_TYPE, &ent(VALID_BEIJING));
 
     for (bad, reason) in [
         (VALID_FUJIAN.to_string(), "INVALID_RESOURCE_NAME"),
@@ -2400,27 +2303,25 @@ async fn batch_get_returns_enterprises_in_request_order(backend: Backend) {
         }
     };
     assert_eq!(
-        batch(vec![name_of(&c), name_of(&a), name_of(&b), name_of(&a)])
+        batch(vec![ent(&c), ent(&a), ent(&b), ent(&a)])
             .await
             .unwrap(),
         [c.clone(), a.clone(), b.clone(), a.clone()]
     );
     assert_eq!(
-        batch(vec![name_of(&b), name_of(&c)]).await.unwrap(),
+        batch(vec![ent(&b), ent(&c)]).await.unwrap(),
         [b.clone(), c.clone()]
     );
     assert!(batch(vec![]).await.unwrap().is_empty());
 
     let missing = fujian(54);
-    let s = batch(vec![name_of(&a), name_of(&missing)])
-        .await
-        .unwrap_err();
-    assert_not_found(&s, &name_of(&missing));
-    let s = batch(vec![name_of(&a), "enterprises/91350100M000100Y4Z".into()])
+    let s = batch(vec![ent(&a), ent(&missing)]).await.unwrap_err();
+    assert_not_found(&s, ENTERPRISE_TYPE, &ent(&missing));
+    let s = batch(vec![ent(&a), "enterprises/91350100M000100Y4Z".into()])
         .await
         .unwrap_err();
     assert_single_violation(&s, "names[1]", "INVALID_CHECKSUM");
-    let s = batch(vec![name_of(&a); 1001]).await.unwrap_err();
+    let s = batch(vec![ent(&a); 1001]).await.unwrap_err();
     assert_single_violation(&s, "names", "TOO_MANY");
     server.stop().await;
 }
