@@ -45,21 +45,17 @@ impl UpdateMask {
         updatable: &[&str],
         violations: &mut Violations,
     ) -> Result<UpdateMask, ApiError> {
-        match Self::parse(mask, updatable) {
-            Err(ApiError::InvalidArgument(bad)) if bad.iter().all(|v| v.reason != "REQUIRED") => {
-                for v in bad {
-                    violations.push(v);
-                }
-                let paths = mask.map(|m| m.paths.clone()).unwrap_or_default();
-                Ok(UpdateMask(
-                    paths
-                        .into_iter()
-                        .filter(|p| updatable.contains(&p.as_str()))
-                        .collect(),
-                ))
-            }
-            other => other,
+        let paths: Vec<String> = mask.map(|m| m.paths.clone()).unwrap_or_default();
+        if paths.is_empty() {
+            return Self::parse(mask, updatable);
         }
+        let (good, bad): (Vec<String>, Vec<String>) = paths
+            .into_iter()
+            .partition(|p| updatable.contains(&p.as_str()));
+        for path in &bad {
+            violations.push(not_updatable(path, updatable));
+        }
+        Ok(UpdateMask(good))
     }
 
     /// Whether `path` is in the mask.
