@@ -1,0 +1,403 @@
+//! The composition root: the one place that knows the suite is three services. Given a
+//! configuration it opens each service's database, migrates it, builds the three
+//! [`ServiceDef`]s and serves them with [`qilu_common::server::serve`] — on one listener, as
+//! `qilu dev`, the end-to-end and fuzz tests run them, or on one listener each, as a deployment
+//! runs them (each service its own server, its peers the others' addresses).
+//!
+//! Every caller that runs more than one service starts it here: `qilu dev` and `qilu migrate`,
+//! `tests/` (e2e, fuzz), the bench's cross-service workload and the awards tests. What differs
+//! between them is data, not wiring: where each database is ([`Options::database_urls`]) and
+//! what "now" is ([`Clocks`]).
+//!
+//! What it must never do: hold a service's logic (that stays in `services/*`), or be depended
+//! on by a service — this is the only crate that depends on all three, so "services never
+//! depend on each other's crates" stays true.
+
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use qilu_awards::Awards;
+use qilu_common::Clock;
+use qilu_common::app::{ServiceApp, open_database};
+use qilu_common::config::Config;
+use qilu_common::server::{ServiceDef, serve};
+use qilu_registry::Registry;
+use qilu_review::Review;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// One of the suite's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// The enterprise registry.
+    Registry,
+    /// The achievement review service.
+    Review,
+    /// The award allocation service.
+    Awards,
+}
+
+impl Service {
+    /// Every service, in the order they are opened and mounted (the registry first: the others
+    /// call it).
+    pub const ALL: [Service; 3] = [Service::Registry, Service::Review, Service::Awards];
+
+    /// Its short name (`registry`, `review`, `awards`): the `{service}` in `database.url`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Registry => Registry::NAME,
+            Service::Review => Review::NAME,
+            Service::Awards => Awards::NAME,
+        }
+    }
+}
+
+/// One value for each service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerService<T> {
+    /// The registry's.
+    pub registry: T,
+    /// The review service's.
+    pub review: T,
+    /// The awards service's.
+    pub awards: T,
+}
+
+impl<T> PerService<T> {
+    /// The value of `service`.
+    pub fn get(&self, service: Service) -> &T {
+        match service {
+            Service::Registry => &self.registry,
+            Service::Review => &self.review,
+            Service::Awards => &self.awards,
+        }
+    }
+
+    /// Applies `f` to each value.
+    pub fn map<U>(self, mut f: impl FnMut(Service, T) -> U) -> PerService<U> {
+        PerService {
+            registry: f(Service::Registry, self.registry),
+            review: f(Service::Review, self.review),
+            awards: f(Service::Awards, self.awards),
+        }
+    }
+}
+
+/// "Now" for the services that decide by date. The system clock where `None`; tests pass a
+/// clock they can move instead of sleeping. (The registry reads the system clock.)
+#[derive(Debug, Clone, Default)]
+pub struct Clocks {
+    /// The review service's (the appeal window).
+    pub review: Option<Clock>,
+    /// The awards service's (application and objection windows).
+    pub awards: Option<Clock>,
+}
+
+/// What may differ from a plain configuration when the suite is built.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A service's database URL when it is not `config.database_url(name)`: tests give each
+    /// service a fresh database of its own.
+    pub database_urls: PerService<Option<String>>,
+    /// Clocks for the services that have one.
+    pub clocks: Clocks,
+}
+
+/// Applies the migrations of `services` to their configured databases and closes them: the
+/// one-shot `migrate` job. Reports each service done on stdout.
+pub async fn migrate(config: &Config, services: &[Service]) -> Result<(), String> {
+    for &service in services {
+        let db = match service {
+            Service::Registry => open_database::<Registry>(config, true).await?,
+            Service::Review => open_database::<Review>(config, true).await?,
+            Service::Awards => open_database::<Awards>(config, true).await?,
+        };
+        db.close()
+            .await
+            .map_err(|e| format!("{}: closing the database: {e}", service.name()))?;
+        println!("{}: migrations applied", service.name());
+    }
+    Ok(())
+}
+
+/// The three services built over their migrated databases, to be served together.
+#[derive(Debug)]
+pub struct Suite {
+    config: Config,
+    services: Vec<ServiceDef>,
+    databases: Vec<DatabaseConnection>,
+}
+
+impl Suite {
+    /// Opens and migrates the three databases and builds the services to be served at `addr`:
+    /// every peer is that same server, so cross-service calls stay in the process's listener.
+    pub async fn build(
+        config: &Config,
+        addr: SocketAddr,
+        options: &Options,
+    ) -> Result<Suite, String> {
+        let config = with_peers(
+            config,
+            &PerService {
+                registry: addr,
+                review: addr,
+                awards: addr,
+            },
+        );
+        let mut services = Vec::with_capacity(Service::ALL.len());
+        let mut databases = Vec::with_capacity(Service::ALL.len());
+        for service in Service::ALL {
+            let (def, db) =
+                build(service, &service_config(&config, service, options), options).await?;
+            services.push(def);
+            databases.push(db);
+        }
+        Ok(Suite {
+            config,
+            services,
+            databases,
+        })
+    }
+
+    /// The configuration the server runs with (peers pointing at itself).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves the suite on `listener` until `shutdown` completes and the drain ends, then
+    /// closes the databases.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let served = serve(listener, self.services, &self.config, shutdown)
+            .await
+            .map_err(|e| e.to_string());
+        let closed = close(self.databases).await;
+        served.and(closed)
+    }
+}
+
+/// Builds the suite and starts serving it on `listener` in a task; returns once it accepts
+/// calls.
+pub async fn start(
+    config: &Config,
+    listener: TcpListener,
+    options: &Options,
+) -> Result<Running, String> {
+    let addr = local_addr(&listener)?;
+    let suite = Suite::build(config, addr, options).await?;
+    let config = suite.config.clone();
+    Ok(Running::spawn(addr, config, move |shutdown| {
+        suite.serve(listener, shutdown)
+    }))
+}
+
+/// Builds each service and serves it on its own listener, the way a deployment runs them: each
+/// service's peers are the other listeners. A caller can stop one service (to see how the
+/// others answer without it) and keep the rest running.
+pub async fn start_apart(
+    config: &Config,
+    listeners: PerService<TcpListener>,
+    options: &Options,
+) -> Result<PerService<Running>, String> {
+    let addrs = PerService {
+        registry: local_addr(&listeners.registry)?,
+        review: local_addr(&listeners.review)?,
+        awards: local_addr(&listeners.awards)?,
+    };
+    let config = with_peers(config, &addrs);
+    let mut listeners = listeners.map(|_, l| Some(l));
+    let mut running: Vec<Running> = Vec::with_capacity(Service::ALL.len());
+    for service in Service::ALL {
+        let mut config = service_config(&config, service, options);
+        config.server.addr = *addrs.get(service);
+        let (def, db) = build(service, &config, options).await?;
+        let listener = match service {
+            Service::Registry => listeners.registry.take(),
+            Service::Review => listeners.review.take(),
+            Service::Awards => listeners.awards.take(),
+        }
+        .ok_or_else(|| format!("{}: listener used twice", service.name()))?;
+        let server_config = config.clone();
+        running.push(Running::spawn(
+            *addrs.get(service),
+            config,
+            move |shutdown| async move {
+                let served = serve(listener, vec![def], &server_config, shutdown)
+                    .await
+                    .map_err(|e| e.to_string());
+                let closed = close(vec![db]).await;
+                served.and(closed)
+            },
+        ));
+    }
+    let mut running = running.into_iter();
+    match (running.next(), running.next(), running.next()) {
+        (Some(registry), Some(review), Some(awards)) => Ok(PerService {
+            registry,
+            review,
+            awards,
+        }),
+        _ => Err("the suite has three services".into()),
+    }
+}
+
+/// A server running in a task: where it listens, how it is configured, how to stop it. Dropping
+/// it stops the server too (without waiting for the drain).
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    fn spawn<F, Fut>(addr: SocketAddr, config: Config, run: F) -> Running
+    where
+        F: FnOnce(Stopped) -> Fut,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(Stopped(stopped)));
+        Running {
+            addr,
+            config,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration it serves with (peers and database URL as built).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stops accepting, drains (within `server.drain_seconds`), closes the databases; the
+    /// server's own error, if it failed.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        join(self.task).await
+    }
+
+    /// Runs until `shutdown` completes, then stops as [`Running::stop`]; returns early if the
+    /// server ends by itself (a transport error).
+    pub async fn until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        tokio::select! {
+            () = shutdown => self.stop().await,
+            joined = &mut self.task => {
+                self.stop.take();
+                flatten(joined)
+            }
+        }
+    }
+}
+
+/// Completes when the [`Running`] that owns the other end stops or is dropped.
+struct Stopped(oneshot::Receiver<()>);
+
+impl Future for Stopped {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+async fn join(task: JoinHandle<Result<(), String>>) -> Result<(), String> {
+    flatten(task.await)
+}
+
+fn flatten(joined: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), String> {
+    joined.map_err(|e| format!("server task: {e}"))?
+}
+
+/// Opens and migrates `service`'s database and builds the service, with its clock if given.
+async fn build(
+    service: Service,
+    config: &Config,
+    options: &Options,
+) -> Result<(ServiceDef, DatabaseConnection), String> {
+    match service {
+        Service::Registry => {
+            let db = open_database::<Registry>(config, true).await?;
+            Ok((Registry::build(config, db.clone()).await?, db))
+        }
+        Service::Review => {
+            let db = open_database::<Review>(config, true).await?;
+            let def = match &options.clocks.review {
+                Some(clock) => {
+                    let clock = clock.clone();
+                    let clock = qilu_review::Clock::new(move || clock.now_us());
+                    qilu_review::service_with_clock(config, db.clone(), clock)?
+                }
+                None => Review::build(config, db.clone()).await?,
+            };
+            Ok((def, db))
+        }
+        Service::Awards => {
+            let db = open_database::<Awards>(config, true).await?;
+            let def = match &options.clocks.awards {
+                Some(clock) => {
+                    let clock = clock.clone();
+                    let clock = qilu_awards::Clock::new(move || clock.now_us());
+                    qilu_awards::service_with_clock(config, db.clone(), clock)?
+                }
+                None => Awards::build(config, db.clone()).await?,
+            };
+            Ok((def, db))
+        }
+    }
+}
+
+/// `config` with every peer pointing at the given addresses.
+fn with_peers(config: &Config, addrs: &PerService<SocketAddr>) -> Config {
+    let mut config = config.clone();
+    config.peers.registry = format!("http://{}", addrs.registry);
+    config.peers.review = format!("http://{}", addrs.review);
+    config.peers.awards = format!("http://{}", addrs.awards);
+    config
+}
+
+/// `config` as `service` sees it: its own database URL when the options give one.
+fn service_config(config: &Config, service: Service, options: &Options) -> Config {
+    let mut config = config.clone();
+    if let Some(url) = options.database_urls.get(service) {
+        config.database.url = url.clone();
+    }
+    config
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, String> {
+    listener
+        .local_addr()
+        .map_err(|e| format!("the listener has no local address: {e}"))
+}
+
+async fn close(databases: Vec<DatabaseConnection>) -> Result<(), String> {
+    for db in databases {
+        db.close()
+            .await
+            .map_err(|e| format!("closing a database pool: {e}"))?;
+    }
+    Ok(())
+}
