@@ -1134,10 +1134,7 @@ mod tests {
         let known = qilu_uscc::KnownExceptions::default();
         for (tag, n) in [("MA", 0), ("MB", 19_999), ("MC", 9_999_999)] {
             let code = uscc(tag, n);
-            assert!(
-                qilu_uscc::Uscc::parse(&code, &known).is_ok(),
-                "{code}"
-            );
+            assert!(qilu_uscc::Uscc::parse(&code, &known).is_ok(), "{code}");
         }
     }
 }
