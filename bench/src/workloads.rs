@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use qilu_awards::Awards;
 use qilu_common::auth::Role;
 use qilu_proto::awards as apb;
 use qilu_proto::awards::award_allocation_service_client::AwardAllocationServiceClient;
@@ -16,7 +15,7 @@ use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistry
 use qilu_proto::review as vpb;
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
 use qilu_registry::Registry;
-use qilu_review::Review;
+use qilu_suite::PerService;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -417,23 +416,18 @@ async fn create_application(
     let (_, registry_url) = dbs.create_pg("app_registry").await?;
     let (_, review_url) = dbs.create_pg("app_review").await?;
     let (_, awards_url) = dbs.create_pg("app_awards").await?;
-    let registry = setup::start::<Registry>(rt, dir, &registry_url, &[]).await?;
-    let peer_registry = format!("http://{}", registry.addr);
-    let review = setup::start::<Review>(
+    let PerService {
+        registry,
+        review,
+        awards,
+    } = setup::start_suite(
         rt,
         dir,
-        &review_url,
-        &[("QILU__PEERS__REGISTRY", peer_registry.clone())],
-    )
-    .await?;
-    let awards = setup::start::<Awards>(
-        rt,
-        dir,
-        &awards_url,
-        &[
-            ("QILU__PEERS__REGISTRY", peer_registry),
-            ("QILU__PEERS__REVIEW", format!("http://{}", review.addr)),
-        ],
+        PerService {
+            registry: registry_url,
+            review: review_url,
+            awards: awards_url,
+        },
     )
     .await?;
     let result = async {
