@@ -15,7 +15,11 @@ use crate::demo;
 /// Applies the migrations of `services` to the configured databases (the one-shot job).
 pub async fn migrate(config: &Config, services: &[Service]) -> Result<(), String> {
     qilu_common::telemetry::init(&config.telemetry);
-    qilu_suite::migrate(config, services).await
+    for &service in services {
+        qilu_suite::migrate(config, service).await?;
+        println!("{}: migrations applied", service.name());
+    }
+    Ok(())
 }
 
 /// All three services in one process, one port, SQLite files under `data_dir`; with `demo`,

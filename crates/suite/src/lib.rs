@@ -110,21 +110,17 @@ pub struct Options {
     pub clocks: Clocks,
 }
 
-/// Applies the migrations of `services` to their configured databases and closes them: the
-/// one-shot `migrate` job. Reports each service done on stdout.
-pub async fn migrate(config: &Config, services: &[Service]) -> Result<(), String> {
-    for &service in services {
-        let db = match service {
-            Service::Registry => open_database::<Registry>(config, true).await?,
-            Service::Review => open_database::<Review>(config, true).await?,
-            Service::Awards => open_database::<Awards>(config, true).await?,
-        };
-        db.close()
-            .await
-            .map_err(|e| format!("{}: closing the database: {e}", service.name()))?;
-        println!("{}: migrations applied", service.name());
-    }
-    Ok(())
+/// Applies `service`'s migrations to its configured database and closes it: the one-shot
+/// `migrate` job (safe to repeat).
+pub async fn migrate(config: &Config, service: Service) -> Result<(), String> {
+    let db = match service {
+        Service::Registry => open_database::<Registry>(config, true).await?,
+        Service::Review => open_database::<Review>(config, true).await?,
+        Service::Awards => open_database::<Awards>(config, true).await?,
+    };
+    db.close()
+        .await
+        .map_err(|e| format!("{}: closing the database: {e}", service.name()))
 }
 
 /// The three services built over their migrated databases, to be served together.
@@ -215,40 +211,37 @@ pub async fn start_apart(
         awards: local_addr(&listeners.awards)?,
     };
     let config = with_peers(config, &addrs);
-    let mut listeners = listeners.map(|_, l| Some(l));
-    let mut running: Vec<Running> = Vec::with_capacity(Service::ALL.len());
-    for service in Service::ALL {
-        let mut config = service_config(&config, service, options);
-        config.server.addr = *addrs.get(service);
-        let (def, db) = build(service, &config, options).await?;
-        let listener = match service {
-            Service::Registry => listeners.registry.take(),
-            Service::Review => listeners.review.take(),
-            Service::Awards => listeners.awards.take(),
-        }
-        .ok_or_else(|| format!("{}: listener used twice", service.name()))?;
-        let server_config = config.clone();
-        running.push(Running::spawn(
-            *addrs.get(service),
-            config,
-            move |shutdown| async move {
-                let served = serve(listener, vec![def], &server_config, shutdown)
-                    .await
-                    .map_err(|e| e.to_string());
-                let closed = close(vec![db]).await;
-                served.and(closed)
-            },
-        ));
-    }
-    let mut running = running.into_iter();
-    match (running.next(), running.next(), running.next()) {
-        (Some(registry), Some(review), Some(awards)) => Ok(PerService {
-            registry,
-            review,
-            awards,
-        }),
-        _ => Err("the suite has three services".into()),
-    }
+    // In order, so a failure leaves nothing running: the `Running`s built so far are dropped,
+    // which stops them.
+    let registry = start_one(Service::Registry, &config, listeners.registry, options).await?;
+    let review = start_one(Service::Review, &config, listeners.review, options).await?;
+    let awards = start_one(Service::Awards, &config, listeners.awards, options).await?;
+    Ok(PerService {
+        registry,
+        review,
+        awards,
+    })
+}
+
+/// `service` alone on `listener`, over its own database.
+async fn start_one(
+    service: Service,
+    config: &Config,
+    listener: TcpListener,
+    options: &Options,
+) -> Result<Running, String> {
+    let addr = local_addr(&listener)?;
+    let mut config = service_config(config, service, options);
+    config.server.addr = addr;
+    let (def, db) = build(service, &config, options).await?;
+    let server_config = config.clone();
+    Ok(Running::spawn(addr, config, move |shutdown| async move {
+        let served = serve(listener, vec![def], &server_config, shutdown)
+            .await
+            .map_err(|e| e.to_string());
+        let closed = close(vec![db]).await;
+        served.and(closed)
+    }))
 }
 
 /// A server running in a task: where it listens, how it is configured, how to stop it. Dropping

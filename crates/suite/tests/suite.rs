@@ -138,13 +138,15 @@ async fn migrate_creates_each_services_database_from_the_url_template() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/{{service}}.db", dir.path().display());
     let config = test_config(&[("QILU__DATABASE__URL", url)]);
-    qilu_suite::migrate(&config, &[Service::Review, Service::Awards])
-        .await
-        .unwrap();
+    for service in [Service::Review, Service::Awards] {
+        qilu_suite::migrate(&config, service).await.unwrap();
+    }
     assert!(!dir.path().join("registry.db").exists());
     assert!(dir.path().join("review.db").exists());
     assert!(dir.path().join("awards.db").exists());
     // Applying them again is a no-op, as the one-shot job relies on.
-    qilu_suite::migrate(&config, &Service::ALL).await.unwrap();
+    for service in Service::ALL {
+        qilu_suite::migrate(&config, service).await.unwrap();
+    }
     assert!(dir.path().join("registry.db").exists());
 }
