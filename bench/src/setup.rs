@@ -183,7 +183,8 @@ enum Serving {
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         task: Option<tokio::task::JoinHandle<()>>,
     },
-    Suite(qilu_suite::Running),
+    // Boxed: a suite `Running` carries its whole configuration.
+    Suite(Box<qilu_suite::Running>),
 }
 
 impl Running {
@@ -348,7 +349,7 @@ pub async fn start_suite(
     Ok(running.map(|_, running| Running {
         addr: running.addr(),
         config: running.config().clone(),
-        server: Serving::Suite(running),
+        server: Serving::Suite(Box::new(running)),
     }))
 }
 
