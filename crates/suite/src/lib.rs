@@ -139,7 +139,7 @@ impl Suite {
         addr: SocketAddr,
         options: &Options,
     ) -> Result<Suite, String> {
-        let config = with_peers(
+        let mut config = with_peers(
             config,
             &PerService {
                 registry: addr,
@@ -147,6 +147,7 @@ impl Suite {
                 awards: addr,
             },
         );
+        config.server.addr = addr;
         let mut services = Vec::with_capacity(Service::ALL.len());
         let mut databases = Vec::with_capacity(Service::ALL.len());
         for service in Service::ALL {
@@ -182,8 +183,8 @@ impl Suite {
     }
 }
 
-/// Builds the suite and starts serving it on `listener` in a task; returns once it accepts
-/// calls.
+/// Builds the suite and serves it on `listener` in a task. The listener is bound already, so a
+/// call made as soon as this returns waits in its backlog and is answered.
 pub async fn start(
     config: &Config,
     listener: TcpListener,

@@ -57,6 +57,7 @@ async fn one_listener_serves_all_three_with_peers_pointing_at_itself(backend: Ba
         .await
         .unwrap();
     assert_eq!(running.addr(), addr);
+    assert_eq!(running.config().server.addr, addr);
     let here = format!("http://{addr}");
     let peers = &running.config().peers;
     assert_eq!(
@@ -100,6 +101,7 @@ async fn apart_each_service_has_its_port_and_stops_alone(backend: Backend) {
         (Service::Awards, AWARDS),
     ] {
         let config = running.get(service).config();
+        assert_eq!(config.server.addr, *addrs.get(service));
         assert_eq!(config.peers.registry, format!("http://{}", addrs.registry));
         assert_eq!(config.peers.review, format!("http://{}", addrs.review));
         assert_eq!(config.peers.awards, format!("http://{}", addrs.awards));
