@@ -14,6 +14,7 @@ use qilu_common::app::{ServiceApp, open_database};
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
 use qilu_common::config::{Config, Sources};
 use qilu_common::server::serve;
+use qilu_suite::{Clocks, Options, PerService};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tonic::transport::{Channel, Endpoint, Server};
 
@@ -171,8 +172,19 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its configuration (for tokens).
     pub config: Config,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: Serving,
+}
+
+/// How a [`Running`] server is stopped: a task of this harness, or a service of the suite
+/// (`qilu-suite`, wired as deployed).
+#[derive(Debug)]
+enum Serving {
+    Task {
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        task: Option<tokio::task::JoinHandle<()>>,
+    },
+    // Boxed: a suite `Running` carries its whole configuration.
+    Suite(Box<qilu_suite::Running>),
 }
 
 impl Running {
@@ -192,12 +204,21 @@ impl Running {
     }
 
     /// Stops the server and waits for its drain.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+    pub async fn stop(self) {
+        match self.server {
+            Serving::Task { mut stop, mut task } => {
+                if let Some(tx) = stop.take() {
+                    let _ = tx.send(());
+                }
+                if let Some(task) = task.take() {
+                    let _ = task.await;
+                }
+            }
+            Serving::Suite(running) => {
+                if let Err(e) = running.stop().await {
+                    eprintln!("server at {}: {e}", self.addr);
+                }
+            }
         }
     }
 }
@@ -287,9 +308,49 @@ pub async fn start<A: ServiceApp>(
     Ok(Running {
         addr,
         config,
-        stop: Some(tx),
-        task: Some(task),
+        server: Serving::Task {
+            stop: Some(tx),
+            task: Some(task),
+        },
     })
+}
+
+/// The three services over the given databases on `runtime`, each on its own ephemeral port
+/// with its peers pointing at the others, as the composition root (`qilu-suite`) wires a
+/// deployment.
+pub async fn start_suite(
+    runtime: &tokio::runtime::Handle,
+    dir: &Path,
+    database_urls: PerService<String>,
+) -> Result<PerService<Running>> {
+    let config = config(dir, &[])?;
+    let options = Options {
+        database_urls: database_urls.map(|_, url| Some(url)),
+        clocks: Clocks::default(),
+    };
+    // Bound and started on the servers' runtime, so the servers' tasks run there.
+    let running = runtime
+        .spawn(async move {
+            let bind = || async {
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| format!("bind: {e}"))
+            };
+            let listeners = PerService {
+                registry: bind().await?,
+                review: bind().await?,
+                awards: bind().await?,
+            };
+            qilu_suite::start_apart(&config, listeners, &options).await
+        })
+        .await
+        .map_err(|e| anyhow!("suite task: {e}"))?
+        .map_err(|e| anyhow!("suite: {e}"))?;
+    Ok(running.map(|_, running| Running {
+        addr: running.addr(),
+        config: running.config().clone(),
+        server: Serving::Suite(Box::new(running)),
+    }))
 }
 
 /// The anchor: a bare tonic server (same tonic, same default h2 settings as `serve`) with only
@@ -316,8 +377,10 @@ pub async fn start_echo(runtime: &tokio::runtime::Handle, dir: &Path) -> Result<
     Ok(Running {
         addr,
         config,
-        stop: Some(tx),
-        task: Some(task),
+        server: Serving::Task {
+            stop: Some(tx),
+            task: Some(task),
+        },
     })
 }
 

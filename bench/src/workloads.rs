@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use qilu_awards::Awards;
 use qilu_common::auth::Role;
 use qilu_proto::awards as apb;
 use qilu_proto::awards::award_allocation_service_client::AwardAllocationServiceClient;
@@ -16,7 +15,7 @@ use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistry
 use qilu_proto::review as vpb;
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
 use qilu_registry::Registry;
-use qilu_review::Review;
+use qilu_suite::PerService;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -104,24 +103,12 @@ fn status_text(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
-const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
 /// A valid GB 32100 code registered in Jinan: `tag` (two letters of the code alphabet) keeps
 /// the workloads' enterprises apart, `n` < 10,000,000 numbers them.
 pub fn uscc(tag: &str, n: u64) -> String {
     let body = format!("91370100{tag}{n:07}");
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| ALPHABET.find(c).map_or(0, |v| v as u32) * w)
-        .sum();
-    let check = ALPHABET
-        .chars()
-        .nth(((31 - sum % 31) % 31) as usize)
-        .unwrap_or('0');
+    // `tag` and the digits are always in the code alphabet, so a check character exists.
+    let check = qilu_uscc::check_character(&body).unwrap_or('0');
     format!("{body}{check}")
 }
 
@@ -429,23 +416,18 @@ async fn create_application(
     let (_, registry_url) = dbs.create_pg("app_registry").await?;
     let (_, review_url) = dbs.create_pg("app_review").await?;
     let (_, awards_url) = dbs.create_pg("app_awards").await?;
-    let registry = setup::start::<Registry>(rt, dir, &registry_url, &[]).await?;
-    let peer_registry = format!("http://{}", registry.addr);
-    let review = setup::start::<Review>(
+    let PerService {
+        registry,
+        review,
+        awards,
+    } = setup::start_suite(
         rt,
         dir,
-        &review_url,
-        &[("QILU__PEERS__REGISTRY", peer_registry.clone())],
-    )
-    .await?;
-    let awards = setup::start::<Awards>(
-        rt,
-        dir,
-        &awards_url,
-        &[
-            ("QILU__PEERS__REGISTRY", peer_registry),
-            ("QILU__PEERS__REVIEW", format!("http://{}", review.addr)),
-        ],
+        PerService {
+            registry: registry_url,
+            review: review_url,
+            awards: awards_url,
+        },
     )
     .await?;
     let result = async {
@@ -1143,13 +1125,10 @@ mod tests {
 
     #[test]
     fn generated_usccs_pass_the_gb32100_check() {
-        let known = qilu_registry::domain::uscc::KnownExceptions::default();
+        let known = qilu_uscc::KnownExceptions::default();
         for (tag, n) in [("MA", 0), ("MB", 19_999), ("MC", 9_999_999)] {
             let code = uscc(tag, n);
-            assert!(
-                qilu_registry::domain::uscc::Uscc::parse(&code, &known).is_ok(),
-                "{code}"
-            );
+            assert!(qilu_uscc::Uscc::parse(&code, &known).is_ok(), "{code}");
         }
     }
 }

@@ -6,73 +6,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use qilu_common::app::{ServiceApp, open_database};
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
 use qilu_common::config::Config;
 use qilu_common::on_both_backends;
-use qilu_common::server::{ServiceDef, serve};
-use qilu_common::testing::{Backend, TestDb, test_config};
+use qilu_common::testing::Backend;
 use qilu_proto::awards::award_allocation_service_client::AwardAllocationServiceClient;
 use qilu_proto::common::{ListAuditEventsRequest, VerifyAuditChainRequest};
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_proto::registry::{CreateEnterpriseRequest, Enterprise};
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
+use qilu_suite::testing::TestSuite;
 use tonic::transport::Channel;
 
-/// The three services on one port, each over its own fresh database.
+/// The three services on one port, each over its own fresh database (`qilu_suite`, as
+/// `qilu dev` runs them).
 struct Suite {
     channel: Channel,
     config: Config,
-    _dbs: Vec<TestDb>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-async fn build<A: ServiceApp>(
-    backend: Backend,
-    dbs: &mut Vec<TestDb>,
-) -> Option<(ServiceDef, Config)> {
-    let db = TestDb::new(backend).await?;
-    let config = test_config(&[("QILU__DATABASE__URL", db.url.clone())]);
-    let conn = open_database::<A>(&config, true).await.unwrap();
-    let service = A::build(&config, conn).await.unwrap();
-    dbs.push(db);
-    Some((service, config))
+    server: TestSuite,
 }
 
 impl Suite {
     async fn start(backend: Backend) -> Option<Suite> {
-        let mut dbs = Vec::new();
-        let (registry, config) = build::<qilu_registry::Registry>(backend, &mut dbs).await?;
-        let (review, _) = build::<qilu_review::Review>(backend, &mut dbs).await?;
-        let (awards, _) = build::<qilu_awards::Awards>(backend, &mut dbs).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server_config = config.clone();
-        let task = tokio::spawn(async move {
-            serve(
-                listener,
-                vec![registry, review, awards],
-                &server_config,
-                async {
-                    let _ = rx.await;
-                },
-            )
-            .await
-            .unwrap();
-        });
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let server = TestSuite::start(backend, &[]).await?;
         Some(Suite {
-            channel,
-            config,
-            _dbs: dbs,
-            stop: Some(tx),
-            task: Some(task),
+            channel: server.channel.clone(),
+            config: server.config.clone(),
+            server,
         })
     }
 
@@ -95,13 +55,8 @@ impl Suite {
         request
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

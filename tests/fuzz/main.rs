@@ -34,11 +34,10 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor,
     MethodDescriptor, Value,
 };
-use qilu_common::app::{ServiceApp, open_database};
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
 use qilu_common::config::Config;
-use qilu_common::server::{ServiceDef, serve};
-use qilu_common::testing::{Backend, TestDb, test_config};
+use qilu_common::testing::Backend;
+use qilu_suite::testing::TestSuite;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -474,68 +473,22 @@ fn message(rng: &mut Rng, desc: &MessageDescriptor, limits: Limits, depth: u32) 
 // The suite under test
 // ---------------------------------------------------------------------------------------------
 
-/// The three services on one port, each over its own fresh database; the awards service's peers
-/// are that same port.
+/// The three services on one port, each over its own fresh database; every peer is that same
+/// port (`qilu_suite`, as `qilu dev` runs them).
 struct Suite {
     channel: Channel,
     config: Config,
-    _dbs: Vec<TestDb>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-async fn build<A: ServiceApp>(
-    backend: Backend,
-    peer: &str,
-    dbs: &mut Vec<TestDb>,
-) -> Option<(ServiceDef, Config)> {
-    let db = TestDb::new(backend).await?;
-    let config = test_config(&[
-        ("QILU__DATABASE__URL", db.url.clone()),
-        ("QILU__PEERS__REGISTRY", peer.to_string()),
-        ("QILU__PEERS__REVIEW", peer.to_string()),
-        ("QILU__PEERS__TIMEOUT_MS", "2000".into()),
-    ]);
-    let conn = open_database::<A>(&config, true).await.unwrap();
-    let service = A::build(&config, conn).await.unwrap();
-    dbs.push(db);
-    Some((service, config))
+    server: TestSuite,
 }
 
 impl Suite {
     async fn start(backend: Backend) -> Option<Suite> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let peer = format!("http://{addr}");
-        let mut dbs = Vec::new();
-        let (registry, config) = build::<qilu_registry::Registry>(backend, &peer, &mut dbs).await?;
-        let (review, _) = build::<qilu_review::Review>(backend, &peer, &mut dbs).await?;
-        let (awards, _) = build::<qilu_awards::Awards>(backend, &peer, &mut dbs).await?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server_config = config.clone();
-        let task = tokio::spawn(async move {
-            serve(
-                listener,
-                vec![registry, review, awards],
-                &server_config,
-                async {
-                    let _ = rx.await;
-                },
-            )
-            .await
-            .unwrap();
-        });
-        let channel = tonic::transport::Endpoint::from_shared(peer)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let server =
+            TestSuite::start(backend, &[("QILU__PEERS__TIMEOUT_MS", "2000".into())]).await?;
         Some(Suite {
-            channel,
-            config,
-            _dbs: dbs,
-            stop: Some(tx),
-            task: Some(task),
+            channel: server.channel.clone(),
+            config: server.config.clone(),
+            server,
         })
     }
 
@@ -572,13 +525,8 @@ impl Suite {
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -14,7 +14,7 @@ use qilu_proto::registry as rpb;
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_proto::review as vpb;
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
-use qilu_registry::domain::uscc::{check_character, organization_code_check_character};
+use qilu_uscc::{check_character, organization_code_check_character};
 use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -1125,7 +1125,7 @@ async fn awards_year(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qilu_registry::domain::uscc::{KnownExceptions, Verdict, check};
+    use qilu_uscc::{KnownExceptions, Verdict, check};
 
     #[test]
     fn generated_codes_are_valid_shandong_codes_and_unique() {

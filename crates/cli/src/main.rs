@@ -6,28 +6,30 @@
 //! - `qilu migrate` applies a service's migrations once (containers run it as a one-shot job);
 //! - `qilu enterprises | achievements | programs | audit …` are client commands against a running
 //!   suite (`--addr`, `--token` / `QILU_TOKEN`, `--output table|json`).
+//!
+//! The client commands need only the contracts, the auth and config parts of `qilu-common` and
+//! GB 32100 (`qilu-uscc`); `dev` and `migrate` embed the suite (`qilu-suite`) and exist only with
+//! the `server` feature (on by default), so `--no-default-features` builds a client that
+//! compiles no service.
 
 mod client;
+#[cfg(feature = "server")]
 mod demo;
 mod enterprises;
 mod import;
 mod output;
 mod resources;
+#[cfg(feature = "server")]
+mod server;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use client::Conn;
 use output::Format;
-use qilu_awards::Awards;
-use qilu_common::app::{ServiceApp, load_config, open_database};
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
-use qilu_common::config::Config;
-use qilu_common::server::{serve, shutdown_signal};
-use qilu_registry::Registry;
-use qilu_review::Review;
+use qilu_common::config::{Config, Sources};
 use resources::Service;
 
 #[derive(Debug, Parser)]
@@ -56,6 +58,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service in one process on SQLite (development).
+    #[cfg(feature = "server")]
     Dev {
         /// Directory for the SQLite databases.
         #[arg(long, default_value = "data")]
@@ -84,6 +87,7 @@ enum Command {
         ttl: u64,
     },
     /// Apply migrations of one service (or all) to the configured database and exit.
+    #[cfg(feature = "server")]
     Migrate {
         /// Which service's database.
         #[arg(value_enum, default_value = "all")]
@@ -252,6 +256,7 @@ impl From<RoleArg> for Role {
     }
 }
 
+#[cfg(feature = "server")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ServiceArg {
     All,
@@ -367,18 +372,23 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     operate(cli).await.map(|()| ExitCode::SUCCESS)
 }
 
-/// The commands that run the suite itself (and read the configuration).
+/// The commands that read the configuration, and (with the `server` feature) run the suite.
 async fn operate(cli: Cli) -> Result<(), String> {
-    let config = load_config(cli.config_dir)?;
+    let config = Config::load(&Sources {
+        dir: Some(cli.config_dir),
+        ..Sources::default()
+    })
+    .map_err(|e| e.to_string())?;
     match cli.command {
+        #[cfg(feature = "server")]
         Command::Dev { data_dir, demo } => {
             let listen = cli.addr.trim();
             let listen = listen.split_once("://").map_or(listen, |(_, rest)| rest);
-            let addr: SocketAddr = listen
+            let addr = listen
                 .trim_end_matches('/')
                 .parse()
                 .map_err(|e| format!("--addr {:?} is not HOST:PORT to listen on: {e}", cli.addr))?;
-            dev(config, addr, data_dir, demo).await
+            server::dev(config, addr, data_dir, demo).await
         }
         Command::Token {
             roles,
@@ -407,18 +417,15 @@ async fn operate(cli: Cli) -> Result<(), String> {
             println!("{token}");
             Ok(())
         }
+        #[cfg(feature = "server")]
         Command::Migrate { service } => {
-            qilu_common::telemetry::init(&config.telemetry);
-            if matches!(service, ServiceArg::All | ServiceArg::Registry) {
-                migrate::<Registry>(&config).await?;
-            }
-            if matches!(service, ServiceArg::All | ServiceArg::Review) {
-                migrate::<Review>(&config).await?;
-            }
-            if matches!(service, ServiceArg::All | ServiceArg::Awards) {
-                migrate::<Awards>(&config).await?;
-            }
-            Ok(())
+            let services: &[qilu_suite::Service] = match service {
+                ServiceArg::All => &qilu_suite::Service::ALL,
+                ServiceArg::Registry => &[qilu_suite::Service::Registry],
+                ServiceArg::Review => &[qilu_suite::Service::Review],
+                ServiceArg::Awards => &[qilu_suite::Service::Awards],
+            };
+            server::migrate(&config, services).await
         }
         Command::PrintConfig => {
             println!("{}", config.redacted());
@@ -429,104 +436,4 @@ async fn operate(cli: Cli) -> Result<(), String> {
         | Command::Programs { .. }
         | Command::Audit { .. } => Err("not an operating command".into()),
     }
-}
-
-async fn migrate<A: ServiceApp>(config: &Config) -> Result<(), String> {
-    let db = open_database::<A>(config, true).await?;
-    db.close().await.map_err(|e| e.to_string())?;
-    println!("{}: migrations applied", A::NAME);
-    Ok(())
-}
-
-/// All three services in one process, one port, SQLite files under `data_dir`; with `demo`,
-/// a programme year is loaded through the public RPCs once the server answers.
-async fn dev(
-    mut config: Config,
-    addr: SocketAddr,
-    data_dir: PathBuf,
-    demo: bool,
-) -> Result<(), String> {
-    config.server.addr = addr;
-    if config.database.url.starts_with("sqlite:") {
-        config.database.url = format!("sqlite://{}/{{service}}.db", data_dir.display());
-    }
-    // Every peer is this same process.
-    let here = format!("http://{addr}");
-    config.peers.registry = here.clone();
-    config.peers.review = here.clone();
-    config.peers.awards = here.clone();
-    qilu_common::telemetry::init(&config.telemetry);
-
-    let registry_db = open_database::<Registry>(&config, true).await?;
-    let review_db = open_database::<Review>(&config, true).await?;
-    let awards_db = open_database::<Awards>(&config, true).await?;
-    let services = vec![
-        Registry::build(&config, registry_db.clone()).await?,
-        Review::build(&config, review_db.clone()).await?,
-        Awards::build(&config, awards_db.clone()).await?,
-    ];
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        format!("cannot bind {addr}: {e} (is another qilu dev running? try --addr)")
-    })?;
-    let token = mint_hs256(
-        &config.auth,
-        &TokenRequest {
-            subject: "dev-admin".into(),
-            roles: vec![Role::Admin],
-            enterprise: None,
-            expert: None,
-            ttl_seconds: 86_400,
-        },
-    )?;
-    println!(
-        "\nQilu development server on {addr} (registry, review, awards; SQLite under {dir}/)\n\n\
-         Development admin token (24 h):\n\n  export QILU_TOKEN={token}\n\n\
-         Try:\n  qilu enterprises list\n  grpcurl -plaintext {addr} list\n  \
-         grpcurl -plaintext -H \"authorization: Bearer $QILU_TOKEN\" -d '{{\"uscc\":\"91350100M000100Y43\"}}' \\\n      \
-         {addr} qilu.registry.v1.EnterpriseRegistryService/ValidateUscc\n\n\
-         Other roles: qilu token --role officer | --role enterprise --enterprise USCC | --role expert --expert ID\n\
-         Stop with Ctrl-C.\n",
-        dir = data_dir.display()
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_config = config.clone();
-    let server = tokio::spawn(async move {
-        let shutdown = async {
-            tokio::select! {
-                () = shutdown_signal() => {}
-                _ = stopped => {}
-            }
-        };
-        serve(listener, services, &server_config, shutdown)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let mut failure = None;
-    if demo {
-        println!("Loading the demo programme year…");
-        match demo::load(&config, &here).await {
-            Ok(lines) => {
-                println!("Demo programme year loaded:");
-                for line in lines {
-                    println!("  {line}");
-                }
-                println!();
-            }
-            Err(e) => {
-                failure = Some(e);
-                let _ = stop.send(());
-            }
-        }
-    }
-    let served = server
-        .await
-        .map_err(|e| format!("server task: {e}"))
-        .and_then(|r| r);
-    for db in [registry_db, review_db, awards_db] {
-        db.close().await.map_err(|e| e.to_string())?;
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    served
 }

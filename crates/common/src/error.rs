@@ -266,6 +266,7 @@ impl From<FieldViolation> for ApiError {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<sea_orm::DbErr> for ApiError {
     /// Unique violations become ALREADY_EXISTS only where a handler maps them itself (it knows
     /// which resource); here a lost database is UNAVAILABLE (`DATABASE_UNAVAILABLE`), a lock not
@@ -292,6 +293,7 @@ impl From<sea_orm::DbErr> for ApiError {
 /// Database limits only the size of a request can reach. The bounds in `crate::limits` keep
 /// requests far below them; a request that still reaches one is the caller's to shrink, so it is
 /// INVALID_ARGUMENT, never INTERNAL.
+#[cfg(feature = "server")]
 const QUERY_LIMIT_MESSAGES: &[&str] = &[
     "too many SQL variables",           // SQLite SQLITE_MAX_VARIABLE_NUMBER
     "Expression tree is too large",     // SQLite SQLITE_MAX_EXPR_DEPTH
@@ -303,6 +305,7 @@ const QUERY_LIMIT_MESSAGES: &[&str] = &[
     "too many arguments for query", // sqlx: PostgreSQL takes at most 65,535 parameters
 ];
 
+#[cfg(feature = "server")]
 fn query_limit_exceeded(err: &sea_orm::DbErr) -> Option<ApiError> {
     use sea_orm::DbErr;
     if !matches!(err, DbErr::Query(_) | DbErr::Exec(_)) {
@@ -527,6 +530,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn database_limits_reached_by_a_request_are_invalid_argument() {
         use sea_orm::{DbErr, RuntimeErr};
@@ -546,6 +550,7 @@ mod tests {
         assert!(matches!(other, ApiError::Internal(_)));
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn a_lost_database_is_unavailable_and_a_bug_is_internal() {
         use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};

@@ -152,9 +152,18 @@ pub struct TestServer {
     pub channel: Channel,
     /// A separate connection to its database, for tests that inspect or tamper with rows.
     pub db: DatabaseConnection,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<Stop>,
     _db: TestDb,
+}
+
+/// How a [`TestServer`] stops its server: a future that, awaited, asks it to stop and waits for
+/// the drain; dropped unawaited, it stops the server without waiting.
+struct Stop(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stop")
+    }
 }
 
 impl TestServer {
@@ -182,6 +191,34 @@ impl TestServer {
         Some(Self::serve(vec![service], config, inspect, test_db).await)
     }
 
+    /// A test server for a server started elsewhere (the suite's composition root,
+    /// `qilu_suite::testing`): `service`'s database is `test_db`, and awaiting `stop` stops the
+    /// server and waits for it (dropping it must stop the server too).
+    pub async fn attach(
+        addr: SocketAddr,
+        config: Config,
+        service: &str,
+        test_db: TestDb,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> TestServer {
+        let db = crate::db::connect(&config.database_url(service), &config.database)
+            .await
+            .expect("second connection");
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to test server");
+        TestServer {
+            addr,
+            config,
+            channel,
+            db,
+            stop: Some(Stop(Box::pin(stop))),
+            _db: test_db,
+        }
+    }
+
     async fn serve(
         services: Vec<ServiceDef>,
         config: Config,
@@ -206,13 +243,16 @@ impl TestServer {
             .connect()
             .await
             .expect("connect to test server");
+        let stop = async move {
+            let _ = tx.send(());
+            let _ = task.await;
+        };
         TestServer {
             addr,
             config,
             channel,
             db,
-            shutdown: Some(tx),
-            task: Some(task),
+            stop: Some(Stop(Box::pin(stop))),
             _db: test_db,
         }
     }
@@ -279,11 +319,8 @@ impl TestServer {
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(Stop(stop)) = self.stop.take() {
+            stop.await;
         }
         let _ = self.db.clone().close().await;
     }

@@ -10,5 +10,8 @@ pub mod leading;
 pub mod policy;
 pub mod statistics;
 pub mod support_policy;
-pub mod uscc;
 pub mod zone;
+
+/// GB 32100 lives in its own leaf crate so clients can check codes without the registry; the
+/// path `domain::uscc` stays for the registry's own code.
+pub use qilu_uscc as uscc;

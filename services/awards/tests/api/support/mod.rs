@@ -4,15 +4,11 @@
 //! seed enterprises, experts, achievements (approved or vetoed through the review service's own
 //! RPCs) and programs.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
-use qilu_awards::{Awards, Clock};
-use qilu_common::app::ServiceApp;
+use qilu_common::Clock;
 use qilu_common::auth::Role;
-use qilu_common::config::Config;
-use qilu_common::server::ServiceDef;
 use qilu_common::testing::{Backend, TestServer};
 use qilu_proto::awards as pb;
 use qilu_proto::awards::award_allocation_service_client::AwardAllocationServiceClient;
@@ -21,9 +17,8 @@ use qilu_proto::registry as rpb;
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_proto::review as vpb;
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
-use qilu_registry::Registry;
-use qilu_review::Review;
-use sea_orm::DatabaseConnection;
+use qilu_suite::Clocks;
+use qilu_suite::testing::start_apart;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -32,35 +27,6 @@ pub type Client = AwardAllocationServiceClient<Channel>;
 // ---------------------------------------------------------------------------------------------
 // The three services, and a clock tests can move
 // ---------------------------------------------------------------------------------------------
-
-/// Clock offsets (µs) by the awards server's database URL, which is unique per test.
-fn offsets() -> &'static Mutex<HashMap<String, Arc<AtomicI64>>> {
-    static OFFSETS: OnceLock<Mutex<HashMap<String, Arc<AtomicI64>>>> = OnceLock::new();
-    OFFSETS.get_or_init(Default::default)
-}
-
-/// The awards service with a clock that reads the system time plus a per-test offset.
-struct AwardsWithClock;
-
-impl ServiceApp for AwardsWithClock {
-    const NAME: &'static str = Awards::NAME;
-    const GRPC_NAME: &'static str = Awards::GRPC_NAME;
-
-    async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-        Awards::migrate(db).await
-    }
-
-    async fn build(config: &Config, db: DatabaseConnection) -> Result<ServiceDef, String> {
-        let offset = Arc::new(AtomicI64::new(0));
-        offsets()
-            .lock()
-            .unwrap()
-            .insert(config.database.url.clone(), offset.clone());
-        let clock =
-            Clock::new(move || qilu_common::time::now_micros() + offset.load(Ordering::SeqCst));
-        qilu_awards::service_with_clock(config, db, clock)
-    }
-}
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -72,34 +38,31 @@ pub struct Env {
 }
 
 impl Env {
+    /// The three services as `qilu_suite` wires them, each on its own port over its own fresh
+    /// database (so a test can stop the review service alone), the awards service reading a
+    /// clock the test moves with [`Env::advance_days`].
     pub async fn start(backend: Backend) -> Option<Env> {
-        let registry = TestServer::start::<Registry>(backend).await?;
-        let registry_url = format!("http://{}", registry.addr);
-        let review = TestServer::start_with::<Review>(
-            backend,
-            &[("QILU__PEERS__REGISTRY", registry_url.clone())],
-        )
-        .await?;
-        let awards = TestServer::start_with::<AwardsWithClock>(
+        let offset = Arc::new(AtomicI64::new(0));
+        let moved = offset.clone();
+        let clocks = Clocks {
+            awards: Some(Clock::new(move || {
+                qilu_common::time::now_micros() + moved.load(Ordering::SeqCst)
+            })),
+            ..Clocks::default()
+        };
+        let servers = start_apart(
             backend,
             &[
-                ("QILU__PEERS__REGISTRY", registry_url),
-                ("QILU__PEERS__REVIEW", format!("http://{}", review.addr)),
                 ("QILU__PEERS__TIMEOUT_MS", "2000".into()),
                 ("QILU__PEERS__RETRIES", "1".into()),
             ],
+            clocks,
         )
         .await?;
-        let offset = offsets()
-            .lock()
-            .unwrap()
-            .get(&awards.config.database.url)
-            .cloned()
-            .expect("clock registered");
         Some(Env {
-            registry,
-            review: Some(review),
-            awards,
+            registry: servers.registry,
+            review: Some(servers.review),
+            awards: servers.awards,
             offset,
         })
     }

@@ -18,7 +18,12 @@
 //!   such a code has the right shape and may even carry a matching check character, yet no
 //!   registry can have issued it (only the allow-list rescues one, as a known exception);
 //! - let the organisation code's own GB 11714 check change the verdict: it is a warning only;
-//! - do I/O or logging: everything here is a pure function of its arguments.
+//! - do I/O or logging: everything here is a pure function of its arguments;
+//! - depend on another Qilu crate: clients (the `qilu` CLI, the demo, the bench, tests) use it
+//!   to make and check codes without building a server. The registry re-exports it as
+//!   `qilu_registry::domain::uscc`.
+
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
 use std::fmt;
