@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup;
+
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
 use qilu_common::config::Config;
 use qilu_common::on_both_backends;

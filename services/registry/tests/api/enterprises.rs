@@ -17,7 +17,8 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::support::{
-    ENTERPRISE_TYPE, assert_invalid_field, assert_not_found, client, ent, enterprise, shandong,
+    ENTERPRISE_TYPE, assert_invalid_field, assert_not_found, audit_events_paged, client, ent,
+    enterprise, shandong,
     violations, with_check,
 };
 
@@ -149,27 +150,7 @@ async fn list_all(server: &TestServer, filter: &str, order_by: &str) -> Vec<Stri
 }
 
 async fn audit_events_in_pages_of_two(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client(server)
-            .list_audit_events(server.request(
-                Role::Auditor,
-                cpb::ListAuditEventsRequest {
-                    page_size: 2,
-                    page_token: token,
-                    filter: filter.into(),
-                },
-            ))
-            .await
-            .unwrap_or_else(|s| panic!("list audit events {filter:?}: {s:?}"))
-            .into_inner();
-        out.extend(page.audit_events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
+    audit_events_paged(server, filter, 2).await
 }
 
 async fn verify(server: &TestServer, sequence: i64, hash: &str) -> cpb::VerifyAuditChainResponse {

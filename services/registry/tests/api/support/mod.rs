@@ -80,6 +80,15 @@ pub async fn get_enterprise(server: &TestServer, uscc: &str) -> pb::Enterprise {
 
 /// Every audit event matching `filter` (all of them for `""`), read as an auditor page by page.
 pub async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEvent> {
+    audit_events_paged(server, filter, 1000).await
+}
+
+/// [`audit_events`] in pages of `page_size` (tests of paging itself use small pages).
+pub async fn audit_events_paged(
+    server: &TestServer,
+    filter: &str,
+    page_size: i32,
+) -> Vec<cpb::AuditEvent> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
@@ -87,7 +96,7 @@ pub async fn audit_events(server: &TestServer, filter: &str) -> Vec<cpb::AuditEv
             .list_audit_events(server.request(
                 Role::Auditor,
                 cpb::ListAuditEventsRequest {
-                    page_size: 1000,
+                    page_size,
                     page_token: token,
                     filter: filter.into(),
                 },
