@@ -55,7 +55,9 @@ async fn start(dbs: &PerService<TestDb>) -> SuiteUnderTest {
         },
         ..Options::default()
     };
-    let running = qilu_suite::start(&config, listener, &options).await.unwrap();
+    let running = qilu_suite::start(&config, listener, &options)
+        .await
+        .unwrap();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr()))
         .unwrap()
         .connect()
@@ -120,7 +122,9 @@ impl SuiteUnderTest {
                     expert_id: "zhang-wei".into(),
                     expert: Some(vpb::Expert {
                         display_name: "张伟".into(),
-                        industry_fields: vec![qilu_proto::common::IndustryField::Biomedicine as i32],
+                        industry_fields: vec![
+                            qilu_proto::common::IndustryField::Biomedicine as i32,
+                        ],
                         organization: "山东大学".into(),
                         load_limit: 5,
                         ..Default::default()
@@ -300,7 +304,11 @@ async fn a_restored_dump_verifies_resumes_its_feed_and_replays_retries(backend: 
 
     // The follower resumes at its cursor: the second enterprise, and nothing after the dump.
     let resumed = suite.changes_after(&cursor).await;
-    let resources: Vec<&str> = resumed.changes.iter().map(|c| c.resource.as_str()).collect();
+    let resources: Vec<&str> = resumed
+        .changes
+        .iter()
+        .map(|c| c.resource.as_str())
+        .collect();
     assert_eq!(resources, [format!("enterprises/{}", code(2))]);
     assert!(resumed.caught_up);
     // A cursor from after the dump names a change the restored registry never made: refused,
@@ -317,7 +325,10 @@ async fn a_restored_dump_verifies_resumes_its_feed_and_replays_retries(backend: 
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert!(refused.message().contains("after the newest change"), "{refused:?}");
+    assert!(
+        refused.message().contains("after the newest change"),
+        "{refused:?}"
+    );
 
     // Retries of writes made before the dump replay their first answers.
     assert_eq!(suite.create_enterprise(1, ENTERPRISE_1).await, first);

@@ -18,8 +18,7 @@ use tonic_types::StatusExt;
 
 use crate::support::{
     ENTERPRISE_TYPE, assert_invalid_field, assert_not_found, audit_events_paged, client, ent,
-    enterprise, shandong,
-    violations, with_check,
+    enterprise, shandong, violations, with_check,
 };
 
 on_both_backends!(
