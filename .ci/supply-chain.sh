@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Supply chain (called by .ci/run): cargo-deny over the whole dependency tree (licences, banned
-# crates, sources: deny.toml), and a CycloneDX SBOM of the binaries (cargo-cyclonedx), written to
-# $CARGO_TARGET_DIR/sbom/. Both tools are built once from crates.io into the tools cache. The
+# crates, sources: deny.toml), and CycloneDX SBOMs of the binaries (cargo-cyclonedx) and of the
+# container image's packages (.ci/image-sbom.sh), written to $CARGO_TARGET_DIR/sbom/. Both tools are built once from crates.io into the tools cache. The
 # RustSec advisory check needs the advisory database, which this CI machine cannot fetch:
 # deny.toml says how a deployment runs it.
 set -euo pipefail
@@ -35,6 +35,8 @@ rm -rf "$out" && mkdir -p "$out"
 find . -path ./target -prune -o -path ./.git -prune -o -name '*.cdx.json' -print | while read -r f; do
   mv "$f" "$out/"
 done
+# The container image's packages (the runtime base; deploy/Dockerfile installs none on top).
+bash .ci/image-sbom.sh "$out/qilu-image-packages.cdx.json"
 python3 - "$out" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
