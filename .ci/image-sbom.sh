@@ -13,7 +13,7 @@ out="${1:?usage: image-sbom.sh OUT.json}"
 base="$(sed -n 's/^FROM \(debian:[a-z]*-slim\) AS runtime$/\1/p' deploy/Dockerfile)"
 suite="${base#debian:}"; suite="${suite%-slim}"
 [ -n "$suite" ] || { echo "deploy/Dockerfile: no 'FROM debian:<suite>-slim AS runtime'" >&2; exit 1; }
-command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
+command -v debootstrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
 mirror="$(sed -n 's/^URIs: \(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)"
 scratch="$(mktemp -d)"; trap 'rm -rf "$scratch"' EXIT
 debootstrap --print-debs --variant=minbase "$suite" "$scratch/root" "${mirror:-http://deb.debian.org/debian}" \
