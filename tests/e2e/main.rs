@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup;
+mod upgrade;
 
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
 use qilu_common::config::Config;
