@@ -64,7 +64,14 @@ async fn load(backend: Backend, dump: &Path, url: &str) {
             let file = dir.path().join("dump.sql");
             std::fs::write(&file, sql).unwrap();
             let out = Command::new("psql")
-                .args(["--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", url, "--file"])
+                .args([
+                    "--quiet",
+                    "--set",
+                    "ON_ERROR_STOP=1",
+                    "--dbname",
+                    url,
+                    "--file",
+                ])
                 .arg(&file)
                 .output()
                 .expect("psql is installed (PostgreSQL client tools)");
@@ -150,7 +157,9 @@ async fn the_current_binaries_run_on_v0_1_0_databases(backend: Backend) {
         ..Options::default()
     };
     // Start-up migrates each database forward from the release's schema.
-    let running = qilu_suite::start(&config, listener, &options).await.unwrap();
+    let running = qilu_suite::start(&config, listener, &options)
+        .await
+        .unwrap();
     let config = running.config().clone();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr()))
         .unwrap()
@@ -186,7 +195,11 @@ async fn the_current_binaries_run_on_v0_1_0_databases(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(feed.changes.len(), 921, "the feed is the release's audit log");
+    assert_eq!(
+        feed.changes.len(),
+        921,
+        "the feed is the release's audit log"
+    );
     let allocation = AwardAllocationServiceClient::new(channel.clone())
         .get_allocation(request(
             &config,
