@@ -331,16 +331,36 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Request durations in seconds: the boundaries OpenTelemetry's RPC and HTTP semantic
+/// conventions advise for call durations, so histograms from every replica aggregate (a summary's
+/// quantiles cannot be added across replicas).
+pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Keys answered by one shared point-read statement (powers of two up to its batch size).
+const SHARED_READ_KEY_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 fn install_metrics(config: &Config) {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     static INSTALLED: OnceLock<()> = OnceLock::new();
     let Some(addr) = config.metrics.addr else {
         return;
     };
     INSTALLED.get_or_init(|| {
-        match metrics_exporter_prometheus::PrometheusBuilder::new()
+        let builder = PrometheusBuilder::new()
             .with_http_listener(addr)
-            .install()
-        {
+            .set_buckets_for_metric(
+                Matcher::Suffix("_duration_seconds".into()),
+                DURATION_BUCKETS_SECONDS,
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("qilu_shared_read_keys".into()),
+                    SHARED_READ_KEY_BUCKETS,
+                )
+            });
+        match builder.and_then(PrometheusBuilder::install) {
             Ok(()) => tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics"),
             Err(e) => tracing::warn!(%addr, error = %e, "metrics endpoint not started"),
         }

@@ -156,7 +156,10 @@ async fn qilu_dev_serves_all_three_services_and_stops_cleanly_on_sigterm() {
     assert!(
         metrics.contains("qilu_grpc_server_requests_total")
             && metrics.contains("ValidateUscc")
-            && metrics.contains("qilu_grpc_server_request_duration_seconds"),
+            && metrics.contains("qilu_grpc_server_request_duration_seconds")
+            // A histogram with buckets (aggregatable across replicas), not a summary.
+            && metrics.contains("qilu_grpc_server_request_duration_seconds_bucket{")
+            && metrics.contains("le=\"0.005\""),
         "{metrics}"
     );
 
