@@ -16,8 +16,8 @@ use qilu_proto::awards as pb;
 
 use super::programs::save;
 use super::{AwardsApi, ceilings};
+use crate::convert::ALLOCATION_TYPE;
 use crate::convert::allocation::allocation_to_proto;
-use crate::convert::{ALLOCATION_TYPE, invalid};
 use crate::domain::allocation::{BucketKey, Candidate, Score};
 use crate::domain::application::{Application, outcome_code};
 use crate::domain::ids::{ProgramId, parse_allocation_name};
@@ -166,7 +166,7 @@ pub(super) async fn allocate_program(
     ctx: &CallContext,
     req: pb::AllocateProgramRequest,
 ) -> Result<pb::Allocation, ApiError> {
-    let id = ProgramId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = ProgramId::parse_name(&req.name, "name")?;
     if !req.validate_only && !ctx.has_role(Role::Admin) {
         return Err(ApiError::PermissionDenied(
             "only an admin may run an allocation; officers and auditors may preview it with validate_only".into(),
@@ -252,7 +252,7 @@ pub(super) async fn get_allocation(
     req: pb::GetAllocationRequest,
 ) -> Result<pb::Allocation, ApiError> {
     let name = &req.name;
-    let id = parse_allocation_name(name, "name").map_err(invalid)?;
+    let id = parse_allocation_name(name, "name")?;
     api.load_program(&api.db, &id).await?;
     let run = run_store::latest(&api.db, id.as_str())
         .await?

@@ -17,7 +17,7 @@ use super::{AwardsApi, new_id};
 use crate::convert::application::{
     CreateApplication, application_to_proto, list_filter, list_order, list_parent, parse_withdraw,
 };
-use crate::convert::{APPLICATION_TYPE, invalid, published};
+use crate::convert::{APPLICATION_TYPE, published};
 use crate::domain::application::{AppState, Application};
 use crate::domain::ids::ApplicationName;
 use crate::domain::program::{Program, State};
@@ -158,7 +158,7 @@ async fn visible_application(
     ctx: &CallContext,
     name: &str,
 ) -> Result<(Application, Program), ApiError> {
-    let parsed = ApplicationName::parse(name, "name").map_err(invalid)?;
+    let parsed = ApplicationName::parse(name, "name")?;
     let a = store::get(&api.db, parsed.program().as_str(), parsed.id())
         .await?
         .ok_or_else(|| not_found(name))?;

@@ -14,8 +14,8 @@ use qilu_proto::awards as pb;
 use super::allocation::store_run;
 use super::programs::save;
 use super::{AwardsApi, new_id};
+use crate::convert::OBJECTION_TYPE;
 use crate::convert::objection::{FileObjection, ResolveObjection, list_filter, objection_to_proto};
-use crate::convert::{OBJECTION_TYPE, invalid};
 use crate::domain::application::{Objection, ObjectionState};
 use crate::domain::ids::{ObjectionName, ProgramId};
 use crate::domain::refusal::{self, ObjectionRefused};
@@ -93,7 +93,7 @@ pub(super) async fn get_objection(
     req: pb::GetObjectionRequest,
 ) -> Result<pb::Objection, ApiError> {
     let name = &req.name;
-    let parsed = ObjectionName::parse(name, "name").map_err(invalid)?;
+    let parsed = ObjectionName::parse(name, "name")?;
     let o = store::get(&api.db, parsed.program().as_str(), parsed.id())
         .await?
         .filter(|o| sees_all(ctx) || o.objector == ctx.caller.subject)
@@ -106,7 +106,7 @@ pub(super) async fn list_objections(
     ctx: &CallContext,
     req: pb::ListObjectionsRequest,
 ) -> Result<pb::ListObjectionsResponse, ApiError> {
-    let program_id = ProgramId::parse_name(&req.parent, "parent").map_err(invalid)?;
+    let program_id = ProgramId::parse_name(&req.parent, "parent")?;
     super::programs::visible_program(api, ctx, &program_id).await?;
     let mut filter = list_filter(&req.filter, &program_id)?;
     if !sees_all(ctx) {

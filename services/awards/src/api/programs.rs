@@ -9,10 +9,10 @@ use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::awards as pb;
 
 use super::{AwardsApi, ceilings, program_not_found, sees_drafts};
+use crate::convert::PROGRAM_TYPE;
 use crate::convert::program::{
     CreateProgram, UpdateProgram, list_filter, list_order, program_to_proto, publish_window_days,
 };
-use crate::convert::{PROGRAM_TYPE, invalid};
 use crate::domain::ids::ProgramId;
 use crate::domain::program::{self, DEFAULT_OBJECTION_WINDOW_DAYS, Program, State, Transition};
 use crate::domain::refusal;
@@ -79,7 +79,7 @@ pub(super) async fn get_program(
     ctx: &CallContext,
     req: pb::GetProgramRequest,
 ) -> Result<pb::Program, ApiError> {
-    let id = ProgramId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = ProgramId::parse_name(&req.name, "name")?;
     let p = visible_program(api, ctx, &id).await?;
     Ok(program_to_proto(&p))
 }
@@ -159,7 +159,7 @@ async fn transition(
     method: Transition,
     change: impl FnOnce(&mut WriteTx, &mut Program) -> Result<(), ApiError>,
 ) -> Result<pb::Program, ApiError> {
-    let id = ProgramId::parse_name(name, "name").map_err(invalid)?;
+    let id = ProgramId::parse_name(name, "name")?;
     let mut tx = match WriteTx::begin::<pb::Program>(&api.db, ctx, request_id, req).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
@@ -182,7 +182,7 @@ pub(super) async fn open_program(
 ) -> Result<pb::Program, ApiError> {
     // Not `transition`: the ceiling check reads the year's other programs, inside the same
     // transaction (under the audit lock), so two drafts cannot open past a ceiling together.
-    let id = ProgramId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = ProgramId::parse_name(&req.name, "name")?;
     let mut tx = match WriteTx::begin::<pb::Program>(&api.db, ctx, &req.request_id, &req).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
@@ -255,7 +255,7 @@ pub(super) async fn finalize_program(
     req: pb::FinalizeProgramRequest,
 ) -> Result<pb::Program, ApiError> {
     let now = api.clock.now_us();
-    let id = ProgramId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = ProgramId::parse_name(&req.name, "name")?;
     // Open objections are read inside the transaction (the audit lock serializes writers).
     let db = api.db.clone();
     let mut tx = match WriteTx::begin::<pb::Program>(&db, ctx, &req.request_id, &req).await? {

@@ -7,7 +7,6 @@ use qilu_common::time::to_timestamp;
 use qilu_common::{ApiError, FieldViolation};
 use qilu_proto::awards as pb;
 
-use super::invalid;
 use crate::domain::application::{AppState, Application};
 use crate::domain::ids::{AchievementRef, ApplicationName, EnterpriseRef, ProgramId};
 use crate::domain::program::{Kind, Program};
@@ -37,7 +36,7 @@ pub struct CreateApplication {
 impl CreateApplication {
     /// The parent on its own, then both references at once.
     pub fn parse(req: &pb::CreateApplicationRequest) -> Result<CreateApplication, ApiError> {
-        let program = ProgramId::parse_name(&req.parent, "parent").map_err(invalid)?;
+        let program = ProgramId::parse_name(&req.parent, "parent")?;
         let input = qilu_common::input::required(req.application.as_ref(), "application")?;
         let mut v = Violations::new();
         let enterprise = v.take(EnterpriseRef::parse_name(
@@ -134,9 +133,8 @@ impl CreateApplication {
 pub fn parse_withdraw(
     req: &pb::WithdrawApplicationRequest,
 ) -> Result<(ApplicationName, String), ApiError> {
-    let name = ApplicationName::parse(&req.name, "name").map_err(invalid)?;
-    let reason = qilu_common::input::text(&req.reason, "reason", MAX_REASON_CHARS, false)
-        .map_err(invalid)?;
+    let name = ApplicationName::parse(&req.name, "name")?;
+    let reason = qilu_common::input::text(&req.reason, "reason", MAX_REASON_CHARS, false)?;
     Ok((name, reason))
 }
 
@@ -147,7 +145,7 @@ pub fn list_parent(raw: &str) -> Result<Option<ProgramId>, ApiError> {
     }
     ProgramId::parse_name(raw, "parent")
         .map(Some)
-        .map_err(invalid)
+        .map_err(ApiError::from)
 }
 
 fn industry_field(name: &str) -> Option<i32> {
@@ -216,11 +214,11 @@ pub fn list_filter(raw: &str) -> Result<ListFilter, ApiError> {
     for term in Filter::typed(raw, LIST_FILTER)? {
         match (term.field, term.value) {
             ("enterprise", Value::Text(v)) => {
-                let e = EnterpriseRef::parse_name(&v, "filter").map_err(invalid)?;
+                let e = EnterpriseRef::parse_name(&v, "filter")?;
                 out.uscc = Some(e.as_str().to_string());
             }
             ("achievement", Value::Text(v)) => {
-                let a = AchievementRef::parse_name(&v, "filter").map_err(invalid)?;
+                let a = AchievementRef::parse_name(&v, "filter")?;
                 out.achievement_id = Some(a.as_str().to_string());
             }
             ("industry_field", Value::Enum(n)) => out.industry_field = Some(n),

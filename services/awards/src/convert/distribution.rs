@@ -4,7 +4,6 @@
 use qilu_common::ApiError;
 use qilu_proto::awards as pb;
 
-use super::invalid;
 use crate::domain::distribution::YearRow;
 use crate::domain::ids::ProgramId;
 use crate::domain::program::{self, Kind};
@@ -37,7 +36,7 @@ impl Scope {
             Some(pb::get_field_distribution_request::Scope::Program(name)) => {
                 ProgramId::parse_name(name, "program")
                     .map(Scope::Program)
-                    .map_err(invalid)
+                    .map_err(ApiError::from)
             }
             Some(pb::get_field_distribution_request::Scope::Years(range)) => {
                 // Programs only exist for these years, and inside them the range arithmetic

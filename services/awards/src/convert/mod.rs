@@ -18,7 +18,7 @@ pub mod objection;
 pub mod program;
 
 use chrono::NaiveDate;
-use qilu_common::{ApiError, FieldViolation};
+use qilu_common::FieldViolation;
 
 use crate::domain::program::State;
 
@@ -30,11 +30,6 @@ pub const APPLICATION_TYPE: &str = "awards.qilu.gov.cn/Application";
 pub const ALLOCATION_TYPE: &str = "awards.qilu.gov.cn/Allocation";
 /// Resource type of objections.
 pub const OBJECTION_TYPE: &str = "awards.qilu.gov.cn/Objection";
-
-/// One bad field as the `INVALID_ARGUMENT` it is on its own.
-pub fn invalid(v: FieldViolation) -> ApiError {
-    ApiError::InvalidArgument(vec![v])
-}
 
 pub(crate) fn parse_date(raw: &str, field: &str, v: &mut Vec<FieldViolation>) -> Option<NaiveDate> {
     if raw.is_empty() {

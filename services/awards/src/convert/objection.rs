@@ -7,7 +7,6 @@ use qilu_common::time::to_timestamp;
 use qilu_common::{ApiError, FieldViolation};
 use qilu_proto::awards as pb;
 
-use super::invalid;
 use crate::domain::application::{Objection, ObjectionState};
 use crate::domain::ids::{ApplicationName, ObjectionName, ProgramId};
 use crate::store::objection::{ListFilter, state_code};
@@ -37,7 +36,7 @@ pub struct FileObjection {
 impl FileObjection {
     /// The parent on its own, then every violation of the objection at once.
     pub fn parse(req: &pb::FileObjectionRequest) -> Result<FileObjection, ApiError> {
-        let program = ProgramId::parse_name(&req.parent, "parent").map_err(invalid)?;
+        let program = ProgramId::parse_name(&req.parent, "parent")?;
         let input = qilu_common::input::required(req.objection.as_ref(), "objection")?;
         let mut v = Violations::new();
         let application = match ApplicationName::parse(&input.application, "objection.application")
@@ -98,7 +97,7 @@ pub struct ResolveObjection {
 impl ResolveObjection {
     /// The name and the resolution on their own, then remedy and reason at once.
     pub fn parse(req: &pb::ResolveObjectionRequest) -> Result<ResolveObjection, ApiError> {
-        let name = ObjectionName::parse(&req.name, "name").map_err(invalid)?;
+        let name = ObjectionName::parse(&req.name, "name")?;
         let resolution = pb::ObjectionResolution::try_from(req.resolution)
             .ok()
             .filter(|r| *r != pb::ObjectionResolution::Unspecified)
@@ -185,7 +184,7 @@ pub fn list_filter(raw: &str, program: &ProgramId) -> Result<ListFilter, ApiErro
             }
             ("resolution", Value::Enum(r)) => filter.resolution = Some(r),
             ("application", Value::Text(a)) => {
-                let name = ApplicationName::parse(&a, "filter").map_err(invalid)?;
+                let name = ApplicationName::parse(&a, "filter")?;
                 if name.program() != program {
                     return Err(ApiError::invalid(
                         "filter",

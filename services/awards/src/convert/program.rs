@@ -8,7 +8,7 @@ use qilu_common::time::to_timestamp;
 use qilu_common::{ApiError, FieldViolation};
 use qilu_proto::awards as pb;
 
-use super::{date_str, invalid, parse_date};
+use super::{date_str, parse_date};
 use crate::domain::ids::ProgramId;
 use crate::domain::program::{
     self, AwardQuota, DEFAULT_OBJECTION_WINDOW_DAYS, Deadlines, Kind, MAX_OBJECTION_WINDOW_DAYS,
@@ -104,7 +104,7 @@ impl<'a> UpdateProgram<'a> {
     /// The name, the mask and the values' syntax; the settings rules are checked on the merge.
     pub fn parse(req: &'a pb::UpdateProgramRequest) -> Result<UpdateProgram<'a>, ApiError> {
         let input = qilu_common::input::required(req.program.as_ref(), "program")?;
-        let id = ProgramId::parse_name(&input.name, "program.name").map_err(invalid)?;
+        let id = ProgramId::parse_name(&input.name, "program.name")?;
         let mask = UpdateMask::parse(req.update_mask.as_ref(), &UPDATABLE)?;
         let incoming = settings_from_proto(input, "program").map_err(ApiError::InvalidArgument)?;
         Ok(UpdateProgram {

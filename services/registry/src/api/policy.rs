@@ -8,7 +8,6 @@ use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::registry as pb;
 
-use crate::convert::leading::invalid;
 use crate::convert::policy::{
     POLICY_TARGET_TYPE, not_found, parse_draft, parse_list_filter, parse_order, parse_target_name,
     to_proto,
@@ -127,7 +126,7 @@ pub(super) async fn get_policy_target(
     _ctx: &CallContext,
     req: pb::GetPolicyTargetRequest,
 ) -> Result<pb::PolicyTarget, ApiError> {
-    let id = parse_target_name(&req.name, "name").map_err(invalid)?;
+    let id = parse_target_name(&req.name, "name")?;
     let row = store::get(&api.db, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;

@@ -14,7 +14,6 @@ use crate::convert::achievement::{
     CreateAchievement, UpdateAchievement, achievement_to_proto, list_filter, list_order,
     withdraw_reason,
 };
-use crate::convert::invalid;
 use crate::domain::achievement::{Achievement, State};
 use crate::domain::ids::AchievementId;
 use crate::domain::refusal::{self, NoActiveRuleSet};
@@ -99,7 +98,7 @@ pub(super) async fn get_achievement(
     ctx: &CallContext,
     req: pb::GetAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = AchievementId::parse_name(&req.name, "name")?;
     let a = api.visible_achievement(&api.db, ctx, &id).await?;
     Ok(achievement_to_proto(&a, redact_for(ctx)))
 }
@@ -192,7 +191,7 @@ pub(super) async fn submit_achievement(
     ctx: &CallContext,
     req: pb::SubmitAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = AchievementId::parse_name(&req.name, "name")?;
     // Read first to learn the owner, then ask the registry before any write transaction opens.
     let before = api.load_achievement(&api.db, &id).await?;
     check_own(ctx, &before)?;
@@ -266,7 +265,7 @@ pub(super) async fn withdraw_achievement(
     ctx: &CallContext,
     req: pb::WithdrawAchievementRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = AchievementId::parse_name(&req.name, "name")?;
     let reason = withdraw_reason(&req)?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {

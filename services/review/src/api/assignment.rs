@@ -12,7 +12,6 @@ use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
 
 use super::{ReviewApi, new_id};
-use crate::convert::invalid;
 use crate::convert::review::review_to_proto;
 use crate::domain::achievement::State;
 use crate::domain::expert::{self, Candidate, Expert, MAX_REVIEWERS_PER_CALL};
@@ -81,7 +80,7 @@ pub(super) async fn assign_reviewers(
     ctx: &CallContext,
     req: pb::AssignReviewersRequest,
 ) -> Result<pb::AssignReviewersResponse, ApiError> {
-    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = AchievementId::parse_name(&req.name, "name")?;
     let ask = parse_ask(ctx, &req)?;
     let mut tx =
         match WriteTx::begin::<pb::AssignReviewersResponse>(&api.db, ctx, &req.request_id, &req)

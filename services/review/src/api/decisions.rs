@@ -14,7 +14,6 @@ use super::ReviewApi;
 use super::achievements::{check_own, redact_for};
 use crate::convert::achievement::achievement_to_proto;
 use crate::convert::decision::{ResolveAppeal, batch_names, parse_appeal};
-use crate::convert::invalid;
 use crate::domain::achievement::{Achievement, State};
 use crate::domain::appeal::{self, Appeal, Resolution};
 use crate::domain::decision::{self, Outcome};
@@ -41,7 +40,7 @@ pub(super) async fn finalize_decision(
     ctx: &CallContext,
     req: pb::FinalizeDecisionRequest,
 ) -> Result<pb::Achievement, ApiError> {
-    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = AchievementId::parse_name(&req.name, "name")?;
     let mut tx =
         match WriteTx::begin::<pb::Achievement>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),

@@ -12,10 +12,10 @@ use qilu_proto::review as pb;
 use sea_orm::ConnectionTrait;
 
 use super::{ReviewApi, Scope};
+use crate::convert::EXPERT_TYPE;
 use crate::convert::expert::{
     DeclareConflict, UpdateExpert, expert_to_proto, list_filter, list_order, parse_create,
 };
-use crate::convert::{EXPERT_TYPE, invalid};
 use crate::domain::achievement::State;
 use crate::domain::expert::{DeclaredConflict, Expert};
 use crate::domain::ids::ExpertId;
@@ -90,7 +90,7 @@ pub(super) async fn get_expert(
     ctx: &CallContext,
     req: pb::GetExpertRequest,
 ) -> Result<pb::Expert, ApiError> {
-    let id = ExpertId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = ExpertId::parse_name(&req.name, "name")?;
     check_self(ctx, &id)?;
     let expert = load(&api.db, &id).await?;
     let open = open_reviews(&api.db, &id).await?;

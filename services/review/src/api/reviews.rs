@@ -131,7 +131,7 @@ pub(super) async fn get_review(
     ctx: &CallContext,
     req: pb::GetReviewRequest,
 ) -> Result<pb::Review, ApiError> {
-    let name = ReviewName::parse(&req.name, "name").map_err(crate::convert::invalid)?;
+    let name = ReviewName::parse(&req.name, "name").map_err(ApiError::from)?;
     let a_id = name.achievement();
     let review = load(&api.db, &name).await?;
     let hidden = || not_found(&review.name());

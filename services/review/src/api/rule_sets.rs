@@ -8,10 +8,10 @@ use qilu_common::{ApiError, CallContext, db::is_unique_violation};
 use qilu_proto::review as pb;
 
 use super::ReviewApi;
+use crate::convert::RULE_SET_TYPE;
 use crate::convert::rule_set::{
     CreateRuleSet, ScreenRequest, list_filter, rule_set_to_proto, verdict_to_proto,
 };
-use crate::convert::{RULE_SET_TYPE, invalid};
 use crate::domain::ids::RuleSetId;
 use crate::domain::refusal::NoActiveRuleSet;
 use crate::domain::screening::{self, RuleSetRef};
@@ -82,7 +82,7 @@ pub(super) async fn get_veto_rule_set(
     _ctx: &CallContext,
     req: pb::GetVetoRuleSetRequest,
 ) -> Result<pb::VetoRuleSet, ApiError> {
-    let id = RuleSetId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = RuleSetId::parse_name(&req.name, "name")?;
     Ok(rule_set_to_proto(&load(&api.db, &id).await?))
 }
 
@@ -117,7 +117,7 @@ pub(super) async fn activate_veto_rule_set(
     ctx: &CallContext,
     req: pb::ActivateVetoRuleSetRequest,
 ) -> Result<pb::VetoRuleSet, ApiError> {
-    let id = RuleSetId::parse_name(&req.name, "name").map_err(invalid)?;
+    let id = RuleSetId::parse_name(&req.name, "name")?;
     let mut tx =
         match WriteTx::begin::<pb::VetoRuleSet>(&api.db, ctx, &req.request_id, &req).await? {
             Begun::Replay(previous) => return Ok(previous),

@@ -10,7 +10,7 @@ use qilu_proto::review as pb;
 
 use super::decision::{appeal_to_proto, decision_to_proto};
 use super::rule_set::verdict_to_proto;
-use super::{industry_code, industry_field, invalid, non_negative, parse_enterprise};
+use super::{industry_code, industry_field, non_negative, parse_enterprise};
 use crate::domain::achievement::{
     Achievement, Fields, MAX_REASON_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS,
 };
@@ -56,7 +56,7 @@ impl<'a> UpdateAchievement<'a> {
     /// The name and the mask; a path outside the updatable fields is refused here.
     pub fn parse(req: &'a pb::UpdateAchievementRequest) -> Result<UpdateAchievement<'a>, ApiError> {
         let input = qilu_common::input::required(req.achievement.as_ref(), "achievement")?;
-        let id = AchievementId::parse_name(&input.name, "achievement.name").map_err(invalid)?;
+        let id = AchievementId::parse_name(&input.name, "achievement.name")?;
         let mut updatable: Vec<String> = ACHIEVEMENT_FIELDS.iter().map(|f| f.to_string()).collect();
         updatable.extend(GREEN_DATA_FIELDS.iter().map(|f| format!("green_data.{f}")));
         let updatable: Vec<&str> = updatable.iter().map(String::as_str).collect();
@@ -88,7 +88,7 @@ impl<'a> UpdateAchievement<'a> {
 
 /// The reason of a `WithdrawAchievement`.
 pub fn withdraw_reason(req: &pb::WithdrawAchievementRequest) -> Result<String, ApiError> {
-    qilu_common::input::text(&req.reason, "reason", MAX_REASON_CHARS, false).map_err(invalid)
+    qilu_common::input::text(&req.reason, "reason", MAX_REASON_CHARS, false).map_err(ApiError::from)
 }
 
 fn achievement_state(name: &str) -> Option<i32> {

@@ -6,7 +6,6 @@ use qilu_common::input::Violations;
 use qilu_common::time::to_timestamp;
 use qilu_proto::review as pb;
 
-use super::invalid;
 use crate::domain::achievement::MAX_LONG_TEXT_CHARS;
 use crate::domain::appeal::{Appeal, Resolution};
 use crate::domain::decision::{Decision, VetoPath};
@@ -14,9 +13,8 @@ use crate::domain::ids::AchievementId;
 
 /// A parsed `AppealVeto`: the achievement and the grounds.
 pub fn parse_appeal(req: &pb::AppealVetoRequest) -> Result<(AchievementId, String), ApiError> {
-    let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
-    let grounds = qilu_common::input::text(&req.grounds, "grounds", MAX_LONG_TEXT_CHARS, true)
-        .map_err(invalid)?;
+    let id = AchievementId::parse_name(&req.name, "name")?;
+    let grounds = qilu_common::input::text(&req.grounds, "grounds", MAX_LONG_TEXT_CHARS, true)?;
     Ok((id, grounds))
 }
 
@@ -34,7 +32,7 @@ pub struct ResolveAppeal {
 impl ResolveAppeal {
     /// The name on its own, then every violation of the rest at once.
     pub fn parse(req: &pb::ResolveAppealRequest) -> Result<ResolveAppeal, ApiError> {
-        let id = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+        let id = AchievementId::parse_name(&req.name, "name")?;
         let mut v = Violations::new();
         let resolution = match pb::AppealResolution::try_from(req.resolution) {
             Ok(pb::AppealResolution::Upheld) => Some(Resolution::Upheld),

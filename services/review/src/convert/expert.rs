@@ -8,7 +8,7 @@ use qilu_common::time::to_timestamp;
 use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 
-use super::{industry_field, invalid, parse_enterprise};
+use super::{industry_field, parse_enterprise};
 use crate::domain::achievement::MAX_REASON_CHARS;
 use crate::domain::expert::{Expert, MAX_LOAD_LIMIT};
 use crate::domain::ids::ExpertId;
@@ -68,7 +68,7 @@ impl<'a> UpdateExpert<'a> {
     /// The name and the mask.
     pub fn parse(req: &'a pb::UpdateExpertRequest) -> Result<UpdateExpert<'a>, ApiError> {
         let input = qilu_common::input::required(req.expert.as_ref(), "expert")?;
-        let id = ExpertId::parse_name(&input.name, "expert.name").map_err(invalid)?;
+        let id = ExpertId::parse_name(&input.name, "expert.name")?;
         let mask = UpdateMask::parse(req.update_mask.as_ref(), EXPERT_FIELDS)?;
         Ok(UpdateExpert {
             id,
@@ -109,7 +109,7 @@ pub struct DeclareConflict {
 impl DeclareConflict {
     /// Every violation of the request at once (the name first, on its own).
     pub fn parse(req: &pb::DeclareConflictRequest) -> Result<DeclareConflict, ApiError> {
-        let expert = ExpertId::parse_name(&req.name, "name").map_err(invalid)?;
+        let expert = ExpertId::parse_name(&req.name, "name")?;
         let mut v = Violations::new();
         let enterprise = v.take(parse_enterprise(&req.enterprise, "enterprise"));
         let reason = v.take(qilu_common::input::text(

@@ -17,7 +17,7 @@ pub mod expert;
 pub mod review;
 pub mod rule_set;
 
-use qilu_common::error::{ApiError, FieldViolation};
+use qilu_common::error::FieldViolation;
 use qilu_proto::common::IndustryField;
 
 use crate::domain::green::MAX_INDUSTRY_CODE_DIGITS;
@@ -32,11 +32,6 @@ pub const EXPERT_TYPE: &str = "review.qilu.gov.cn/Expert";
 pub const REVIEW_TYPE: &str = "review.qilu.gov.cn/Review";
 
 const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-
-/// One bad field as the `INVALID_ARGUMENT` it is on its own.
-pub fn invalid(v: FieldViolation) -> ApiError {
-    ApiError::InvalidArgument(vec![v])
-}
 
 /// `enterprises/{uscc}` → the USCC, upper-cased. Only the form is checked here (18 characters of
 /// the GB 32100 alphabet); whether it is registered and ACTIVE is the registry's answer.

@@ -7,7 +7,6 @@ use qilu_common::input::Violations;
 use qilu_common::time::to_timestamp;
 use qilu_proto::review as pb;
 
-use super::invalid;
 use crate::domain::achievement::MAX_LONG_TEXT_CHARS;
 use crate::domain::ids::{AchievementId, ExpertId, ReviewName};
 use crate::domain::review::{ExpertVeto, Review, Scores, VetoCategory};
@@ -29,7 +28,7 @@ pub struct SubmitReview {
 impl SubmitReview {
     /// The name on its own, then every violation of the rest at once.
     pub fn parse(req: &pb::SubmitReviewRequest) -> Result<SubmitReview, ApiError> {
-        let name = ReviewName::parse(&req.name, "name").map_err(invalid)?;
+        let name = ReviewName::parse(&req.name, "name")?;
         let mut v = Violations::new();
         let scores = match &req.scores {
             None => {
@@ -104,7 +103,7 @@ pub fn list_parent(raw: &str) -> Result<Option<AchievementId>, ApiError> {
     }
     AchievementId::parse_name(raw, "parent")
         .map(Some)
-        .map_err(invalid)
+        .map_err(ApiError::from)
 }
 
 fn review_state(name: &str) -> Option<i32> {

@@ -8,7 +8,7 @@ use qilu_common::time::to_timestamp;
 use qilu_proto::review as pb;
 
 use super::achievement::green_data_to_proto;
-use super::{industry_code, invalid, parse_enterprise};
+use super::{industry_code, parse_enterprise};
 use crate::domain::ids::{AchievementId, RuleSetId, chosen_id};
 use crate::domain::screening::{
     ClosureEntry, RuleCheck, Rules, ScopeEntry, UnitEnergyLimit, Verdict,
@@ -94,11 +94,11 @@ pub struct ScreenRequest {
 impl ScreenRequest {
     /// Both names.
     pub fn parse(req: &pb::ScreenAchievementRequest) -> Result<ScreenRequest, ApiError> {
-        let achievement = AchievementId::parse_name(&req.name, "name").map_err(invalid)?;
+        let achievement = AchievementId::parse_name(&req.name, "name")?;
         let rule_set = if req.rule_set.is_empty() {
             None
         } else {
-            Some(RuleSetId::parse_name(&req.rule_set, "rule_set").map_err(invalid)?)
+            Some(RuleSetId::parse_name(&req.rule_set, "rule_set")?)
         };
         Ok(ScreenRequest {
             achievement,

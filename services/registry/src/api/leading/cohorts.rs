@@ -8,7 +8,7 @@ use qilu_proto::registry as pb;
 use super::{cohort_view, load_cohort, sync_leading};
 use crate::api::RegistryApi;
 use crate::convert::leading::{
-    COHORT_TYPE, invalid, parse_cohort_filter, parse_cohort_name, parse_new_cohort,
+    COHORT_TYPE, parse_cohort_filter, parse_cohort_name, parse_new_cohort,
 };
 use crate::domain::leading::Cohort;
 use crate::store::leading as store;
@@ -57,7 +57,7 @@ pub(in crate::api) async fn get(
     _ctx: &CallContext,
     req: pb::GetLeadingCohortRequest,
 ) -> Result<pb::LeadingCohort, ApiError> {
-    let year = parse_cohort_name(&req.name, "name").map_err(invalid)?;
+    let year = parse_cohort_name(&req.name, "name")?;
     let cohort = load_cohort(&api.db, year).await?;
     cohort_view(&api.db, &cohort).await
 }

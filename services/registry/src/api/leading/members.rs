@@ -18,9 +18,8 @@ use super::{
 use crate::api::RegistryApi;
 use crate::api::enterprises::{check_own, not_found as enterprise_not_found};
 use crate::convert::leading::{
-    SelectInput, candidate_to_proto, invalid, member_to_proto, parse_candidate_filter,
-    parse_cohort_name, parse_deselect, parse_figures_year, parse_member_filter, parse_member_name,
-    parse_select,
+    SelectInput, candidate_to_proto, member_to_proto, parse_candidate_filter, parse_cohort_name,
+    parse_deselect, parse_figures_year, parse_member_filter, parse_member_name, parse_select,
 };
 use crate::domain::leading::{self as rank, Candidate, Member, Selection};
 use crate::store::enterprise as enterprise_store;
@@ -38,7 +37,7 @@ pub(in crate::api) async fn rank(
     _ctx: &CallContext,
     req: pb::RankLeadingCandidatesRequest,
 ) -> Result<pb::RankLeadingCandidatesResponse, ApiError> {
-    let year = parse_cohort_name(&req.cohort, "cohort").map_err(invalid)?;
+    let year = parse_cohort_name(&req.cohort, "cohort")?;
     let figures_year = parse_figures_year(req.figures_year, year)?;
     let filter = parse_candidate_filter(&req.filter)?;
     // The token is bound to the cohort and the fiscal year as well as the filter.
@@ -203,8 +202,7 @@ pub(in crate::api) async fn get(
     ctx: &CallContext,
     req: pb::GetLeadingCohortMemberRequest,
 ) -> Result<pb::LeadingCohortMember, ApiError> {
-    let (year, uscc) =
-        parse_member_name(&req.name, "name", &api.known_exceptions).map_err(invalid)?;
+    let (year, uscc) = parse_member_name(&req.name, "name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
     let member = load_member(&api.db, year, uscc.as_str()).await?;
     Ok(member_to_proto(&member))
@@ -215,7 +213,7 @@ pub(in crate::api) async fn list(
     _ctx: &CallContext,
     req: pb::ListLeadingCohortMembersRequest,
 ) -> Result<pb::ListLeadingCohortMembersResponse, ApiError> {
-    let year = parse_cohort_name(&req.parent, "parent").map_err(invalid)?;
+    let year = parse_cohort_name(&req.parent, "parent")?;
     let filter = parse_member_filter(&req.filter)?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
     let after: Option<String> = page.after()?;

@@ -11,7 +11,6 @@ use qilu_proto::registry as pb;
 use super::{find_member, load_cohort, load_policy, write_member, write_policy};
 use crate::api::RegistryApi;
 use crate::api::enterprises::{check_own, not_found as enterprise_not_found};
-use crate::convert::leading::invalid;
 use crate::convert::leading::policies::{
     parse_new_policy, parse_policy_filter, parse_policy_name, parse_review, parse_update,
     parse_update_mask, parse_update_name, policy_to_proto,
@@ -79,8 +78,7 @@ pub(in crate::api) async fn get(
     ctx: &CallContext,
     req: pb::GetSupportPolicyRequest,
 ) -> Result<pb::SupportPolicy, ApiError> {
-    let (uscc, year) =
-        parse_policy_name(&req.name, "name", &api.known_exceptions).map_err(invalid)?;
+    let (uscc, year) = parse_policy_name(&req.name, "name", &api.known_exceptions)?;
     check_own(ctx, uscc.as_str())?;
     let policy = load_policy(&api.db, uscc.as_str(), year).await?;
     Ok(policy_to_proto(&policy, api.today()))

@@ -30,11 +30,6 @@ pub const MEMBER_TYPE: &str = "registry.qilu.gov.cn/LeadingCohortMember";
 const COHORT_PATTERN: &str = "leadingCohorts/{year}";
 const MEMBER_PATTERN: &str = "leadingCohorts/{year}/members/{uscc}";
 
-/// One field's violation as the request's error.
-pub(crate) fn invalid(v: FieldViolation) -> ApiError {
-    ApiError::InvalidArgument(vec![v])
-}
-
 fn is_year(raw: &str) -> bool {
     parse_year(raw).is_some()
 }

@@ -149,7 +149,7 @@ pub fn parse_update_name(
     known: &KnownExceptions,
 ) -> Result<(Uscc, i32), ApiError> {
     let input = required(req.support_policy.as_ref(), "support_policy")?;
-    parse_policy_name(&input.name, "support_policy.name", known).map_err(super::invalid)
+    parse_policy_name(&input.name, "support_policy.name", known).map_err(ApiError::from)
 }
 
 /// The paths of an `UpdateSupportPolicy`'s mask. An empty mask is `REQUIRED` at once; a path
