@@ -16,6 +16,7 @@ pub mod application;
 pub mod distribution;
 pub mod objection;
 pub mod program;
+mod refusal;
 
 use chrono::NaiveDate;
 use qilu_common::FieldViolation;

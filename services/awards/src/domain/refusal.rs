@@ -1,11 +1,10 @@
 //! Every way a decision of the awards service says no, as typed refusals returned by pure
 //! functions, and their one mapping each to `FAILED_PRECONDITION` (`ApiError`). Handlers load
 //! the facts (the program, the peers' answers, the clock), ask here, and pass a refusal on with
-//! `?`; reason codes, subjects and messages are written only in the `From` impls below.
+//! `?`; reason codes, subjects and messages are written only in their `From` impls, in
+//! `convert/refusal.rs`.
 
 use chrono_tz::Tz;
-use qilu_common::ApiError;
-use qilu_common::error::Precondition;
 use qilu_proto::registry as rpb;
 use qilu_proto::review as vpb;
 
@@ -159,58 +158,6 @@ pub fn may_finalize(
     Ok(next)
 }
 
-impl From<StageRefused> for ApiError {
-    fn from(r: StageRefused) -> ApiError {
-        match r {
-            StageRefused::Illegal { program, why } => {
-                ApiError::precondition("ILLEGAL_STAGE_TRANSITION", program, why)
-            }
-            StageRefused::NotDraft { program, state } => ApiError::precondition(
-                "PROGRAM_NOT_DRAFT",
-                program.clone(),
-                format!(
-                    "{program} is {}; only a DRAFT program can be updated",
-                    state.as_str()
-                ),
-            ),
-            StageRefused::Incomplete { program, why } => {
-                ApiError::precondition("PROGRAM_INCOMPLETE", program, why)
-            }
-            StageRefused::ObjectionWindowOpen { program, until } => ApiError::precondition(
-                "OBJECTION_WINDOW_OPEN",
-                program.clone(),
-                format!(
-                    "the objection window of {program} is open until {until} (end of day, programme time zone)"
-                ),
-            ),
-            StageRefused::ObjectionsOpen { program, open } => ApiError::FailedPrecondition {
-                message: format!(
-                    "{} open objection(s) on {program} must be resolved first",
-                    open.len()
-                ),
-                violations: open
-                    .into_iter()
-                    .map(|o| Precondition {
-                        kind: "OBJECTION_OPEN".into(),
-                        description: format!("{o} is still open"),
-                        subject: o,
-                    })
-                    .collect(),
-            },
-            StageRefused::NotAllocated { program, state } => ApiError::precondition(
-                "PROGRAM_NOT_ALLOCATED",
-                program.clone(),
-                format!("{program} is {}; it has no allocation yet", state.as_str()),
-            ),
-            StageRefused::CeilingExceeded { program, breach } => ApiError::precondition(
-                "STATUTORY_CEILING_EXCEEDED",
-                breach.subject(),
-                format!("{program}: {}", breach.describe()),
-            ),
-        }
-    }
-}
-
 /// Why the peers' facts make an application ineligible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ineligible {
@@ -343,12 +290,6 @@ impl std::fmt::Display for Ineligible {
     }
 }
 
-impl From<Ineligible> for ApiError {
-    fn from(r: Ineligible) -> ApiError {
-        ApiError::precondition(r.kind(), r.subject().to_string(), r.to_string())
-    }
-}
-
 /// Why the registry's facts `e` disqualify the enterprise for `program`, if they do.
 pub fn enterprise_ineligible(e: &rpb::Enterprise, program: &Program) -> Option<Ineligible> {
     let enterprise = format!("enterprises/{}", e.uscc);
@@ -463,39 +404,6 @@ pub fn may_withdraw(a: &Application, p: &Program) -> Result<(), ApplyRefused> {
     Ok(())
 }
 
-impl From<ApplyRefused> for ApiError {
-    fn from(r: ApplyRefused) -> ApiError {
-        match r {
-            ApplyRefused::ProgramNotOpen { program, state } => ApiError::precondition(
-                "PROGRAM_NOT_OPEN",
-                program.clone(),
-                format!(
-                    "{program} is {}; applications are accepted only while it is OPEN",
-                    state.as_str()
-                ),
-            ),
-            ApplyRefused::OutsideWindow { program, why } => ApiError::precondition(
-                "OUTSIDE_APPLICATION_WINDOW",
-                program.clone(),
-                format!("{program}: {why} (programme time zone)"),
-            ),
-            ApplyRefused::ProgramAlreadyAllocated { program, state } => ApiError::precondition(
-                "PROGRAM_ALREADY_ALLOCATED",
-                program.clone(),
-                format!(
-                    "{program} is {}; applications can be withdrawn only before allocation",
-                    state.as_str()
-                ),
-            ),
-            ApplyRefused::ApplicationWithdrawn { application } => ApiError::precondition(
-                "APPLICATION_WITHDRAWN",
-                application.clone(),
-                format!("{application} is already withdrawn"),
-            ),
-        }
-    }
-}
-
 /// Why an objection cannot be filed or resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectionRefused {
@@ -558,46 +466,6 @@ pub fn may_resolve(o: &Objection, p: &Program) -> Result<(), ObjectionRefused> {
         });
     }
     Ok(())
-}
-
-impl From<ObjectionRefused> for ApiError {
-    fn from(r: ObjectionRefused) -> ApiError {
-        match r {
-            ObjectionRefused::WindowClosed { program, state } => ApiError::precondition(
-                "OBJECTION_WINDOW_CLOSED",
-                program.clone(),
-                format!(
-                    "{program} is {} and its objection window is not open; objections are filed only while results are in public notice",
-                    state.as_str()
-                ),
-            ),
-            ObjectionRefused::Resolved { objection } => ApiError::precondition(
-                "OBJECTION_RESOLVED",
-                objection.clone(),
-                format!("{objection} is already resolved"),
-            ),
-            ObjectionRefused::ProgramNotPublicized { program, state } => ApiError::precondition(
-                "PROGRAM_NOT_PUBLICIZED",
-                program.clone(),
-                format!(
-                    "{program} is {}; objections are resolved while results are in public notice",
-                    state.as_str()
-                ),
-            ),
-            ObjectionRefused::ApplicationNotAllocated { application } => ApiError::precondition(
-                "APPLICATION_NOT_ALLOCATED",
-                application.clone(),
-                format!("{application} took no part in the allocation (withdrawn before it)"),
-            ),
-            ObjectionRefused::ApplicationNotExcluded { application } => ApiError::precondition(
-                "APPLICATION_NOT_EXCLUDED",
-                application.clone(),
-                format!(
-                    "{application} was not excluded by a check or an objection; there is nothing to reinstate"
-                ),
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 pub mod achievement;
 pub mod decision;
 pub mod expert;
+mod refusal;
 pub mod review;
 pub mod rule_set;
 

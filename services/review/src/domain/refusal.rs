@@ -1,14 +1,12 @@
 //! Every way a decision of the review service says no, as typed refusals returned by pure
 //! functions, and their one mapping each to `FAILED_PRECONDITION` (`ApiError`). Handlers load
 //! the facts, ask here, and pass a refusal on with `?`; the reason codes, subjects and messages
-//! are written only in the `From` impls below.
+//! are written only in their `From` impls, in `convert/refusal.rs`.
 
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use qilu_common::ApiError;
-use qilu_common::error::Precondition;
 
 use super::achievement::{Achievement, State};
 use super::appeal::{self, Appeal};
@@ -116,42 +114,6 @@ pub fn may_finalize(a: &Achievement) -> Result<(), LifecycleRefused> {
     }
 }
 
-impl From<LifecycleRefused> for ApiError {
-    fn from(r: LifecycleRefused) -> ApiError {
-        match r {
-            LifecycleRefused::NotDraft { name, state, only } => ApiError::precondition(
-                "ACHIEVEMENT_NOT_DRAFT",
-                name.clone(),
-                format!("{name} is {}; {only}", state.as_str()),
-            ),
-            LifecycleRefused::NotWithdrawable { name, state } => ApiError::precondition(
-                "ACHIEVEMENT_NOT_WITHDRAWABLE",
-                name.clone(),
-                format!(
-                    "{name} is {}; only DRAFT, SUBMITTED or UNDER_REVIEW can be withdrawn",
-                    state.as_str()
-                ),
-            ),
-            LifecycleRefused::NotReviewable { name, state } => ApiError::precondition(
-                "ACHIEVEMENT_NOT_REVIEWABLE",
-                name.clone(),
-                format!(
-                    "{name} is {}; reviewers are assigned only to SUBMITTED or UNDER_REVIEW achievements",
-                    state.as_str()
-                ),
-            ),
-            LifecycleRefused::NotUnderReview { name, state } => ApiError::precondition(
-                "ACHIEVEMENT_NOT_UNDER_REVIEW",
-                name.clone(),
-                format!(
-                    "{name} is {}; only an achievement UNDER_REVIEW is decided",
-                    state.as_str()
-                ),
-            ),
-        }
-    }
-}
-
 /// No veto rule set is active, so nothing can be screened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoActiveRuleSet {
@@ -159,16 +121,6 @@ pub enum NoActiveRuleSet {
     AtSubmit,
     /// At a dry-run screening.
     AtScreen,
-}
-
-impl From<NoActiveRuleSet> for ApiError {
-    fn from(r: NoActiveRuleSet) -> ApiError {
-        let message = match r {
-            NoActiveRuleSet::AtSubmit => "no veto rule set is active; an admin must activate one",
-            NoActiveRuleSet::AtScreen => "no veto rule set is active",
-        };
-        ApiError::precondition("NO_ACTIVE_RULE_SET", "vetoRuleSets", message)
-    }
 }
 
 /// What the registry said about an achievement's owner, when it is not an ACTIVE enterprise.
@@ -186,25 +138,6 @@ pub enum OwnerRefused {
         /// `enterprises/{uscc}`.
         name: String,
     },
-}
-
-impl From<OwnerRefused> for ApiError {
-    fn from(r: OwnerRefused) -> ApiError {
-        match r {
-            OwnerRefused::NotActive { name, state } => ApiError::precondition(
-                "OWNER_NOT_ACTIVE",
-                name.clone(),
-                format!(
-                    "{name} is {state} in the registry; only an ACTIVE enterprise may hold achievements under review"
-                ),
-            ),
-            OwnerRefused::NotRegistered { name } => ApiError::precondition(
-                "OWNER_NOT_REGISTERED",
-                name.clone(),
-                format!("{name} is not registered in the enterprise registry"),
-            ),
-        }
-    }
 }
 
 /// Why an expert may not take (or keep) a review of an achievement.
@@ -292,57 +225,6 @@ pub fn may_name_expert(
     Ok(())
 }
 
-impl From<AssignRefused> for ApiError {
-    fn from(r: AssignRefused) -> ApiError {
-        match r {
-            AssignRefused::NotEnoughExperts {
-                achievement,
-                asked,
-                eligible,
-            } => ApiError::precondition(
-                "NOT_ENOUGH_EXPERTS",
-                achievement,
-                format!(
-                    "asked for {asked} experts but found {eligible} available (active, reviewing the field, under their load limit, not already assigned, not in conflict); nothing was assigned"
-                ),
-            ),
-            AssignRefused::AlreadyAssigned {
-                expert,
-                achievement,
-                round,
-            } => ApiError::precondition(
-                "EXPERT_ALREADY_ASSIGNED",
-                expert.clone(),
-                format!("{expert} already holds a review of {achievement} in round {round}"),
-            ),
-            AssignRefused::Conflict {
-                kind,
-                expert,
-                achievement,
-                conflict,
-            } => ApiError::precondition(
-                kind,
-                expert.clone(),
-                format!("{expert} may not review {achievement}: {conflict}"),
-            ),
-            AssignRefused::Inactive { expert } => ApiError::precondition(
-                "EXPERT_INACTIVE",
-                expert.clone(),
-                format!("{expert} is INACTIVE and takes no new assignments"),
-            ),
-            AssignRefused::AtLoadLimit {
-                expert,
-                open,
-                limit,
-            } => ApiError::precondition(
-                "EXPERT_AT_LOAD_LIMIT",
-                expert.clone(),
-                format!("{expert} holds {open} open reviews, its load limit is {limit}"),
-            ),
-        }
-    }
-}
-
 /// Why an expert's scores are refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScoreRefused {
@@ -416,43 +298,6 @@ impl ScoreRefused {
     }
 }
 
-impl From<ScoreRefused> for ApiError {
-    fn from(r: ScoreRefused) -> ApiError {
-        match r {
-            ScoreRefused::ReviewNotOpen { review } => ApiError::precondition(
-                "REVIEW_NOT_OPEN",
-                review.clone(),
-                format!("{review} is not open for scores (it was submitted or cancelled)"),
-            ),
-            ScoreRefused::NotUnderReview {
-                achievement,
-                state,
-                achievement_round,
-                review_round,
-            } => ApiError::precondition(
-                "ACHIEVEMENT_NOT_UNDER_REVIEW",
-                achievement.clone(),
-                format!(
-                    "{achievement} is {} in round {achievement_round}; this review belongs to round {review_round}",
-                    state.as_str()
-                ),
-            ),
-            ScoreRefused::Conflict {
-                kind,
-                expert,
-                achievement,
-                conflict,
-            } => ApiError::precondition(
-                kind,
-                expert.clone(),
-                format!(
-                    "{expert} may not score {achievement}: {conflict}; the review is cancelled"
-                ),
-            ),
-        }
-    }
-}
-
 /// Why a decision cannot be made yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinalizeRefused {
@@ -509,36 +354,6 @@ pub fn reviews_to_decide(
         });
     }
     Ok(submitted)
-}
-
-impl From<FinalizeRefused> for ApiError {
-    fn from(r: FinalizeRefused) -> ApiError {
-        match r {
-            FinalizeRefused::ReviewsOutstanding {
-                achievement,
-                round,
-                open,
-            } => ApiError::FailedPrecondition {
-                message: format!(
-                    "{} of the reviews of {achievement} round {round} are not in yet",
-                    open.len()
-                ),
-                violations: open
-                    .into_iter()
-                    .map(|(review, expert)| Precondition {
-                        kind: "REVIEW_NOT_SUBMITTED".into(),
-                        description: format!("experts/{expert} has not submitted {review}"),
-                        subject: review,
-                    })
-                    .collect(),
-            },
-            FinalizeRefused::NoReviews { achievement, round } => ApiError::precondition(
-                "NO_REVIEWS",
-                achievement.clone(),
-                format!("{achievement} has no submitted review in round {round}; assign reviewers"),
-            ),
-        }
-    }
 }
 
 /// Why an appeal cannot be filed or resolved.
@@ -608,39 +423,6 @@ pub fn pending_appeal(a: &Achievement) -> Result<&Appeal, AppealRefused> {
         .as_ref()
         .filter(|p| p.resolution.is_none() && a.state == State::Vetoed)
         .ok_or_else(|| AppealRefused::NoPendingAppeal { name: a.name() })
-}
-
-impl From<AppealRefused> for ApiError {
-    fn from(r: AppealRefused) -> ApiError {
-        match r {
-            AppealRefused::NotVetoed { name, state } => ApiError::precondition(
-                "ACHIEVEMENT_NOT_VETOED",
-                name.clone(),
-                format!("{name} is {}; only a veto can be appealed", state.as_str()),
-            ),
-            AppealRefused::AlreadyFiled { name } => ApiError::precondition(
-                "APPEAL_ALREADY_FILED",
-                name.clone(),
-                format!("{name} has been appealed already; a veto is appealed once"),
-            ),
-            AppealRefused::WindowClosed { name, deadline, tz } => ApiError::precondition(
-                "APPEAL_WINDOW_CLOSED",
-                name.clone(),
-                format!(
-                    "the appeal window of {name} closed at the end of {deadline} ({} days after the veto, {tz})",
-                    appeal::APPEAL_WINDOW_DAYS
-                ),
-            ),
-            AppealRefused::NoDeadline { name } => {
-                ApiError::internal(format!("{name} is VETOED without an appeal deadline"))
-            }
-            AppealRefused::NoPendingAppeal { name } => ApiError::precondition(
-                "NO_PENDING_APPEAL",
-                name.clone(),
-                format!("{name} has no pending appeal"),
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::domain::program::{Deadlines, Kind, Settings};
+use qilu_common::ApiError;
 
 fn program(kind: Kind, state: State) -> Program {
     Program {

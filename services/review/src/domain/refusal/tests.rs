@@ -5,6 +5,7 @@ use super::*;
 use crate::domain::achievement::Fields;
 use crate::domain::green::GreenData;
 use crate::domain::review::{AssignmentMethod, Scores};
+use qilu_common::ApiError;
 
 fn achievement(state: State) -> Achievement {
     Achievement {
