@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // `prost::Name` on every message: the audit log stores each change's published state as a
+    // typed `google.protobuf.Any`, which needs the message's full name and type URL.
+    config.enable_type_names();
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("qilu_descriptor.bin"))

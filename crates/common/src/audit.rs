@@ -53,6 +53,14 @@ pub mod entity {
         pub request_id: String,
         /// New state of the resource as JSON.
         pub state_json: String,
+        /// Full protobuf name of the published state's message (e.g.
+        /// `qilu.registry.v1.Enterprise`), or empty for an event written before the published
+        /// state was recorded (Qilu 0.1).
+        pub state_type: String,
+        /// The published state: the resource as its Get returns it to a reader who may see all
+        /// of it, protobuf-encoded (the change feeds serve it). `None` with an empty
+        /// `state_type`.
+        pub state_proto: Option<Vec<u8>>,
         /// Hash of the previous event.
         pub previous_hash: String,
         /// This event's hash.
@@ -85,16 +93,28 @@ pub struct EventBody<'a> {
     pub request_id: &'a str,
     /// State JSON.
     pub state_json: &'a str,
+    /// Published state's message name; empty for a Qilu 0.1 event.
+    pub state_type: &'a str,
+    /// Published state's protobuf bytes.
+    pub state_proto: &'a [u8],
 }
 
 impl EventBody<'_> {
     /// `SHA-256(previous_hash ‖ "\n" ‖ canonical JSON array)`, lower-case hex.
     ///
-    /// The canonical array is serialised straight into the hasher (a tuple serialises as the
-    /// same compact JSON array a `serde_json::Value` would, without building one and copying
-    /// `state_json` into it).
+    /// The canonical array is `[sequence, commit_time_us, actor, actor_roles, method, resource,
+    /// request_id, state_json]`, and for an event with a published state two more elements:
+    /// `state_type` and the standard base64 (with padding) of `state_proto`. A Qilu 0.1 event
+    /// (no published state) hashes exactly as it did, so old chains still verify.
+    ///
+    /// The array is serialised straight into the hasher (a tuple serialises as the same compact
+    /// JSON array a `serde_json::Value` would, without building one and copying `state_json`
+    /// into it).
     pub fn hash(&self, previous_hash: &str) -> String {
-        let canonical = (
+        let mut hasher = HashWriter(Sha256::new());
+        hasher.0.update(previous_hash.as_bytes());
+        hasher.0.update(b"\n");
+        let head = (
             self.sequence,
             self.commit_time_us,
             self.actor,
@@ -104,11 +124,18 @@ impl EventBody<'_> {
             self.request_id,
             self.state_json,
         );
-        let mut hasher = HashWriter(Sha256::new());
-        hasher.0.update(previous_hash.as_bytes());
-        hasher.0.update(b"\n");
         // Writing to a hasher cannot fail, and these values always serialise.
-        let _ = serde_json::to_writer(&mut hasher, &canonical);
+        if self.state_type.is_empty() {
+            let _ = serde_json::to_writer(&mut hasher, &head);
+        } else {
+            use base64::Engine as _;
+            let proto = base64::engine::general_purpose::STANDARD.encode(self.state_proto);
+            let (a, b, c, d, e, f, g, h) = head;
+            let _ = serde_json::to_writer(
+                &mut hasher,
+                &(a, b, c, d, e, f, g, h, self.state_type, proto),
+            );
+        }
         hex::encode(hasher.0.finalize())
     }
 }
@@ -138,6 +165,8 @@ impl<'a> From<&'a entity::Model> for EventBody<'a> {
             resource: &m.resource,
             request_id: &m.request_id,
             state_json: &m.state_json,
+            state_type: &m.state_type,
+            state_proto: m.state_proto.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -219,12 +248,17 @@ pub async fn append(
         let mut state_json = Vec::with_capacity(n);
         let mut previous_hash = Vec::with_capacity(n);
         let mut hash = Vec::with_capacity(n);
+        let mut state_type = Vec::with_capacity(n);
+        let mut state_proto: Vec<Vec<u8>> = Vec::with_capacity(n);
         for e in events {
             sequence.push(e.sequence);
             resource.push(e.resource);
             state_json.push(e.state_json);
             previous_hash.push(e.previous_hash);
             hash.push(e.hash);
+            state_type.push(e.state_type);
+            // Travels as an empty array element; stored as NULL (below) like a 0.1 event.
+            state_proto.push(e.state_proto.unwrap_or_default());
         }
         values.extend([
             sequence.into(),
@@ -234,11 +268,14 @@ pub async fn append(
             hash.into(),
             head.sequence.into(),
             head.hash.clone().into(),
+            state_type.into(),
+            state_proto.into(),
         ]);
         let sql = "WITH appended AS (\
-             INSERT INTO audit_event (sequence, commit_time_us, actor, actor_roles, method, resource, request_id, state_json, previous_hash, hash) \
-             SELECT t.sequence, $1, $2, $3, $4, t.resource, $5, t.state_json, t.previous_hash, t.hash \
-             FROM unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t(sequence, resource, state_json, previous_hash, hash)) \
+             INSERT INTO audit_event (sequence, commit_time_us, actor, actor_roles, method, resource, request_id, state_json, previous_hash, hash, state_type, state_proto) \
+             SELECT t.sequence, $1, $2, $3, $4, t.resource, $5, t.state_json, t.previous_hash, t.hash, t.state_type, \
+             CASE WHEN t.state_type = '' THEN NULL ELSE t.state_proto END \
+             FROM unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $13::text[], $14::bytea[]) AS t(sequence, resource, state_json, previous_hash, hash, state_type, state_proto)) \
              UPDATE audit_head SET sequence = $11, hash = $12 WHERE id = 1";
         conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
@@ -288,6 +325,10 @@ fn to_proto(m: entity::Model) -> AuditEvent {
         method: m.method,
         resource: m.resource,
         request_id: m.request_id,
+        published_state: (!m.state_type.is_empty()).then(|| prost_types::Any {
+            type_url: format!("type.googleapis.com/{}", m.state_type),
+            value: m.state_proto.unwrap_or_default(),
+        }),
         state_json: m.state_json,
         previous_hash: m.previous_hash,
         hash: m.hash,

@@ -29,6 +29,30 @@ pub struct Config {
     pub peers: PeersConfig,
     /// Registry-specific settings.
     pub registry: RegistryConfig,
+    /// The sweep that writes the changes time makes (see `qilu_common::sweep`).
+    pub sweep: SweepConfig,
+}
+
+/// When each service writes the changes that the passing of time makes (a certificate expiring,
+/// an objection window closing) into its audit log and change feed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Off only for tools that must not write on their own.
+    pub enabled: bool,
+    /// Local time of day (`HH:MM`, programme time zone) of the daily sweep; a sweep also runs at
+    /// start. A time-driven change reaches the feed at most one day (plus the sweep's run time)
+    /// after the date it takes effect.
+    pub daily_at: String,
+    /// A sweep that fails (the database is unreachable) is tried again after this many seconds.
+    pub retry_seconds: u64,
+}
+
+impl SweepConfig {
+    /// `daily_at` as a time of day (checked when the configuration loads).
+    pub fn daily_at(&self) -> chrono::NaiveTime {
+        chrono::NaiveTime::parse_from_str(&self.daily_at, "%H:%M").unwrap_or_default()
+    }
 }
 
 /// The gRPC listener.
@@ -202,6 +226,11 @@ retries = 2
 
 [registry]
 known_exception_usccs = ["91350100M0001TGQXM"]
+
+[sweep]
+enabled = true
+daily_at = "00:05"
+retry_seconds = 60
 "#;
 
 /// Where configuration comes from. Tests pass an explicit environment map instead of touching
@@ -267,6 +296,15 @@ impl Config {
 
     /// Checks what serde cannot: values that parse but make no sense.
     fn check(&self) -> Result<(), ConfigError> {
+        if chrono::NaiveTime::parse_from_str(&self.sweep.daily_at, "%H:%M").is_err() {
+            return Err(ConfigError(format!(
+                "sweep.daily_at must be a time of day as HH:MM, not {:?}",
+                self.sweep.daily_at
+            )));
+        }
+        if self.sweep.retry_seconds == 0 {
+            return Err(ConfigError("sweep.retry_seconds must be at least 1".into()));
+        }
         if self.server.max_message_bytes < 64 * 1024 {
             return Err(ConfigError(
                 "server.max_message_bytes must be at least 65536".into(),

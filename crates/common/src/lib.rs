@@ -21,6 +21,8 @@ pub mod context;
 #[cfg(feature = "server")]
 pub mod db;
 pub mod error;
+#[cfg(feature = "server")]
+pub mod feed;
 pub mod filter;
 #[cfg(feature = "server")]
 pub mod idempotency;
@@ -34,6 +36,8 @@ pub mod point_read;
 pub mod rpc;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod sweep;
 #[cfg(feature = "server")]
 pub mod telemetry;
 // Also under `cfg(test)`, so that the oracles in it are unit-tested by `cargo test -p qilu-common`.

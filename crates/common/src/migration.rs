@@ -16,6 +16,65 @@ pub fn common_migrations() -> Vec<Box<dyn MigrationTrait>> {
     ]
 }
 
+/// Common migrations added after a service's own first migrations: each migrator lists these
+/// last, so a database made by an earlier release runs them after everything it already has.
+pub fn later_common_migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(AddPublishedState)]
+}
+
+/// Adds the published state to `audit_event` (`state_type`, `state_proto`): the resource as its
+/// service publishes it, which the change feeds serve. Existing events keep an empty type and
+/// NULL bytes, and hash as they did.
+pub struct AddPublishedState;
+
+impl MigrationName for AddPublishedState {
+    fn name(&self) -> &str {
+        "m20261207_000001_common_audit_published_state"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddPublishedState {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite takes one column per ALTER TABLE.
+        for column in [
+            ColumnDef::new(AuditEvent::StateType)
+                .text()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(AuditEvent::StateProto)
+                .blob()
+                .null()
+                .to_owned(),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(AuditEvent::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [AuditEvent::StateType, AuditEvent::StateProto] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(AuditEvent::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Creates `audit_event`, `audit_head` (seeded with the empty chain) and `idempotency`.
 pub struct CreateAuditAndIdempotency;
 
@@ -38,6 +97,8 @@ enum AuditEvent {
     StateJson,
     PreviousHash,
     Hash,
+    StateType,
+    StateProto,
 }
 
 #[derive(DeriveIden)]

@@ -42,6 +42,8 @@ pub struct ServiceDef {
     register: Box<dyn FnOnce(&mut RoutesBuilder) + Send>,
     /// Checks the service's database for gRPC health (see [`ServiceDef::with_health_probe`]).
     probe: Option<HealthProbe>,
+    /// Writes the changes time makes (see [`ServiceDef::with_sweeper`]).
+    sweeper: Option<crate::sweep::Sweeper>,
 }
 
 impl std::fmt::Debug for ServiceDef {
@@ -64,7 +66,20 @@ impl ServiceDef {
             roles,
             register: Box::new(register),
             probe: None,
+            sweeper: None,
         }
+    }
+
+    /// Runs `sweeper` while the service serves (at start, then on `sweep.daily_at`), unless
+    /// `sweep.enabled` is off.
+    pub fn with_sweeper(mut self, sweeper: crate::sweep::Sweeper) -> Self {
+        self.sweeper = Some(sweeper);
+        self
+    }
+
+    /// The service's sweeper, to sweep on demand (tests that move "today").
+    pub fn sweeper(&self) -> Option<crate::sweep::Sweeper> {
+        self.sweeper.clone()
     }
 
     /// Reports the service NOT_SERVING (its name and, on a server of several services, `""`)
@@ -119,12 +134,14 @@ pub async fn serve(
     let mut tables = HashMap::new();
     let mut names = Vec::new();
     let mut probes = Vec::new();
+    let mut sweepers = Vec::new();
     for service in services {
         tables.insert(service.name.to_string(), service.roles);
         names.push(service.name);
         if let Some(probe) = service.probe {
             probes.push((service.name, probe));
         }
+        sweepers.extend(service.sweeper);
         (service.register)(&mut routes);
     }
     for name in &names {
@@ -149,6 +166,11 @@ pub async fn serve(
         builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
     let (shutdown_trigger, handler_shutdown) = Shutdown::new();
+    if config.sweep.enabled {
+        for sweeper in sweepers {
+            sweeper.spawn(&config.sweep, handler_shutdown.clone());
+        }
+    }
     let layer = MiddlewareLayer {
         shared: Arc::new(Shared {
             authenticator,

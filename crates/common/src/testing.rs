@@ -154,6 +154,7 @@ pub struct TestServer {
     pub db: DatabaseConnection,
     stop: Option<Stop>,
     _db: TestDb,
+    sweepers: Vec<crate::sweep::Sweeper>,
 }
 
 /// How a [`TestServer`] stops its server: a future that, awaited, asks it to stop and waits for
@@ -199,6 +200,7 @@ impl TestServer {
         config: Config,
         service: &str,
         test_db: TestDb,
+        sweepers: Vec<crate::sweep::Sweeper>,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> TestServer {
         let db = crate::db::connect(&config.database_url(service), &config.database)
@@ -216,7 +218,21 @@ impl TestServer {
             db,
             stop: Some(Stop(Box::pin(stop))),
             _db: test_db,
+            sweepers,
         }
+    }
+
+    /// Runs the service's sweep now, for "today" as its clock has it (tests that move the
+    /// date), and returns what it did; panics when it fails.
+    pub async fn sweep(&self) -> crate::sweep::SweepReport {
+        let mut total = crate::sweep::SweepReport::default();
+        for sweeper in &self.sweepers {
+            let report = sweeper.run().await.expect("sweep");
+            total.date = report.date;
+            total.examined += report.examined;
+            total.changed += report.changed;
+        }
+        total
     }
 
     async fn serve(
@@ -229,6 +245,7 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let sweepers = services.iter().filter_map(ServiceDef::sweeper).collect();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server_config = config.clone();
         let task = tokio::spawn(async move {
@@ -254,6 +271,7 @@ impl TestServer {
             db,
             stop: Some(Stop(Box::pin(stop))),
             _db: test_db,
+            sweepers,
         }
     }
 

@@ -153,9 +153,22 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Appends an event for `resource` with its new state.
-    pub fn record(&mut self, resource: &str, state: &impl Serialize) -> Result<(), ApiError> {
+    /// Appends an event for `resource` with its new state: `state` as the service stores it
+    /// (the audit's `state_json`) and `published`, the message its Get returns to a reader who
+    /// may see all of it (what the change feeds serve).
+    pub fn record<M: prost::Name>(
+        &mut self,
+        resource: &str,
+        state: &impl Serialize,
+        published: &M,
+    ) -> Result<(), ApiError> {
         let state_json = serde_json::to_string(state).map_err(ApiError::internal)?;
+        self.record_published(resource, state_json, Published::of(published));
+        Ok(())
+    }
+
+    /// [`Chain::record`] with the state already serialised and encoded.
+    pub fn record_published(&mut self, resource: &str, state_json: String, published: Published) {
         let sequence = self.head.sequence + 1;
         let body = EventBody {
             sequence,
@@ -166,6 +179,8 @@ impl Chain {
             resource,
             request_id: &self.request_id,
             state_json: &state_json,
+            state_type: &published.type_name,
+            state_proto: &published.bytes,
         };
         let hash = body.hash(&self.head.hash);
         let previous_hash = std::mem::replace(&mut self.head.hash, hash.clone());
@@ -181,8 +196,9 @@ impl Chain {
             state_json,
             previous_hash,
             hash,
+            state_type: published.type_name,
+            state_proto: Some(published.bytes),
         });
-        Ok(())
     }
 
     /// The same identity, continuing from this chain's head, with no events of its own.
@@ -196,6 +212,27 @@ impl Chain {
             method: self.method.clone(),
             request_id: self.request_id.clone(),
             events: Vec::new(),
+        }
+    }
+}
+
+/// A resource's published state, ready to record: the full name of its message and the message
+/// encoded (prost's encoding is deterministic for a message without map fields, and Qilu's have
+/// none, so equal states have equal bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Full protobuf name, e.g. `qilu.registry.v1.Enterprise`.
+    pub type_name: String,
+    /// The encoded message.
+    pub bytes: Vec<u8>,
+}
+
+impl Published {
+    /// The published state `message`.
+    pub fn of<M: prost::Name>(message: &M) -> Published {
+        Published {
+            type_name: M::full_name(),
+            bytes: message.encode_to_vec(),
         }
     }
 }
@@ -293,9 +330,54 @@ impl WriteTx {
         self.chain.commit_time_us
     }
 
-    /// Appends an audit event for `resource` with its new state.
-    pub fn record(&mut self, resource: &str, state: &impl Serialize) -> Result<(), ApiError> {
-        self.chain.record(resource, state)
+    /// Appends an audit event for `resource` with its new state (see [`Chain::record`]).
+    pub fn record<M: prost::Name>(
+        &mut self,
+        resource: &str,
+        state: &impl Serialize,
+        published: &M,
+    ) -> Result<(), ApiError> {
+        self.chain.record(resource, state, published)
+    }
+
+    /// [`WriteTx::record`] with the state already serialised and encoded.
+    pub fn record_published(&mut self, resource: &str, state_json: String, published: Published) {
+        self.chain.record_published(resource, state_json, published);
+    }
+
+    /// Whether this write has recorded any audit event yet (a write that records none must not
+    /// commit: drop it instead, which rolls it back).
+    pub fn has_events(&self) -> bool {
+        !self.chain.events.is_empty()
+    }
+
+    /// A write made by the service itself rather than for a caller (the time sweep): `actor` is
+    /// recorded as the audit event's actor with the role `system`, `method` as its method; no
+    /// idempotency record is kept (the caller makes its own writes idempotent).
+    pub async fn system(
+        db: &DatabaseConnection,
+        actor: &str,
+        method: &str,
+    ) -> Result<Box<WriteTx>, ApiError> {
+        let lease = lease(db).await?;
+        let chain = Chain {
+            start: lease.head.clone(),
+            head: lease.head,
+            commit_time_us: lease.commit_time_us,
+            actor: actor.to_string(),
+            actor_roles: "system".to_string(),
+            method: method.to_string(),
+            request_id: String::new(),
+            events: Vec::new(),
+        };
+        Ok(Box::new(WriteTx {
+            conn: lease.conn,
+            done: Some(lease.done),
+            caller_scope: CallerScope::from_parts(actor, std::iter::once("system"), None, None),
+            request_id: None,
+            fingerprint: String::new(),
+            chain,
+        }))
     }
 
     /// An empty chain continuing from this write's head, to record events on apart from the

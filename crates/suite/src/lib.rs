@@ -26,6 +26,7 @@ use qilu_common::Clock;
 use qilu_common::app::{ServiceApp, open_database};
 use qilu_common::config::Config;
 use qilu_common::server::{ServiceDef, serve};
+use qilu_common::sweep::{SweepReport, Sweeper};
 use qilu_registry::Registry;
 use qilu_review::Review;
 use sea_orm::DatabaseConnection;
@@ -207,7 +208,8 @@ pub async fn start(
     let addr = local_addr(&listener)?;
     let suite = Suite::build(config, addr, options).await?;
     let config = suite.config.clone();
-    Ok(Running::spawn(addr, config, move |shutdown| {
+    let sweepers = suite.services.iter().filter_map(ServiceDef::sweeper).collect();
+    Ok(Running::spawn(addr, config, sweepers, move |shutdown| {
         suite.serve(listener, shutdown)
     }))
 }
@@ -250,7 +252,8 @@ async fn start_one(
     config.server.addr = addr;
     let (def, db) = build(service, &config, options).await?;
     let server_config = config.clone();
-    Ok(Running::spawn(addr, config, move |shutdown| async move {
+    let sweepers = def.sweeper().into_iter().collect();
+    Ok(Running::spawn(addr, config, sweepers, move |shutdown| async move {
         let served = serve(listener, vec![def], &server_config, shutdown)
             .await
             .map_err(|e| e.to_string());
@@ -267,10 +270,11 @@ pub struct Running {
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
+    sweepers: Vec<Sweeper>,
 }
 
 impl Running {
-    fn spawn<F, Fut>(addr: SocketAddr, config: Config, run: F) -> Running
+    fn spawn<F, Fut>(addr: SocketAddr, config: Config, sweepers: Vec<Sweeper>, run: F) -> Running
     where
         F: FnOnce(Stopped) -> Fut,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -282,7 +286,22 @@ impl Running {
             config,
             stop: Some(stop),
             task,
+            sweepers,
         }
+    }
+
+    /// The sweepers of the services it serves, to sweep on demand (tests that move "today").
+    pub fn sweepers(&self) -> Vec<Sweeper> {
+        self.sweepers.clone()
+    }
+
+    /// Runs every served service's sweep now and says what each did.
+    pub async fn sweep(&self) -> Result<Vec<SweepReport>, String> {
+        let mut reports = Vec::with_capacity(self.sweepers.len());
+        for sweeper in &self.sweepers {
+            reports.push(sweeper.run().await.map_err(|e| e.to_string())?);
+        }
+        Ok(reports)
     }
 
     /// The bound address.

@@ -122,13 +122,14 @@ pub async fn start_apart(
         .expect("one database per service");
         let addr = running.addr();
         let config = running.config().clone();
+        let sweepers = running.sweepers();
         let stop = async move {
             running
                 .stop()
                 .await
                 .expect("the service served and stopped cleanly");
         };
-        servers.push(TestServer::attach(addr, config, service.name(), db, stop).await);
+        servers.push(TestServer::attach(addr, config, service.name(), db, sweepers, stop).await);
     }
     let mut servers = servers.into_iter();
     Some(PerService {

@@ -285,6 +285,16 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "WatchChanges",
         roles: &[Role::Admin, Role::Officer, Role::Auditor, Role::Service],
     },
+    // admin, officer, auditor, service.
+    MethodRoles {
+        method: "GetChangeFeedHead",
+        roles: &[Role::Admin, Role::Officer, Role::Auditor, Role::Service],
+    },
+    // admin, officer, auditor, service.
+    MethodRoles {
+        method: "ExportSnapshot",
+        roles: &[Role::Admin, Role::Officer, Role::Auditor, Role::Service],
+    },
     // admin, auditor.
     MethodRoles {
         method: "ListAuditEvents",

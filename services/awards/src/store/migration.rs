@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         let mut all = qilu_common::migration::common_migrations();
         all.push(Box::new(CreateAwardTables));
         all.extend(super::ceiling::migrations());
+        all.extend(qilu_common::migration::later_common_migrations());
         all
     }
 }

@@ -50,6 +50,21 @@ async fn certified_today(
     Ok(enterprises)
 }
 
+/// `e` as Get returns it on `today`: `high_tech_certified` derived from its certificates (the
+/// stored column can be stale). What a write records as the enterprise's published state.
+pub(super) async fn as_read(
+    conn: &impl sea_orm::ConnectionTrait,
+    e: &Enterprise,
+    today: chrono::NaiveDate,
+) -> Result<pb::Enterprise, ApiError> {
+    let uscc = e.uscc.as_str().to_string();
+    let holders = crate::store::certificate::valid_holders(conn, std::slice::from_ref(&uscc), today)
+        .await?;
+    let mut e = e.clone();
+    e.high_tech_certified = holders.contains(&uscc);
+    Ok(enterprise_to_proto(&e))
+}
+
 /// A zone named on an enterprise must be registered.
 async fn check_zone(
     conn: &impl sea_orm::ConnectionTrait,
@@ -111,7 +126,7 @@ pub(super) async fn create_enterprise(
         });
     }
     let response = enterprise_to_proto(&enterprise);
-    tx.record(&enterprise.name(), &enterprise)?;
+    tx.record(&enterprise.name(), &enterprise, &response)?;
     tx.commit(&response).await?;
     tracing::info!(enterprise = %enterprise.name(), "enterprise registered");
     Ok(response)
@@ -214,8 +229,8 @@ pub(super) async fn update_enterprise(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(etag::concurrent(&current.name()));
     }
-    let response = enterprise_to_proto(&updated);
-    tx.record(&updated.name(), &updated)?;
+    let response = as_read(tx.conn(), &updated, api.today()).await?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }

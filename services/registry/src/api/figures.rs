@@ -223,7 +223,7 @@ pub(super) async fn update_annual_figures(
     updated.update_time_us = now;
     store::write(tx.conn(), &updated, &kinds).await?;
     let response = to_proto(&updated);
-    tx.record(&name, &updated)?;
+    tx.record(&name, &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }

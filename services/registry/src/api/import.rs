@@ -49,6 +49,7 @@
 //!   between leaves no record, and the retry then re-imports, finding committed rows UNCHANGED.
 //!   With `validate_only` nothing is stored.
 
+use crate::convert::enterprise_to_proto;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
@@ -74,7 +75,7 @@ use crate::store::changes as changes_store;
 use crate::store::enterprise as store;
 
 use super::RegistryApi;
-use super::changes::encode_cursor;
+use qilu_common::feed::encode_cursor;
 
 /// A valid row waiting for its batch.
 struct Pending {
@@ -531,10 +532,20 @@ impl Committer {
         // The audit events (state JSON and hash of each of up to 500 changes) are built on a
         // blocking thread while PostgreSQL inserts the rows: on the import's critical path the
         // two would otherwise take turns, each idling the other.
+        // Updated enterprises are published as read today (`high_tech_certified` derived from
+        // their certificates; the stored column can be stale). New ones hold no certificate.
+        let updated: Vec<String> = changed
+            .iter()
+            .filter(|e| e.version > 1)
+            .map(|e| e.uscc.as_str().to_string())
+            .collect();
+        let holders =
+            crate::store::certificate::valid_holders(tx.conn(), &updated, self.api.today()).await?;
         let mut chain = tx.chain();
         let events = tokio::task::spawn_blocking(move || {
-            for e in &changed {
-                chain.record(&e.name(), e)?;
+            for e in &mut changed {
+                e.high_tech_certified = holders.contains(e.uscc.as_str());
+                chain.record(&e.name(), e, &enterprise_to_proto(e))?;
             }
             Ok::<_, ApiError>(chain)
         });

@@ -97,6 +97,7 @@ impl RegistryApi {
 qilu_common::service_impl! {
     impl EnterpriseRegistryService for RegistryApi {
         type WatchChangesStream = BoxStream<pb::WatchChangesResponse>;
+        type ExportSnapshotStream = BoxStream<pb::ExportSnapshotResponse>;
         rpc create_enterprise(pb::CreateEnterpriseRequest) -> pb::Enterprise = enterprises::create_enterprise;
         rpc get_enterprise(pb::GetEnterpriseRequest) -> pb::Enterprise = enterprises::get_enterprise;
         rpc list_enterprises(pb::ListEnterprisesRequest) -> pb::ListEnterprisesResponse = enterprises::list_enterprises;
@@ -143,6 +144,8 @@ qilu_common::service_impl! {
         rpc get_programme_statistics(pb::GetProgrammeStatisticsRequest) -> pb::ProgrammeStatistics = statistics::get_programme_statistics;
         rpc list_changes(pb::ListChangesRequest) -> pb::ListChangesResponse = changes::list_changes;
         rpc watch_changes(pb::WatchChangesRequest) -> BoxStream<pb::WatchChangesResponse> = changes::watch_changes;
+        rpc get_change_feed_head(pb::GetChangeFeedHeadRequest) -> pb::ChangeFeedHead = changes::get_change_feed_head;
+        rpc export_snapshot(pb::ExportSnapshotRequest) -> BoxStream<pb::ExportSnapshotResponse> = changes::export_snapshot;
         rpc list_audit_events(cpb::ListAuditEventsRequest) -> cpb::ListAuditEventsResponse = audit::list_audit_events;
         rpc verify_audit_chain(cpb::VerifyAuditChainRequest) -> cpb::VerifyAuditChainResponse = audit::verify_audit_chain;
     }

@@ -101,7 +101,7 @@ pub(super) async fn create_policy_target(
             e.into()
         });
     }
-    tx.record(&policy_target_name(&id), &row)?;
+    tx.record(&policy_target_name(&id), &row, &to_proto(&row))?;
     if let Some(old) = superseded {
         let by = policy_target_name(&id);
         if !store::supersede(tx.conn(), &old.id, &by, old.version, now).await? {
@@ -113,7 +113,7 @@ pub(super) async fn create_policy_target(
             version: old.version + 1,
             ..old
         };
-        tx.record(&policy_target_name(&updated.id), &updated)?;
+        tx.record(&policy_target_name(&updated.id), &updated, &to_proto(&updated))?;
     }
     let response = to_proto(&row);
     tx.commit(&response).await?;

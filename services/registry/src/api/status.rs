@@ -5,13 +5,14 @@
 //! change records its reason, the commit time and the date it took legal effect (default: today
 //! in the programme time zone), bumps the version (new etag) and is audited.
 
+use crate::convert::leading::policies::policy_to_proto;
 use qilu_common::input::{check_current, etag};
 use qilu_common::write::{Begun, WriteTx};
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::registry as pb;
 
 use crate::convert::enterprise::{StateChangeInput, parse_state_change};
-use crate::convert::{enterprise_to_proto, parse_enterprise_name};
+use crate::convert::parse_enterprise_name;
 use crate::domain::enterprise::EnterpriseState;
 use crate::store::enterprise as store;
 
@@ -43,14 +44,15 @@ async fn change_state<R: prost::Message>(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(etag::concurrent(&current.name()));
     }
-    let response = enterprise_to_proto(&updated);
-    tx.record(&updated.name(), &updated)?;
+    let response = super::enterprises::as_read(tx.conn(), &updated, api.today()).await?;
+    tx.record(&updated.name(), &updated, &response)?;
     // A revoked or deregistered enterprise's support policies end with it (leading.proto,
     // SUPPORT_POLICY_STATE_ENDED), in the same transaction and audited.
     for ended in
         crate::store::leading::end_active_policies(tx.conn(), updated.uscc.as_str(), now).await?
     {
-        tx.record(&ended.name(), &ended)?;
+        let published = policy_to_proto(&ended, api.today());
+        tx.record(&ended.name(), &ended, &published)?;
     }
     tx.commit(&response).await?;
     tracing::info!(

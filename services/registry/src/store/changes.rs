@@ -4,16 +4,12 @@
 //!   `state_effective_date`) to `enterprise`;
 //! - the bulk writes an import batch makes (on PostgreSQL one `unnest` insert of column arrays;
 //!   elsewhere multi-row inserts, chunked under SQLite's limit on bound parameters);
-//! - the change feed's reads of the audit log (`audit_event`), whose gap-free sequence is the
-//!   registry's commit order.
+//! (The change feed reads the audit log through `qilu_common::feed`.)
 //!
 //! Never writes to the audit log: events are appended only by `qilu_common::write::WriteTx`.
 
-use std::collections::HashMap;
-
-use qilu_common::audit::{self, entity as audit_entity};
 use sea_orm::entity::prelude::*;
-use sea_orm::{DbBackend, QueryOrder, QuerySelect, Statement, TryIntoModel};
+use sea_orm::{DbBackend, Statement, TryIntoModel};
 use sea_orm_migration::prelude::{
     Alias, ColumnDef, DeriveIden, MigrationName, MigrationTrait, SchemaManager, Table,
 };
@@ -268,56 +264,4 @@ fn enterprise_arrays(models: Vec<enterprise_store::Model>) -> Vec<Value> {
         state_change_time_us.into(),
         state_effective_date.into(),
     ]
-}
-
-/// The newest committed sequence of the audit log (0 when empty). Events up to it are all
-/// visible once it is: writers append under one lock and commit in sequence order.
-pub async fn head_sequence(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    Ok(audit::read_head(conn, false).await?.sequence)
-}
-
-/// Up to `limit` audit events with `after < sequence <= up_to`, in sequence order; only those
-/// of `resource` when given.
-pub async fn events_after(
-    conn: &impl ConnectionTrait,
-    after: i64,
-    up_to: i64,
-    resource: Option<&str>,
-    limit: u64,
-) -> Result<Vec<audit_entity::Model>, DbErr> {
-    let mut query = audit_entity::Entity::find()
-        .filter(audit_entity::Column::Sequence.gt(after))
-        .filter(audit_entity::Column::Sequence.lte(up_to));
-    if let Some(r) = resource {
-        query = query.filter(audit_entity::Column::Resource.eq(r));
-    }
-    query
-        .order_by_asc(audit_entity::Column::Sequence)
-        .limit(limit)
-        .all(conn)
-        .await
-}
-
-/// The sequence of the first event of each of `resources` (its creation), by resource.
-/// One grouped query over the `(resource, sequence)` index.
-pub async fn first_sequences(
-    conn: &impl ConnectionTrait,
-    resources: &[String],
-) -> Result<HashMap<String, i64>, DbErr> {
-    if resources.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(String, Option<i64>)> = audit_entity::Entity::find()
-        .select_only()
-        .column(audit_entity::Column::Resource)
-        .column_as(audit_entity::Column::Sequence.min(), "first_sequence")
-        .filter(audit_entity::Column::Resource.is_in(resources.iter().cloned()))
-        .group_by(audit_entity::Column::Resource)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(r, s)| s.map(|s| (r, s)))
-        .collect())
 }

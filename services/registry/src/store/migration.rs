@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
         all.extend(super::certificate::migrations());
         all.extend(super::leading::migrations());
         all.extend(super::changes::migrations());
+        all.extend(qilu_common::migration::later_common_migrations());
         all
     }
 }

@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
         all.extend(achievement::migrations());
         all.extend(expert::migrations());
         all.extend(review::migrations());
+        all.extend(qilu_common::migration::later_common_migrations());
         all
     }
 }

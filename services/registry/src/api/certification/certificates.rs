@@ -64,7 +64,7 @@ pub(in crate::api) async fn create_high_tech_certificate(
             e.into()
         });
     }
-    record(&mut tx, &certificate, today)?;
+    record(&mut tx, &certificate, today, api.time_zone)?;
     refresh_certified(&mut tx, uscc.as_str(), today).await?;
     let response = to_proto(&certificate, today, api.time_zone);
     tx.commit(&response).await?;
@@ -165,7 +165,7 @@ pub(in crate::api) async fn revoke_high_tech_certificate(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(etag::concurrent(&current.name()));
     }
-    record(&mut tx, &updated, today)?;
+    record(&mut tx, &updated, today, api.time_zone)?;
     refresh_certified(&mut tx, uscc.as_str(), today).await?;
     let response = to_proto(&updated, today, api.time_zone);
     tx.commit(&response).await?;

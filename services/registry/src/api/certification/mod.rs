@@ -12,6 +12,10 @@ pub(super) mod certificates;
 pub(super) mod eligibility;
 pub(super) mod reports;
 
+use crate::convert::certification::to_proto;
+use crate::convert::enterprise_to_proto;
+use qilu_common::sweep::Current;
+use qilu_common::write::Published;
 use chrono::NaiveDate;
 use qilu_common::ApiError;
 use qilu_common::input::etag;
@@ -44,19 +48,38 @@ struct AuditView<'a> {
     missed_report_count: usize,
 }
 
-/// Records `c`, as of `today`, in the write's audit log.
-fn record(tx: &mut WriteTx, c: &Certificate, today: NaiveDate) -> Result<(), ApiError> {
+/// `c` as read on `today`: its audit record and its published state (what Get returns).
+pub(crate) fn current(
+    c: &Certificate,
+    today: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<Current, ApiError> {
     let status = cert::status(c, today);
-    tx.record(
-        &c.name(),
-        &AuditView {
-            certificate: c,
-            expiry_date: c.expiry_date(),
-            lapse_date: cert::lapse_date(c),
-            state: status.state,
-            missed_report_count: status.missed,
-        },
-    )
+    let state_json = serde_json::to_string(&AuditView {
+        certificate: c,
+        expiry_date: c.expiry_date(),
+        lapse_date: cert::lapse_date(c),
+        state: status.state,
+        missed_report_count: status.missed,
+    })
+    .map_err(ApiError::internal)?;
+    Ok(Current {
+        resource: c.name(),
+        state_json,
+        published: Published::of(&to_proto(c, today, zone)),
+    })
+}
+
+/// Records `c`, as of `today`, in the write's audit log.
+fn record(
+    tx: &mut WriteTx,
+    c: &Certificate,
+    today: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<(), ApiError> {
+    let c = current(c, today, zone)?;
+    tx.record_published(&c.resource, c.state_json, c.published);
+    Ok(())
 }
 
 /// Sets the holder's `high_tech_certified` to whether it holds a valid certificate on `today`
@@ -80,7 +103,8 @@ async fn refresh_certified(tx: &mut WriteTx, uscc: &str, today: NaiveDate) -> Re
     if !enterprise_store::update_if_version(tx.conn(), &updated, enterprise.version).await? {
         return Err(etag::concurrent(&updated.name()));
     }
-    tx.record(&updated.name(), &updated)?;
+    let published = enterprise_to_proto(&updated);
+    tx.record(&updated.name(), &updated, &published)?;
     Ok(())
 }
 

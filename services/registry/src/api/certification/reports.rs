@@ -45,7 +45,7 @@ pub(in crate::api) async fn file_annual_report(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(etag::concurrent(&current.name()));
     }
-    record(&mut tx, &updated, today)?;
+    record(&mut tx, &updated, today, api.time_zone)?;
     refresh_certified(&mut tx, uscc.as_str(), today).await?;
     let response = to_proto(&updated, today, api.time_zone);
     tx.commit(&response).await?;

@@ -42,10 +42,11 @@ pub(in crate::api) async fn create(
             e.into()
         });
     }
-    tx.record(&cohort.name(), &cohort)?;
+    let published = cohort_view(tx.conn(), &cohort).await?;
+    tx.record(&cohort.name(), &cohort, &published)?;
     // A newer cohort becomes the current one: last cohort's members stop being "leading".
     let marked = store::leading_enterprises(tx.conn()).await?;
-    sync_leading(&mut tx, &marked).await?;
+    sync_leading(&mut tx, &marked, api.today()).await?;
     let response = cohort_view(tx.conn(), &cohort).await?;
     tx.commit(&response).await?;
     tracing::info!(cohort = %cohort.name(), "leading cohort created");

@@ -150,14 +150,14 @@ pub(in crate::api) async fn select(
             if !member.support_policy.is_empty() {
                 let policy = load_policy(tx.conn(), &uscc, input.year).await?;
                 if let Some(reopened) = policy.reopened(now) {
-                    write_policy(&mut tx, &reopened, &policy, false).await?;
+                    write_policy(&mut tx, &reopened, &policy, false, api.today()).await?;
                 }
             }
         }
     }
-    tx.record(&member.name(), &member)?;
+    tx.record(&member.name(), &member, &member_to_proto(&member))?;
     touch_cohort(&mut tx, &cohort, now).await?;
-    sync_leading(&mut tx, std::slice::from_ref(&uscc)).await?;
+    sync_leading(&mut tx, std::slice::from_ref(&uscc), api.today()).await?;
     let response = member_to_proto(&member);
     tx.commit(&response).await?;
     tracing::info!(member = %member.name(), "leading enterprise selected");
@@ -185,12 +185,12 @@ pub(in crate::api) async fn deselect(
     if !member.support_policy.is_empty() {
         let policy = load_policy(tx.conn(), &uscc, input.year).await?;
         if let Some(ended) = policy.ended(now) {
-            write_policy(&mut tx, &ended, &policy, false).await?;
+            write_policy(&mut tx, &ended, &policy, false, api.today()).await?;
         }
     }
     let cohort = load_cohort(tx.conn(), input.year).await?;
     touch_cohort(&mut tx, &cohort, now).await?;
-    sync_leading(&mut tx, std::slice::from_ref(&uscc)).await?;
+    sync_leading(&mut tx, std::slice::from_ref(&uscc), api.today()).await?;
     let response = member_to_proto(&member);
     tx.commit(&response).await?;
     tracing::info!(member = %member.name(), "leading enterprise deselected");

@@ -20,6 +20,9 @@ pub(super) mod cohorts;
 pub(super) mod members;
 pub(super) mod policies;
 
+use chrono::NaiveDate;
+use crate::convert::leading::member_to_proto;
+use crate::convert::leading::policies::policy_to_proto;
 use std::collections::HashSet;
 
 use qilu_common::ApiError;
@@ -112,7 +115,11 @@ fn facts_of(
 
 /// Re-derives `enterprise.leading` (SELECTED in the latest cohort) for `usccs`, writing and
 /// auditing each enterprise whose mark changes.
-async fn sync_leading(tx: &mut WriteTx, usccs: &[String]) -> Result<(), ApiError> {
+async fn sync_leading(
+    tx: &mut WriteTx,
+    usccs: &[String],
+    today: NaiveDate,
+) -> Result<(), ApiError> {
     let latest = store::latest_cohort_year(tx.conn()).await?;
     for uscc in usccs {
         let should = match latest {
@@ -139,7 +146,8 @@ async fn sync_leading(tx: &mut WriteTx, usccs: &[String]) -> Result<(), ApiError
         if !enterprise_store::update_if_version(tx.conn(), &updated, current.version).await? {
             return Err(concurrent(&current.name()));
         }
-        tx.record(&updated.name(), &updated)?;
+        let published = super::enterprises::as_read(tx.conn(), &updated, today).await?;
+        tx.record(&updated.name(), &updated, &published)?;
     }
     Ok(())
 }
@@ -189,13 +197,14 @@ async fn write_policy(
     policy: &SupportPolicy,
     previous: &SupportPolicy,
     milestones_changed: bool,
+    today: NaiveDate,
 ) -> Result<(), ApiError> {
     if !store::update_policy_if_version(tx.conn(), policy, previous.version, milestones_changed)
         .await?
     {
         return Err(concurrent(&previous.name()));
     }
-    tx.record(&policy.name(), policy)?;
+    tx.record(&policy.name(), policy, &policy_to_proto(policy, today))?;
     Ok(())
 }
 
@@ -208,13 +217,14 @@ async fn write_member(
     if !store::update_member_if_version(tx.conn(), member, previous.version).await? {
         return Err(concurrent(&member.name()));
     }
-    tx.record(&member.name(), member)?;
+    tx.record(&member.name(), member, &member_to_proto(member))?;
     Ok(())
 }
 
 /// Marks cohort `year`'s membership changed at `now_us` and audits it.
 async fn touch_cohort(tx: &mut WriteTx, cohort: &Cohort, now_us: i64) -> Result<(), ApiError> {
     let cohort = store::touch_cohort(tx.conn(), cohort, now_us).await?;
-    tx.record(&cohort.name(), &cohort)?;
+    let published = cohort_view(tx.conn(), &cohort).await?;
+    tx.record(&cohort.name(), &cohort, &published)?;
     Ok(())
 }

@@ -64,7 +64,7 @@ pub(in crate::api) async fn create(
             e.into()
         });
     }
-    tx.record(&policy.name(), &policy)?;
+    tx.record(&policy.name(), &policy, &policy_to_proto(&policy, today))?;
     let updated_member = member.with_support_policy(policy_name(&uscc, year), now);
     write_member(&mut tx, &updated_member, member).await?;
     let response = policy_to_proto(&policy, today);
@@ -147,7 +147,7 @@ pub(in crate::api) async fn update(
     check_etag(etag.unwrap_or_default(), &current.name(), current.version)?;
     let input = parse_update(&req, &mask, today)?;
     let updated = current.revised(input.apply(&current.fields), tx.now_us())?;
-    write_policy(&mut tx, &updated, &current, input.milestones_changed()).await?;
+    write_policy(&mut tx, &updated, &current, input.milestones_changed(), today).await?;
     let response = policy_to_proto(&updated, today);
     tx.commit(&response).await?;
     Ok(response)
@@ -182,8 +182,8 @@ pub(in crate::api) async fn record_review(
     }
     let sequence = i32::try_from(updated.reviews.len()).unwrap_or(i32::MAX);
     store::append_review(tx.conn(), &uscc, year, sequence, &review).await?;
-    tx.record(&updated.name(), &updated)?;
     let response = policy_to_proto(&updated, api.today());
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }

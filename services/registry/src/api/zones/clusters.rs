@@ -92,7 +92,7 @@ pub(in crate::api) async fn create_cluster(
         });
     }
     let response = cluster_to_proto(&cluster, Some(&target));
-    tx.record(&cluster.name(), &cluster)?;
+    tx.record(&cluster.name(), &cluster, &response)?;
     tx.commit(&response).await?;
     tracing::info!(cluster = %cluster.name(), target_source = %target.source, "cluster registered");
     Ok(response)
@@ -221,7 +221,7 @@ pub(in crate::api) async fn update_cluster(
         return Err(etag::concurrent(&current.name()));
     }
     let response = cluster_to_proto(&updated, Some(&target));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }

@@ -56,7 +56,7 @@ pub(in crate::api) async fn create_zone(
     // Enterprises may name a zone before it is registered: count them from the start.
     let count = enterprise_count(tx.conn(), &zone.name()).await?;
     let response = zone_to_proto(&zone, count);
-    tx.record(&zone.name(), &zone)?;
+    tx.record(&zone.name(), &zone, &response)?;
     tx.commit(&response).await?;
     tracing::info!(zone = %zone.name(), "zone registered");
     Ok(response)
@@ -150,7 +150,7 @@ pub(in crate::api) async fn update_zone(
     }
     let count = enterprise_count(tx.conn(), &updated.name()).await?;
     let response = zone_to_proto(&updated, count);
-    tx.record(&updated.name(), &updated)?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
