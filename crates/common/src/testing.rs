@@ -133,6 +133,10 @@ pub fn test_config(overrides: &[(&str, String)]) -> Config {
         .or_insert_with(|| "warn".into());
     env.entry("QILU__SERVER__DRAIN_SECONDS".into())
         .or_insert_with(|| "2".into());
+    // Tests sweep when they choose (`TestServer::sweep`), so that a test moving "today" sees
+    // exactly the changes it asked for; the schedule itself is tested with this set to true.
+    env.entry("QILU__SWEEP__ENABLED".into())
+        .or_insert_with(|| "false".into());
     Config::load(&Sources {
         dir: Some(dir.path().to_path_buf()),
         env_name: None,

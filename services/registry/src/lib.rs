@@ -48,6 +48,13 @@ pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
 /// [`service`] with an explicit clock, so tests can set "today" (certificate validity,
 /// `high_tech_certified`, the current programme year) instead of waiting for it.
 pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock) -> ServiceDef {
+    let sweeper = qilu_common::sweep::Sweeper::new(
+        db.clone(),
+        clock.clone(),
+        config.time_zone(),
+        qilu_proto::service_names::REGISTRY,
+        api::sweep::families(config.time_zone()),
+    );
     let api = api::RegistryApi::new(
         db,
         KnownExceptions::new(&config.registry.known_exception_usccs),
@@ -69,4 +76,5 @@ pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock)
         config.database_url(<Registry as ServiceApp>::NAME),
         &config.database,
     ))
+    .with_sweeper(sweeper)
 }

@@ -28,6 +28,7 @@ mod leading;
 mod policy;
 mod statistics;
 mod status;
+pub(crate) mod sweep;
 mod zones;
 
 use chrono::NaiveDate;

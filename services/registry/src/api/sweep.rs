@@ -1,0 +1,239 @@
+//! What the registry's Get derives from "today", for the sweep ([`qilu_common::sweep`]) to write
+//! as changes when the date moves it:
+//!
+//! - **certificates**: `state` (VALID → EXPIRED at the expiry date; REVOKED once two annual
+//!   reports are missed) and `missed_report_count`;
+//! - **enterprises** holding any certificate: `high_tech_certified` (whether one is valid
+//!   today; an enterprise that never held one is never certified, so it is not examined);
+//! - **support policies**: each milestone's `OVERDUE` state after its due date.
+//!
+//! (`leading` changes only by writes, which record it.) Each family reads its resources in
+//! resource-name order with the same conversions Get uses, so the sweep's state is Get's.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use qilu_common::ApiError;
+use qilu_common::sweep::{Current, TimeDriven};
+use qilu_common::write::{LeaseConn, Published};
+use sea_orm::entity::prelude::*;
+use sea_orm::{Condition, ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect};
+
+use crate::convert::enterprise_to_proto;
+use crate::convert::leading::policies::policy_to_proto;
+use crate::store::certificate as cert_store;
+use crate::store::enterprise as enterprise_store;
+use crate::store::leading::{self as leading_store, PolicyCursor, PolicyFilter};
+
+/// The registry's families, dated in `zone`.
+pub(crate) fn families(zone: Tz) -> Vec<Box<dyn TimeDriven>> {
+    vec![
+        Box::new(Certificates { zone }),
+        Box::new(CertifiedEnterprises),
+        Box::new(SupportPolicies),
+    ]
+}
+
+/// The `(uscc, key)` of `enterprises/{uscc}/{collection}/{key}` (empty strings for "").
+fn child_key(resource: &str) -> (String, String) {
+    let parts: Vec<&str> = resource.split('/').collect();
+    (
+        parts.get(1).copied().unwrap_or_default().to_string(),
+        parts.get(3).copied().unwrap_or_default().to_string(),
+    )
+}
+
+/// Every certificate, in name order (`uscc`, then `number`).
+struct Certificates {
+    zone: Tz,
+}
+
+impl Certificates {
+    fn current(&self, rows: Vec<cert_store::Model>, today: NaiveDate) -> Result<Vec<Current>, ApiError> {
+        rows.into_iter()
+            .map(|m| {
+                let c = m.into_domain().map_err(ApiError::internal)?;
+                super::certification::current(&c, today, self.zone)
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl TimeDriven for Certificates {
+    fn family(&self) -> &'static str {
+        "highTechCertificates"
+    }
+
+    async fn page(
+        &self,
+        db: &DatabaseConnection,
+        today: NaiveDate,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Current>, ApiError> {
+        let (uscc, number) = child_key(after);
+        let rows = cert_store::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(cert_store::Column::Uscc.gt(uscc.clone()))
+                    .add(
+                        Condition::all()
+                            .add(cert_store::Column::Uscc.eq(uscc))
+                            .add(cert_store::Column::Number.gt(number)),
+                    ),
+            )
+            .order_by_asc(cert_store::Column::Uscc)
+            .order_by_asc(cert_store::Column::Number)
+            .limit(limit)
+            .all(db)
+            .await?;
+        self.current(rows, today)
+    }
+
+    async fn these(
+        &self,
+        conn: &LeaseConn,
+        today: NaiveDate,
+        resources: &[String],
+    ) -> Result<Vec<Current>, ApiError> {
+        let numbers: Vec<String> = resources.iter().map(|r| child_key(r).1).collect();
+        let rows = cert_store::Entity::find()
+            .filter(cert_store::Column::Number.is_in(numbers))
+            .all(conn)
+            .await?;
+        self.current(rows, today)
+    }
+}
+
+/// Enterprises that hold (or held) a certificate, in USCC order.
+struct CertifiedEnterprises;
+
+impl CertifiedEnterprises {
+    async fn current(
+        conn: &impl ConnectionTrait,
+        rows: Vec<enterprise_store::Model>,
+        today: NaiveDate,
+    ) -> Result<Vec<Current>, ApiError> {
+        let usccs: Vec<String> = rows.iter().map(|m| m.uscc.clone()).collect();
+        let holders: HashSet<String> = cert_store::valid_holders(conn, &usccs, today).await?;
+        rows.into_iter()
+            .map(|m| {
+                let mut e = m.into_domain().map_err(ApiError::internal)?;
+                e.high_tech_certified = holders.contains(e.uscc.as_str());
+                Ok(Current {
+                    resource: e.name(),
+                    state_json: serde_json::to_string(&e).map_err(ApiError::internal)?,
+                    published: Published::of(&enterprise_to_proto(&e)),
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl TimeDriven for CertifiedEnterprises {
+    fn family(&self) -> &'static str {
+        "enterprises"
+    }
+
+    async fn page(
+        &self,
+        db: &DatabaseConnection,
+        today: NaiveDate,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Current>, ApiError> {
+        let after_uscc = after.strip_prefix("enterprises/").unwrap_or_default();
+        let holders = sea_orm::sea_query::Query::select()
+            .column(cert_store::Column::Uscc)
+            .from(cert_store::Entity)
+            .to_owned();
+        let rows = enterprise_store::Entity::find()
+            .filter(enterprise_store::Column::Uscc.gt(after_uscc))
+            .filter(enterprise_store::Column::Uscc.in_subquery(holders))
+            .order_by_asc(enterprise_store::Column::Uscc)
+            .limit(limit)
+            .all(db)
+            .await?;
+        Self::current(db, rows, today).await
+    }
+
+    async fn these(
+        &self,
+        conn: &LeaseConn,
+        today: NaiveDate,
+        resources: &[String],
+    ) -> Result<Vec<Current>, ApiError> {
+        let usccs: Vec<String> = resources
+            .iter()
+            .filter_map(|r| r.strip_prefix("enterprises/"))
+            .map(str::to_string)
+            .collect();
+        let rows = enterprise_store::get_many(conn, &usccs).await?;
+        Self::current(conn, rows, today).await
+    }
+}
+
+/// Every support policy, in name order (`uscc`, then year).
+struct SupportPolicies;
+
+fn policies_current(
+    rows: Vec<Result<crate::domain::support_policy::SupportPolicy, leading_store::CorruptRow>>,
+    today: NaiveDate,
+) -> Result<Vec<Current>, ApiError> {
+    rows.into_iter()
+        .map(|p| {
+            let p = p.map_err(ApiError::internal)?;
+            Ok(Current {
+                resource: p.name(),
+                state_json: serde_json::to_string(&p).map_err(ApiError::internal)?,
+                published: Published::of(&policy_to_proto(&p, today)),
+            })
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl TimeDriven for SupportPolicies {
+    fn family(&self) -> &'static str {
+        "supportPolicies"
+    }
+
+    async fn page(
+        &self,
+        db: &DatabaseConnection,
+        today: NaiveDate,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Current>, ApiError> {
+        let cursor = match child_key(after) {
+            (uscc, year) if !uscc.is_empty() => Some(PolicyCursor {
+                uscc,
+                year: year.parse().unwrap_or(i32::MAX),
+            }),
+            _ => None,
+        };
+        let rows =
+            leading_store::list_policies(db, &PolicyFilter::default(), cursor, limit).await?;
+        policies_current(rows, today)
+    }
+
+    async fn these(
+        &self,
+        conn: &LeaseConn,
+        today: NaiveDate,
+        resources: &[String],
+    ) -> Result<Vec<Current>, ApiError> {
+        let mut rows = Vec::with_capacity(resources.len());
+        for r in resources {
+            let (uscc, year) = child_key(r);
+            let Ok(year) = year.parse() else { continue };
+            if let Some(p) = leading_store::get_policy(conn, &uscc, year).await? {
+                rows.push(p);
+            }
+        }
+        policies_current(rows, today)
+    }
+}
