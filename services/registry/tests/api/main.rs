@@ -10,6 +10,7 @@ mod support;
 
 mod certification;
 mod enterprises;
+mod feeds;
 mod group_commit;
 mod import_changes;
 mod leading;

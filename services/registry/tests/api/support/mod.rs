@@ -198,6 +198,17 @@ pub async fn start_on(
     backend: Backend,
     first: NaiveDate,
 ) -> Option<(TestServer, impl Fn(NaiveDate))> {
+    start_on_clock(backend, first)
+        .await
+        .map(|(server, _, set)| (server, set))
+}
+
+/// [`start_on`], also returning the clock the registry reads (to build a second replica's
+/// sweeper on the same database and date).
+pub async fn start_on_clock(
+    backend: Backend,
+    first: NaiveDate,
+) -> Option<(TestServer, Clock, impl Fn(NaiveDate))> {
     // Noon UTC is 20:00 in Shanghai: the same date in the programme time zone.
     let noon = |day: NaiveDate| {
         day.and_hms_opt(12, 0, 0)
@@ -209,7 +220,9 @@ pub async fn start_on(
     let read = now.clone();
     let clock = Clock::new(move || read.load(Ordering::SeqCst));
     let server = CLOCK
-        .scope(clock, TestServer::start::<RegistryAt>(backend))
+        .scope(clock.clone(), TestServer::start::<RegistryAt>(backend))
         .await?;
-    Some((server, move |day| now.store(noon(day), Ordering::SeqCst)))
+    Some((server, clock, move |day| {
+        now.store(noon(day), Ordering::SeqCst)
+    }))
 }
