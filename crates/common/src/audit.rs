@@ -525,6 +525,8 @@ mod tests {
             resource: "enterprises/X",
             request_id: "r",
             state_json: "{}",
+            state_type: "",
+            state_proto: &[],
         };
         let h = body.hash(GENESIS_HASH);
         assert_eq!(h.len(), 64);
@@ -540,6 +542,17 @@ mod tests {
         shifted.actor = "a\",\"admin";
         shifted.actor_roles = "";
         assert_ne!(h, shifted.hash(GENESIS_HASH));
+        // A published state is hashed too: its type and every byte.
+        let mut published = body.clone();
+        published.state_type = "qilu.registry.v1.Zone";
+        published.state_proto = &[1, 2];
+        let p = published.hash(GENESIS_HASH);
+        assert_ne!(h, p);
+        published.state_proto = &[1, 3];
+        assert_ne!(p, published.hash(GENESIS_HASH));
+        published.state_type = "qilu.registry.v1.Cluster";
+        published.state_proto = &[1, 2];
+        assert_ne!(p, published.hash(GENESIS_HASH));
     }
 
     /// Chains written before the hash was streamed must still verify: the bytes hashed are
@@ -555,6 +568,8 @@ mod tests {
             resource: "enterprises/91370102MA3C4XQ71R",
             request_id: "5f1c\\/",
             state_json: r#"{"display_name":"山东绿色低碳科技有限公司","zone":null,"x":"\u2028"}"#,
+            state_type: "",
+            state_proto: &[],
         };
         let canonical = serde_json::json!([
             body.sequence,
