@@ -12,6 +12,7 @@
 //! the `server` feature (on by default), so `--no-default-features` builds a client that
 //! compiles no service.
 
+mod changes;
 mod client;
 #[cfg(feature = "server")]
 mod demo;
@@ -109,6 +110,12 @@ enum Command {
     Programs {
         #[command(subcommand)]
         command: ProgramsCommand,
+    },
+    /// The registry's change feed: its head cursor, or follow it as NDJSON (one `Change` per
+    /// line on stdout, the cursor to resume from on stderr).
+    Changes {
+        #[command(subcommand)]
+        command: ChangesCommand,
     },
     /// A service's tamper-evident audit log: list events, verify the hash chain.
     Audit {
@@ -233,6 +240,27 @@ enum AuditCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ChangesCommand {
+    /// Print the feed's head cursor: follow from it to see only changes made from now on.
+    Head,
+    /// Print every change after a cursor, then (unless --once) new changes as they commit.
+    Follow {
+        /// Start after this cursor (default: from the first change).
+        #[arg(long, conflicts_with = "from_head")]
+        after: Option<String>,
+        /// Start at the head: only changes committed from now on.
+        #[arg(long)]
+        from_head: bool,
+        /// AIP-160 filter, e.g. `resource_type = "registry.qilu.gov.cn/HighTechCertificate"`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Page until caught up, then exit (instead of watching).
+        #[arg(long)]
+        once: bool,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum RoleArg {
     Admin,
@@ -345,6 +373,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             };
         }
+        Command::Changes { command } => {
+            let conn = conn().await?;
+            return match command {
+                ChangesCommand::Head => changes::head(&conn).await,
+                ChangesCommand::Follow {
+                    after,
+                    from_head,
+                    filter,
+                    once,
+                } => changes::follow(&conn, after, from_head, filter, once).await,
+            };
+        }
         Command::Audit { command } => {
             let conn = conn().await?;
             return match command {
@@ -434,6 +474,7 @@ async fn operate(cli: Cli) -> Result<(), String> {
         Command::Enterprises { .. }
         | Command::Achievements { .. }
         | Command::Programs { .. }
+        | Command::Changes { .. }
         | Command::Audit { .. } => Err("not an operating command".into()),
     }
 }
