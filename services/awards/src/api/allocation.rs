@@ -5,6 +5,7 @@
 //! are written together or not at all. The audit lock serializes writers, so of concurrent runs
 //! exactly one finds the program CLOSED; the others get FAILED_PRECONDITION.
 
+use crate::convert::application::application_to_proto;
 use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
@@ -126,6 +127,7 @@ pub(super) async fn store_run(
     tx.record(
         &format!("programs/{}/allocation", run.program_id),
         &audit_state(run),
+        &allocation_to_proto(run, false),
     )?;
     let entries: std::collections::HashMap<&str, &crate::domain::allocation::Entry> = run
         .result
@@ -152,7 +154,11 @@ pub(super) async fn store_run(
         if !application_store::update_if_version(tx.conn(), &updated, a.version).await? {
             return Err(concurrent(&a.name()));
         }
-        tx.record(&updated.name(), &updated)?;
+        tx.record(
+            &updated.name(),
+            &updated,
+            &application_to_proto(&updated, true),
+        )?;
     }
     Ok(())
 }

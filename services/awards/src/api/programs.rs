@@ -55,7 +55,7 @@ pub(super) async fn create_program(
         });
     }
     let response = program_to_proto(&p);
-    tx.record(&p.name(), &p)?;
+    tx.record(&p.name(), &p, &response)?;
     tx.commit(&response).await?;
     tracing::info!(program = %p.name(), "program created");
     Ok(response)
@@ -143,8 +143,9 @@ pub(super) async fn save(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(concurrent(&current.name()));
     }
-    tx.record(&updated.name(), &updated)?;
-    Ok(program_to_proto(&updated))
+    let response = program_to_proto(&updated);
+    tx.record(&updated.name(), &updated, &response)?;
+    Ok(response)
 }
 
 /// The stage methods: load, check etag and stage, apply `change`, save.

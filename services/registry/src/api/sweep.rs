@@ -50,7 +50,11 @@ struct Certificates {
 }
 
 impl Certificates {
-    fn current(&self, rows: Vec<cert_store::Model>, today: NaiveDate) -> Result<Vec<Current>, ApiError> {
+    fn current(
+        &self,
+        rows: Vec<cert_store::Model>,
+        today: NaiveDate,
+    ) -> Result<Vec<Current>, ApiError> {
         rows.into_iter()
             .map(|m| {
                 let c = m.into_domain().map_err(ApiError::internal)?;

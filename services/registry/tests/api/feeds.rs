@@ -203,7 +203,11 @@ async fn time_makes_changes_once_and_a_follower_ends_equal_to_the_lists(backend:
     let Some((server, clock, set_today)) = start_on_clock(backend, d("2024-03-16")).await else {
         return;
     };
-    let (a, b, c) = (shandong("3701", 1), shandong("3702", 2), shandong("3703", 3));
+    let (a, b, c) = (
+        shandong("3701", 1),
+        shandong("3702", 2),
+        shandong("3703", 3),
+    );
     create(&server, &a, "甲").await;
     create(&server, &b, "乙").await;
     let expiring = certify(&server, &a, "GR202337000001", "2023-04-01").await;
@@ -219,15 +223,19 @@ async fn time_makes_changes_once_and_a_follower_ends_equal_to_the_lists(backend:
     let mut replica = Replica::default();
     let snapshot_head: i64 = i64::from_str_radix(&snapshot_cursor[1..], 16).unwrap();
     for change in &snapshot_changes {
-        assert!(change.sequence <= snapshot_head, "a snapshot holds nothing after its cursor");
+        assert!(
+            change.sequence <= snapshot_head,
+            "a snapshot holds nothing after its cursor"
+        );
         replica.apply(change);
     }
     let mut cursor = snapshot_cursor;
 
     // A second replica of the registry on the same database, for a concurrent sweep.
-    let replica_sweeper = qilu_registry::service_with_clock(&server.config, server.db.clone(), clock)
-        .sweeper()
-        .unwrap();
+    let replica_sweeper =
+        qilu_registry::service_with_clock(&server.config, server.db.clone(), clock)
+            .sweeper()
+            .unwrap();
 
     let mut swept = Vec::new();
     let mut day = d("2024-04-16");
@@ -259,7 +267,10 @@ async fn time_makes_changes_once_and_a_follower_ends_equal_to_the_lists(backend:
         let (changes, next) = changes_after(&server, &cursor).await;
         cursor = next;
         for change in &changes {
-            assert!(change.sequence > snapshot_head, "the feed repeats nothing of the snapshot");
+            assert!(
+                change.sequence > snapshot_head,
+                "the feed repeats nothing of the snapshot"
+            );
             replica.apply(change);
         }
         let sweep_changes: Vec<&pb::Change> = changes
@@ -269,8 +280,16 @@ async fn time_makes_changes_once_and_a_follower_ends_equal_to_the_lists(backend:
         assert_eq!(sweep_changes.len() as u64, report.changed, "{day}");
         swept.extend(sweep_changes.into_iter().cloned());
         let (enterprises, certificates) = listed(&server).await;
-        assert_eq!(replica.of_prefix(is_enterprise), enterprises, "enterprises on {day}");
-        assert_eq!(replica.of_prefix(is_certificate), certificates, "certificates on {day}");
+        assert_eq!(
+            replica.of_prefix(is_enterprise),
+            enterprises,
+            "enterprises on {day}"
+        );
+        assert_eq!(
+            replica.of_prefix(is_certificate),
+            certificates,
+            "certificates on {day}"
+        );
         day = day.checked_add_months(chrono::Months::new(1)).unwrap();
     }
 
@@ -292,15 +311,27 @@ async fn time_makes_changes_once_and_a_follower_ends_equal_to_the_lists(backend:
     let revoked_state = pb::CertificateState::Revoked as i32;
     assert_eq!(
         transitions,
-        [(expiring.clone(), expired), (revoked.clone(), revoked_state)]
-            .into_iter()
-            .filter(|t| transitions.contains(t))
-            .collect::<Vec<_>>(),
+        [
+            (expiring.clone(), expired),
+            (revoked.clone(), revoked_state)
+        ]
+        .into_iter()
+        .filter(|t| transitions.contains(t))
+        .collect::<Vec<_>>(),
         "no other transition"
     );
-    assert!(transitions.contains(&(expiring.clone(), expired)), "{transitions:?}");
-    assert!(transitions.contains(&(revoked.clone(), revoked_state)), "{transitions:?}");
-    assert!(!transitions.iter().any(|(n, _)| *n == valid), "{transitions:?}");
+    assert!(
+        transitions.contains(&(expiring.clone(), expired)),
+        "{transitions:?}"
+    );
+    assert!(
+        transitions.contains(&(revoked.clone(), revoked_state)),
+        "{transitions:?}"
+    );
+    assert!(
+        !transitions.iter().any(|(n, _)| *n == valid),
+        "{transitions:?}"
+    );
     let uncertified: Vec<String> = swept
         .iter()
         .filter_map(|c| match &c.new_state {
@@ -346,7 +377,8 @@ async fn a_sweep_that_meets_an_outage_resumes_without_duplicates(backend: Backen
     for n in 0..3 {
         let uscc = shandong("3701", 10 + n);
         create(&server, &uscc, "丁").await;
-        certificates.push(certify(&server, &uscc, &format!("GR20233700001{n}"), "2023-04-01").await);
+        certificates
+            .push(certify(&server, &uscc, &format!("GR20233700001{n}"), "2023-04-01").await);
     }
     let (_, head) = changes_after(&server, "").await;
     // Three years on, all three expired.
