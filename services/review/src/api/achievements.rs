@@ -14,6 +14,7 @@ use crate::convert::achievement::{
     CreateAchievement, UpdateAchievement, achievement_to_proto, list_filter, list_order,
     withdraw_reason,
 };
+use crate::convert::review::review_to_proto;
 use crate::domain::achievement::{Achievement, State};
 use crate::domain::ids::AchievementId;
 use crate::domain::refusal::{self, NoActiveRuleSet};
@@ -87,7 +88,11 @@ pub(super) async fn create_achievement(
     };
     store::insert(tx.conn(), &achievement).await?;
     let response = achievement_to_proto(&achievement, redact_for(ctx));
-    tx.record(&achievement.name(), &achievement)?;
+    tx.record(
+        &achievement.name(),
+        &achievement,
+        &achievement_to_proto(&achievement, false),
+    )?;
     tx.commit(&response).await?;
     tracing::info!(achievement = %achievement.name(), owner = %achievement.owner, "achievement drafted");
     Ok(response)
@@ -181,7 +186,11 @@ pub(super) async fn update_achievement(
         return Err(concurrent(&current.name()));
     }
     let response = achievement_to_proto(&updated, redact_for(ctx));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -249,7 +258,11 @@ pub(super) async fn submit_achievement(
         return Err(concurrent(&current.name()));
     }
     let response = achievement_to_proto(&updated, redact_for(ctx));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     tx.commit(&response).await?;
     tracing::info!(
         achievement = %updated.name(),
@@ -278,6 +291,7 @@ pub(super) async fn withdraw_achievement(
     refusal::may_withdraw(&current)?;
     let now = tx.now_us();
     // Open reviews are cancelled with the achievement.
+    let mut unloaded = Vec::new();
     for model in review_store::of_round(tx.conn(), id.as_str(), current.review_round).await? {
         let review = model.into_domain().map_err(ApiError::internal)?;
         if review.state != ReviewState::Assigned {
@@ -291,8 +305,14 @@ pub(super) async fn withdraw_achievement(
         if !review_store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
-        tx.record(&cancelled.name(), &cancelled)?;
+        tx.record(
+            &cancelled.name(),
+            &cancelled,
+            &review_to_proto(&cancelled, false),
+        )?;
+        unloaded.push(cancelled.expert_id);
     }
+    super::experts::record_loads(&mut tx, unloaded).await?;
     let mut updated = current.clone();
     updated.state = State::Withdrawn;
     updated.withdraw_reason = reason;
@@ -302,7 +322,11 @@ pub(super) async fn withdraw_achievement(
         return Err(concurrent(&current.name()));
     }
     let response = achievement_to_proto(&updated, redact_for(ctx));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     tx.commit(&response).await?;
     Ok(response)
 }

@@ -2,7 +2,7 @@
 //! its load limit or state), and declared conflicts of interest (which cancel the expert's open
 //! reviews of that enterprise's achievements in the same transaction).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
@@ -16,6 +16,7 @@ use crate::convert::EXPERT_TYPE;
 use crate::convert::expert::{
     DeclareConflict, UpdateExpert, expert_to_proto, list_filter, list_order, parse_create,
 };
+use crate::convert::review::review_to_proto;
 use crate::domain::achievement::State;
 use crate::domain::expert::{DeclaredConflict, Expert};
 use crate::domain::ids::ExpertId;
@@ -57,6 +58,27 @@ async fn open_reviews(conn: &impl ConnectionTrait, id: &ExpertId) -> Result<i64,
         .unwrap_or(0))
 }
 
+/// Records the experts `ids` again as their Get reads them now. A write that assigns, submits
+/// or cancels reviews changes those experts' `open_reviews` without touching their rows; the
+/// change feed serves the audit log, so without this event a follower would keep the old count.
+/// Call it after the write's review changes, in the same write.
+pub(super) async fn record_loads(
+    tx: &mut WriteTx,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<(), ApiError> {
+    let ids: BTreeSet<String> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let counts = review_store::open_counts(tx.conn()).await?;
+    for id in ids {
+        let expert = load(tx.conn(), &ExpertId::from_stored(id.as_str())).await?;
+        let open = counts.get(&id).copied().unwrap_or(0);
+        tx.record(&expert.name(), &expert, &expert_to_proto(&expert, open))?;
+    }
+    Ok(())
+}
+
 pub(super) async fn create_expert(
     api: &ReviewApi,
     ctx: &CallContext,
@@ -80,7 +102,7 @@ pub(super) async fn create_expert(
         });
     }
     let response = expert_to_proto(&expert, 0);
-    tx.record(&expert.name(), &expert)?;
+    tx.record(&expert.name(), &expert, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -191,7 +213,7 @@ pub(super) async fn update_expert(
     }
     let open = open_reviews(tx.conn(), &id).await?;
     let response = expert_to_proto(&updated, open);
-    tx.record(&updated.name(), &updated)?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -243,11 +265,15 @@ pub(super) async fn declare_conflict(
         if !review_store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
-        tx.record(&cancelled.name(), &cancelled)?;
+        tx.record(
+            &cancelled.name(),
+            &cancelled,
+            &review_to_proto(&cancelled, false),
+        )?;
     }
     let open = open_reviews(tx.conn(), &id).await?;
     let response = expert_to_proto(&updated, open);
-    tx.record(&updated.name(), &updated)?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
