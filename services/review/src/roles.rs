@@ -4,6 +4,17 @@
 
 use qilu_common::auth::{EVERY_ROLE, MethodRoles, Role, RoleTable};
 
+/// Who may follow the change feed: the roles that may read achievements, less the expert, whose
+/// reads depend on its assignments (which the feed's per-change check cannot consult). Each
+/// caller sees only the changes its reads allow (`api::changes`).
+const FEED_ROLES: &[Role] = &[
+    Role::Admin,
+    Role::Officer,
+    Role::Auditor,
+    Role::Service,
+    Role::Enterprise,
+];
+
 /// The role table of `AchievementReviewService`. Every RPC of the contract appears here (a test checks against
 /// the descriptor set); a method missing from it is refused for everyone.
 pub const ROLE_TABLE: RoleTable = &[
@@ -158,6 +169,26 @@ pub const ROLE_TABLE: RoleTable = &[
     MethodRoles {
         method: "BatchGetAchievementStatus",
         roles: &[Role::Admin, Role::Officer, Role::Auditor, Role::Service],
+    },
+    // admin, officer, auditor, service; enterprise (own only).
+    MethodRoles {
+        method: "ListChanges",
+        roles: FEED_ROLES,
+    },
+    // admin, officer, auditor, service; enterprise (own only).
+    MethodRoles {
+        method: "WatchChanges",
+        roles: FEED_ROLES,
+    },
+    // admin, officer, auditor, service; enterprise (own only).
+    MethodRoles {
+        method: "GetChangeFeedHead",
+        roles: FEED_ROLES,
+    },
+    // admin, officer, auditor, service; enterprise (own only).
+    MethodRoles {
+        method: "ExportSnapshot",
+        roles: FEED_ROLES,
     },
     // admin, auditor.
     MethodRoles {

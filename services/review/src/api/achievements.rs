@@ -291,6 +291,7 @@ pub(super) async fn withdraw_achievement(
     refusal::may_withdraw(&current)?;
     let now = tx.now_us();
     // Open reviews are cancelled with the achievement.
+    let mut unloaded = Vec::new();
     for model in review_store::of_round(tx.conn(), id.as_str(), current.review_round).await? {
         let review = model.into_domain().map_err(ApiError::internal)?;
         if review.state != ReviewState::Assigned {
@@ -309,7 +310,9 @@ pub(super) async fn withdraw_achievement(
             &cancelled,
             &review_to_proto(&cancelled, false),
         )?;
+        unloaded.push(cancelled.expert_id);
     }
+    super::experts::record_loads(&mut tx, unloaded).await?;
     let mut updated = current.clone();
     updated.state = State::Withdrawn;
     updated.withdraw_reason = reason;

@@ -177,6 +177,13 @@ pub(super) async fn assign_reviewers(
         tx.record(&review.name(), &review, &published)?;
         reviews.push(published);
     }
+    super::experts::record_loads(
+        &mut tx,
+        reviews
+            .iter()
+            .map(|r| r.expert.trim_start_matches("experts/").to_string()),
+    )
+    .await?;
     let mut updated = current.clone();
     updated.state = State::UnderReview;
     updated.version = current.version + 1;

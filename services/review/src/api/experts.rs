@@ -2,7 +2,7 @@
 //! its load limit or state), and declared conflicts of interest (which cancel the expert's open
 //! reviews of that enterprise's achievements in the same transaction).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
@@ -56,6 +56,27 @@ async fn open_reviews(conn: &impl ConnectionTrait, id: &ExpertId) -> Result<i64,
         .get(id.as_str())
         .copied()
         .unwrap_or(0))
+}
+
+/// Records the experts `ids` again as their Get reads them now. A write that assigns, submits
+/// or cancels reviews changes those experts' `open_reviews` without touching their rows; the
+/// change feed serves the audit log, so without this event a follower would keep the old count.
+/// Call it after the write's review changes, in the same write.
+pub(super) async fn record_loads(
+    tx: &mut WriteTx,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<(), ApiError> {
+    let ids: BTreeSet<String> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let counts = review_store::open_counts(tx.conn()).await?;
+    for id in ids {
+        let expert = load(tx.conn(), &ExpertId::from_stored(id.as_str())).await?;
+        let open = counts.get(&id).copied().unwrap_or(0);
+        tx.record(&expert.name(), &expert, &expert_to_proto(&expert, open))?;
+    }
+    Ok(())
 }
 
 pub(super) async fn create_expert(

@@ -10,6 +10,7 @@
 //! | `assignment` | `AssignReviewers`, automatic and manual |
 //! | `reviews` | submit, get, list reviews (blind until one's own is in) |
 //! | `decisions` | finalize, appeal, resolve, batch status for the awards service |
+//! | `changes` | the change feed: list, watch, head, snapshot |
 //! | `audit` | audit log |
 //!
 //! Who may call each RPC is `roles.rs`, enforced before any handler runs; "own only",
@@ -18,13 +19,14 @@
 mod achievements;
 mod assignment;
 mod audit;
+mod changes;
 mod decisions;
 mod experts;
 mod reviews;
 mod rule_sets;
 
 use chrono_tz::Tz;
-use qilu_common::auth::Role;
+use qilu_common::auth::{Caller, Role};
 use qilu_common::client::Peer;
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::common as cpb;
@@ -34,6 +36,7 @@ use qilu_proto::review as pb;
 use qilu_proto::review::achievement_review_service_server::AchievementReviewService;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tonic::Code;
+use tonic::codegen::BoxStream;
 
 use crate::Clock;
 use crate::convert::ACHIEVEMENT_TYPE;
@@ -164,12 +167,19 @@ pub(crate) enum Scope {
 
 impl Scope {
     pub(crate) fn of(ctx: &CallContext) -> Scope {
-        if ctx.caller.is_staff() {
+        Scope::of_caller(&ctx.caller)
+    }
+
+    /// [`Scope::of`] from the caller alone (the change feed decides per change, apart from the
+    /// call's context).
+    pub(crate) fn of_caller(caller: &Caller) -> Scope {
+        if caller.is_staff() {
             Scope::Staff
-        } else if ctx.has_role(Role::Expert) && ctx.caller.expert.is_some() {
-            Scope::Expert(ctx.caller.expert.clone().unwrap_or_default())
-        } else if ctx.has_role(Role::Enterprise) {
-            Scope::Enterprise(ctx.enterprise_scope().unwrap_or("").to_string())
+        } else if caller.roles.contains(&Role::Expert) && caller.expert.is_some() {
+            Scope::Expert(caller.expert.clone().unwrap_or_default())
+        } else if caller.roles.contains(&Role::Enterprise) {
+            // Not staff, so scoped; a token without its `enterprise` claim to nothing at all.
+            Scope::Enterprise(caller.enterprise.clone().unwrap_or_default())
         } else {
             // An expert token without its claim is scoped to nothing at all.
             Scope::Expert(String::new())
@@ -191,6 +201,8 @@ pub(crate) fn new_id() -> String {
 
 qilu_common::service_impl! {
     impl AchievementReviewService for ReviewApi {
+        type WatchChangesStream = BoxStream<pb::WatchChangesResponse>;
+        type ExportSnapshotStream = BoxStream<pb::ExportSnapshotResponse>;
         rpc create_achievement(pb::CreateAchievementRequest) -> pb::Achievement = achievements::create_achievement;
         rpc get_achievement(pb::GetAchievementRequest) -> pb::Achievement = achievements::get_achievement;
         rpc list_achievements(pb::ListAchievementsRequest) -> pb::ListAchievementsResponse = achievements::list_achievements;
@@ -215,6 +227,10 @@ qilu_common::service_impl! {
         rpc appeal_veto(pb::AppealVetoRequest) -> pb::Achievement = decisions::appeal_veto;
         rpc resolve_appeal(pb::ResolveAppealRequest) -> pb::Achievement = decisions::resolve_appeal;
         rpc batch_get_achievement_status(pb::BatchGetAchievementStatusRequest) -> pb::BatchGetAchievementStatusResponse = decisions::batch_get_achievement_status;
+        rpc list_changes(pb::ListChangesRequest) -> pb::ListChangesResponse = changes::list_changes;
+        rpc watch_changes(pb::WatchChangesRequest) -> BoxStream<pb::WatchChangesResponse> = changes::watch_changes;
+        rpc get_change_feed_head(pb::GetChangeFeedHeadRequest) -> pb::ChangeFeedHead = changes::get_change_feed_head;
+        rpc export_snapshot(pb::ExportSnapshotRequest) -> BoxStream<pb::ExportSnapshotResponse> = changes::export_snapshot;
         rpc list_audit_events(cpb::ListAuditEventsRequest) -> cpb::ListAuditEventsResponse = audit::list_audit_events;
         rpc verify_audit_chain(cpb::VerifyAuditChainRequest) -> cpb::VerifyAuditChainResponse = audit::verify_audit_chain;
     }

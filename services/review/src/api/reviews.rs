@@ -79,9 +79,10 @@ pub(super) async fn submit_review(
         if !store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
-        let response = review_to_proto(&cancelled, false);
-        tx.record(&cancelled.name(), &cancelled, &response)?;
-        tx.commit(&response).await?;
+        let published = review_to_proto(&cancelled, false);
+        tx.record(&cancelled.name(), &cancelled, &published)?;
+        super::experts::record_loads(&mut tx, [cancelled.expert_id.clone()]).await?;
+        tx.commit(&published).await?;
         return Err(refused.into());
     }
     let mut submitted = review.clone();
@@ -97,6 +98,7 @@ pub(super) async fn submit_review(
     }
     let response = review_to_proto(&submitted, false);
     tx.record(&submitted.name(), &submitted, &response)?;
+    super::experts::record_loads(&mut tx, [submitted.expert_id.clone()]).await?;
     tx.commit(&response).await?;
     Ok(response)
 }

@@ -8,7 +8,7 @@ use qilu_common::time::to_timestamp;
 use qilu_proto::common::IndustryField;
 use qilu_proto::review as pb;
 
-use super::decision::{appeal_to_proto, decision_to_proto};
+use super::decision::{appeal_to_proto, decision_to_proto, redact_decision};
 use super::rule_set::verdict_to_proto;
 use super::{industry_code, industry_field, non_negative, parse_enterprise};
 use crate::domain::achievement::{
@@ -461,10 +461,79 @@ pub fn achievement_to_proto(a: &Achievement, redact: bool) -> pb::Achievement {
     }
 }
 
+/// An achievement as [`achievement_to_proto`] shows it unredacted, redacted as it shows it with
+/// `redact` (expert names in its decisions): the change feed records the unredacted message and
+/// serves enterprise callers this.
+pub fn redact_achievement(mut a: pb::Achievement) -> pb::Achievement {
+    a.decision = a.decision.map(redact_decision);
+    a.previous_decisions = a
+        .previous_decisions
+        .into_iter()
+        .map(redact_decision)
+        .collect();
+    a
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    use crate::domain::achievement::State;
+    use crate::domain::decision::{self, SubmittedReview, Threshold};
+    use crate::domain::review::VetoCategory;
+
+    #[test]
+    fn redacting_the_unredacted_message_is_what_the_redacted_read_shows() {
+        let reviews: Vec<SubmittedReview> = (0..3)
+            .map(|i| SubmittedReview {
+                review: format!("achievements/a1/reviews/r{i}"),
+                expert: format!("experts/wang-{i}"),
+                total_points: 80 + i,
+                veto: (i == 1).then(|| (VetoCategory::Other, "experts/wang-1 saw it".into())),
+            })
+            .collect();
+        let threshold = Threshold {
+            points: 70,
+            source: "test".into(),
+        };
+        let vetoed = decision::decide(1, &reviews, &threshold, "officer-1", 1_000);
+        let approved = decision::decide(2, &reviews[..1], &threshold, "officer-1", 2_000);
+        assert!(
+            vetoed.explanation.contains("experts/"),
+            "{}",
+            vetoed.explanation
+        );
+        let a = Achievement {
+            id: "a1".into(),
+            owner: "91350100M000100Y43".into(),
+            fields: Fields {
+                title: "Hydrogen".into(),
+                industry_field: 1,
+                technology_readiness_level: 7,
+                summary: String::new(),
+                green_data: GreenData::default(),
+            },
+            state: State::Approved,
+            screening: None,
+            review_round: 2,
+            decision: Some(approved),
+            previous_decisions: vec![vetoed],
+            appeal: None,
+            appeal_deadline: None,
+            withdraw_reason: String::new(),
+            submit_time_us: Some(500),
+            create_time_us: 100,
+            update_time_us: 2_000,
+            version: 7,
+        };
+        let redacted = achievement_to_proto(&a, true);
+        assert_ne!(redacted, achievement_to_proto(&a, false));
+        assert_eq!(
+            redact_achievement(achievement_to_proto(&a, false)),
+            redacted
+        );
+    }
 
     #[test]
     fn every_bad_achievement_field_is_reported_with_its_path() {

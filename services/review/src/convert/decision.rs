@@ -130,6 +130,20 @@ pub fn decision_to_proto(d: &Decision, redact: bool) -> pb::Decision {
     }
 }
 
+/// A decision as [`decision_to_proto`] shows it unredacted, redacted as it shows it with
+/// `redact`: for the change feed, which holds the unredacted message and serves it to callers
+/// that may see only the redacted one.
+pub fn redact_decision(mut d: pb::Decision) -> pb::Decision {
+    for s in &mut d.scores {
+        s.expert.clear();
+    }
+    for v in &mut d.vetoes {
+        v.expert.clear();
+    }
+    d.explanation = redact_experts(&d.explanation);
+    d
+}
+
 /// Replaces `experts/{id}` in a sentence with `an expert`.
 fn redact_experts(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

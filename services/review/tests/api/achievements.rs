@@ -1745,6 +1745,10 @@ async fn call_empty(env: &Env, method: &str, role: Role) -> Result<(), Status> {
                 pb::BatchGetAchievementStatusRequest
             )
         }
+        "ListChanges" => call!(list_changes, pb::ListChangesRequest),
+        "WatchChanges" => call!(watch_changes, pb::WatchChangesRequest),
+        "GetChangeFeedHead" => call!(get_change_feed_head, pb::GetChangeFeedHeadRequest),
+        "ExportSnapshot" => call!(export_snapshot, pb::ExportSnapshotRequest),
         "ListAuditEvents" => call!(list_audit_events, cpb::ListAuditEventsRequest),
         "VerifyAuditChain" => call!(verify_audit_chain, cpb::VerifyAuditChainRequest),
         other => panic!("no call for {other}"),

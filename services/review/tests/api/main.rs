@@ -9,4 +9,5 @@
 mod support;
 
 mod achievements;
+mod changes;
 mod replay_isolation;
