@@ -14,6 +14,7 @@ use crate::convert::achievement::{
     CreateAchievement, UpdateAchievement, achievement_to_proto, list_filter, list_order,
     withdraw_reason,
 };
+use crate::convert::review::review_to_proto;
 use crate::domain::achievement::{Achievement, State};
 use crate::domain::ids::AchievementId;
 use crate::domain::refusal::{self, NoActiveRuleSet};
@@ -87,7 +88,11 @@ pub(super) async fn create_achievement(
     };
     store::insert(tx.conn(), &achievement).await?;
     let response = achievement_to_proto(&achievement, redact_for(ctx));
-    tx.record(&achievement.name(), &achievement)?;
+    tx.record(
+        &achievement.name(),
+        &achievement,
+        &achievement_to_proto(&achievement, false),
+    )?;
     tx.commit(&response).await?;
     tracing::info!(achievement = %achievement.name(), owner = %achievement.owner, "achievement drafted");
     Ok(response)
@@ -181,7 +186,11 @@ pub(super) async fn update_achievement(
         return Err(concurrent(&current.name()));
     }
     let response = achievement_to_proto(&updated, redact_for(ctx));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -249,7 +258,11 @@ pub(super) async fn submit_achievement(
         return Err(concurrent(&current.name()));
     }
     let response = achievement_to_proto(&updated, redact_for(ctx));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     tx.commit(&response).await?;
     tracing::info!(
         achievement = %updated.name(),
@@ -291,7 +304,11 @@ pub(super) async fn withdraw_achievement(
         if !review_store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
-        tx.record(&cancelled.name(), &cancelled)?;
+        tx.record(
+            &cancelled.name(),
+            &cancelled,
+            &review_to_proto(&cancelled, false),
+        )?;
     }
     let mut updated = current.clone();
     updated.state = State::Withdrawn;
@@ -302,7 +319,11 @@ pub(super) async fn withdraw_achievement(
         return Err(concurrent(&current.name()));
     }
     let response = achievement_to_proto(&updated, redact_for(ctx));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     tx.commit(&response).await?;
     Ok(response)
 }

@@ -12,6 +12,7 @@ use qilu_common::{ApiError, CallContext};
 use qilu_proto::review as pb;
 
 use super::{ReviewApi, new_id};
+use crate::convert::achievement::achievement_to_proto;
 use crate::convert::review::review_to_proto;
 use crate::domain::achievement::State;
 use crate::domain::expert::{self, Candidate, Expert, MAX_REVIEWERS_PER_CALL};
@@ -172,8 +173,9 @@ pub(super) async fn assign_reviewers(
             version: 1,
         };
         review_store::insert(tx.conn(), &review).await?;
-        tx.record(&review.name(), &review)?;
-        reviews.push(review_to_proto(&review, false));
+        let published = review_to_proto(&review, false);
+        tx.record(&review.name(), &review, &published)?;
+        reviews.push(published);
     }
     let mut updated = current.clone();
     updated.state = State::UnderReview;
@@ -182,7 +184,11 @@ pub(super) async fn assign_reviewers(
     if !achievement_store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(concurrent(&current.name()));
     }
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     let response = pb::AssignReviewersResponse { reviews, excluded };
     tx.commit(&response).await?;
     Ok(response)

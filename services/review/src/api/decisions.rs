@@ -31,7 +31,11 @@ async fn save(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(concurrent(&current.name()));
     }
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &achievement_to_proto(&updated, false),
+    )?;
     Ok(updated)
 }
 

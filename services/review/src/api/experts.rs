@@ -16,6 +16,7 @@ use crate::convert::EXPERT_TYPE;
 use crate::convert::expert::{
     DeclareConflict, UpdateExpert, expert_to_proto, list_filter, list_order, parse_create,
 };
+use crate::convert::review::review_to_proto;
 use crate::domain::achievement::State;
 use crate::domain::expert::{DeclaredConflict, Expert};
 use crate::domain::ids::ExpertId;
@@ -80,7 +81,7 @@ pub(super) async fn create_expert(
         });
     }
     let response = expert_to_proto(&expert, 0);
-    tx.record(&expert.name(), &expert)?;
+    tx.record(&expert.name(), &expert, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -191,7 +192,7 @@ pub(super) async fn update_expert(
     }
     let open = open_reviews(tx.conn(), &id).await?;
     let response = expert_to_proto(&updated, open);
-    tx.record(&updated.name(), &updated)?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -243,11 +244,15 @@ pub(super) async fn declare_conflict(
         if !review_store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
-        tx.record(&cancelled.name(), &cancelled)?;
+        tx.record(
+            &cancelled.name(),
+            &cancelled,
+            &review_to_proto(&cancelled, false),
+        )?;
     }
     let open = open_reviews(tx.conn(), &id).await?;
     let response = expert_to_proto(&updated, open);
-    tx.record(&updated.name(), &updated)?;
+    tx.record(&updated.name(), &updated, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }

@@ -79,8 +79,9 @@ pub(super) async fn submit_review(
         if !store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
-        tx.record(&cancelled.name(), &cancelled)?;
-        tx.commit(&review_to_proto(&cancelled, false)).await?;
+        let response = review_to_proto(&cancelled, false);
+        tx.record(&cancelled.name(), &cancelled, &response)?;
+        tx.commit(&response).await?;
         return Err(refused.into());
     }
     let mut submitted = review.clone();
@@ -95,7 +96,7 @@ pub(super) async fn submit_review(
         return Err(concurrent(&review.name()));
     }
     let response = review_to_proto(&submitted, false);
-    tx.record(&submitted.name(), &submitted)?;
+    tx.record(&submitted.name(), &submitted, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }

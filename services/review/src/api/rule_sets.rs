@@ -72,7 +72,7 @@ pub(super) async fn create_veto_rule_set(
         });
     }
     let response = rule_set_to_proto(&rule_set);
-    tx.record(&rule_set.name(), &rule_set)?;
+    tx.record(&rule_set.name(), &rule_set, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -137,7 +137,7 @@ pub(super) async fn activate_veto_rule_set(
             if !store::update_if_version(tx.conn(), &off, previous.row_version).await? {
                 return Err(concurrent(&previous.name()));
             }
-            tx.record(&off.name(), &off)?;
+            tx.record(&off.name(), &off, &rule_set_to_proto(&off))?;
         }
     }
     let mut on = current.clone();
@@ -149,7 +149,7 @@ pub(super) async fn activate_veto_rule_set(
         return Err(concurrent(&current.name()));
     }
     let response = rule_set_to_proto(&on);
-    tx.record(&on.name(), &on)?;
+    tx.record(&on.name(), &on, &response)?;
     tx.commit(&response).await?;
     tracing::info!(rule_set = %on.name(), version = on.version, "veto rule set activated");
     Ok(response)
