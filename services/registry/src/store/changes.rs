@@ -3,8 +3,9 @@
 //! - the migration that adds the status-change columns (`state_reason`, `state_change_time_us`,
 //!   `state_effective_date`) to `enterprise`;
 //! - the bulk writes an import batch makes (on PostgreSQL one `unnest` insert of column arrays;
-//!   elsewhere multi-row inserts, chunked under SQLite's limit on bound parameters);
-//! (The change feed reads the audit log through `qilu_common::feed`.)
+//!   elsewhere multi-row inserts, chunked under SQLite's limit on bound parameters).
+//!
+//! The change feed reads the audit log through `qilu_common::feed`.
 //!
 //! Never writes to the audit log: events are appended only by `qilu_common::write::WriteTx`.
 
