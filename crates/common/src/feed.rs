@@ -207,10 +207,7 @@ const CHANGE_FILTER: &[FilterField] = &[
 
 /// Parses an AIP-160 feed filter: a conjunction of `=` on `resource_type` (one of `types`),
 /// `resource` and `kind`.
-pub fn parse_filter(
-    raw: &str,
-    types: &[(&str, &'static str)],
-) -> Result<ChangeFilter, ApiError> {
+pub fn parse_filter(raw: &str, types: &[(&str, &'static str)]) -> Result<ChangeFilter, ApiError> {
     let mut out = ChangeFilter::default();
     for term in Filter::typed(raw, CHANGE_FILTER)? {
         if term.op != Op::Eq {
@@ -542,16 +539,15 @@ where
                     .await;
                 return;
             }
-            let batch = match snapshot_batch(&db, &spec, &caller, &filter, up_to, &lo, &hi, &after)
-                .await
-            {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::warn!(error = %e, "snapshot export stopped");
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
-            };
+            let batch =
+                match snapshot_batch(&db, &spec, &caller, &filter, up_to, &lo, &hi, &after).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "snapshot export stopped");
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
             let Some((last, changes)) = batch else {
                 break;
             };
@@ -802,7 +798,10 @@ mod tests {
 
     #[test]
     fn snapshot_ranges_hold_exactly_one_family() {
-        let f = parse_filter(r#"resource_type = "registry.qilu.gov.cn/Enterprise""#, TYPES);
+        let f = parse_filter(
+            r#"resource_type = "registry.qilu.gov.cn/Enterprise""#,
+            TYPES,
+        );
         let (lo, hi) = name_range(TYPES, &f.unwrap_or_default());
         assert!(lo.as_str() <= "enterprises/9135" && "enterprises/9135" < hi.as_str());
         assert!("enterprises0" >= hi.as_str() && "enterprise/" < lo.as_str());

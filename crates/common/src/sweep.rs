@@ -254,7 +254,10 @@ async fn differing(db: &DatabaseConnection, page: &[Current]) -> Result<Vec<Stri
 }
 
 /// The items among `current` that differ from their newest event, read on `conn`.
-async fn differing_items(conn: &LeaseConn, current: Vec<Current>) -> Result<Vec<Current>, ApiError> {
+async fn differing_items(
+    conn: &LeaseConn,
+    current: Vec<Current>,
+) -> Result<Vec<Current>, ApiError> {
     let names: Vec<String> = current.iter().map(|c| c.resource.clone()).collect();
     let latest = feed::latest_events(conn, &names).await?;
     Ok(current

@@ -208,7 +208,11 @@ pub async fn start(
     let addr = local_addr(&listener)?;
     let suite = Suite::build(config, addr, options).await?;
     let config = suite.config.clone();
-    let sweepers = suite.services.iter().filter_map(ServiceDef::sweeper).collect();
+    let sweepers = suite
+        .services
+        .iter()
+        .filter_map(ServiceDef::sweeper)
+        .collect();
     Ok(Running::spawn(addr, config, sweepers, move |shutdown| {
         suite.serve(listener, shutdown)
     }))
@@ -253,13 +257,18 @@ async fn start_one(
     let (def, db) = build(service, &config, options).await?;
     let server_config = config.clone();
     let sweepers = def.sweeper().into_iter().collect();
-    Ok(Running::spawn(addr, config, sweepers, move |shutdown| async move {
-        let served = serve(listener, vec![def], &server_config, shutdown)
-            .await
-            .map_err(|e| e.to_string());
-        let closed = close(vec![db]).await;
-        served.and(closed)
-    }))
+    Ok(Running::spawn(
+        addr,
+        config,
+        sweepers,
+        move |shutdown| async move {
+            let served = serve(listener, vec![def], &server_config, shutdown)
+                .await
+                .map_err(|e| e.to_string());
+            let closed = close(vec![db]).await;
+            served.and(closed)
+        },
+    ))
 }
 
 /// A server running in a task: where it listens, how it is configured, how to stop it. Dropping

@@ -163,9 +163,13 @@ pub(super) async fn export_snapshot(
     ctx: &CallContext,
     req: pb::ExportSnapshotRequest,
 ) -> Result<BoxStream<pb::ExportSnapshotResponse>, ApiError> {
-    feed::export(&api.db, RegistryFeed, ctx, &req.filter, |changes, cursor| {
-        pb::ExportSnapshotResponse { changes, cursor }
-    })
+    feed::export(
+        &api.db,
+        RegistryFeed,
+        ctx,
+        &req.filter,
+        |changes, cursor| pb::ExportSnapshotResponse { changes, cursor },
+    )
     .await
 }
 
@@ -243,4 +247,3 @@ fn decode_enterprise(state_json: &str) -> Option<pb::Enterprise> {
     };
     Some(enterprise_to_proto(&enterprise))
 }
-

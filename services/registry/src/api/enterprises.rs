@@ -58,8 +58,8 @@ pub(super) async fn as_read(
     today: chrono::NaiveDate,
 ) -> Result<pb::Enterprise, ApiError> {
     let uscc = e.uscc.as_str().to_string();
-    let holders = crate::store::certificate::valid_holders(conn, std::slice::from_ref(&uscc), today)
-        .await?;
+    let holders =
+        crate::store::certificate::valid_holders(conn, std::slice::from_ref(&uscc), today).await?;
     let mut e = e.clone();
     e.high_tech_certified = holders.contains(&uscc);
     Ok(enterprise_to_proto(&e))

@@ -113,7 +113,11 @@ pub(super) async fn create_policy_target(
             version: old.version + 1,
             ..old
         };
-        tx.record(&policy_target_name(&updated.id), &updated, &to_proto(&updated))?;
+        tx.record(
+            &policy_target_name(&updated.id),
+            &updated,
+            &to_proto(&updated),
+        )?;
     }
     let response = to_proto(&row);
     tx.commit(&response).await?;

@@ -14,11 +14,11 @@ pub(super) mod reports;
 
 use crate::convert::certification::to_proto;
 use crate::convert::enterprise_to_proto;
-use qilu_common::sweep::Current;
-use qilu_common::write::Published;
 use chrono::NaiveDate;
 use qilu_common::ApiError;
 use qilu_common::input::etag;
+use qilu_common::sweep::Current;
+use qilu_common::write::Published;
 use qilu_common::write::WriteTx;
 use serde::Serialize;
 

@@ -20,9 +20,9 @@ pub(super) mod cohorts;
 pub(super) mod members;
 pub(super) mod policies;
 
-use chrono::NaiveDate;
 use crate::convert::leading::member_to_proto;
 use crate::convert::leading::policies::policy_to_proto;
+use chrono::NaiveDate;
 use std::collections::HashSet;
 
 use qilu_common::ApiError;

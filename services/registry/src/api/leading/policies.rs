@@ -147,7 +147,14 @@ pub(in crate::api) async fn update(
     check_etag(etag.unwrap_or_default(), &current.name(), current.version)?;
     let input = parse_update(&req, &mask, today)?;
     let updated = current.revised(input.apply(&current.fields), tx.now_us())?;
-    write_policy(&mut tx, &updated, &current, input.milestones_changed(), today).await?;
+    write_policy(
+        &mut tx,
+        &updated,
+        &current,
+        input.milestones_changed(),
+        today,
+    )
+    .await?;
     let response = policy_to_proto(&updated, today);
     tx.commit(&response).await?;
     Ok(response)
