@@ -18,6 +18,7 @@ use super::programs::save;
 use super::{AwardsApi, ceilings};
 use crate::convert::ALLOCATION_TYPE;
 use crate::convert::allocation::allocation_to_proto;
+use crate::convert::application::application_to_proto;
 use crate::domain::allocation::{BucketKey, Candidate, Score};
 use crate::domain::application::{Application, outcome_code};
 use crate::domain::ids::{ProgramId, parse_allocation_name};
@@ -126,6 +127,7 @@ pub(super) async fn store_run(
     tx.record(
         &format!("programs/{}/allocation", run.program_id),
         &audit_state(run),
+        &allocation_to_proto(run, false),
     )?;
     let entries: std::collections::HashMap<&str, &crate::domain::allocation::Entry> = run
         .result
@@ -152,7 +154,11 @@ pub(super) async fn store_run(
         if !application_store::update_if_version(tx.conn(), &updated, a.version).await? {
             return Err(concurrent(&a.name()));
         }
-        tx.record(&updated.name(), &updated)?;
+        tx.record(
+            &updated.name(),
+            &updated,
+            &application_to_proto(&updated, true),
+        )?;
     }
     Ok(())
 }

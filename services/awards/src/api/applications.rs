@@ -146,7 +146,7 @@ pub(super) async fn create_application(
         });
     }
     let response = application_to_proto(&a, shows_outcome(ctx, program.state));
-    tx.record(&a.name(), &a)?;
+    tx.record(&a.name(), &a, &application_to_proto(&a, true))?;
     tx.commit(&response).await?;
     tracing::info!(application = %a.name(), "application filed");
     Ok(response)
@@ -262,7 +262,11 @@ pub(super) async fn withdraw_application(
         return Err(concurrent(&current.name()));
     }
     let response = application_to_proto(&updated, shows_outcome(ctx, program.state));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &application_to_proto(&updated, true),
+    )?;
     tx.commit(&response).await?;
     Ok(response)
 }

@@ -82,7 +82,7 @@ pub(super) async fn file_objection(
     };
     store::insert(tx.conn(), &o).await?;
     let response = objection_to_proto(&o, true);
-    tx.record(&o.name(), &o)?;
+    tx.record(&o.name(), &o, &response)?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -211,7 +211,11 @@ pub(super) async fn resolve_objection(
         return Err(concurrent(&current.name()));
     }
     let response = objection_to_proto(&updated, shows_identity(ctx, &updated));
-    tx.record(&updated.name(), &updated)?;
+    tx.record(
+        &updated.name(),
+        &updated,
+        &objection_to_proto(&updated, true),
+    )?;
     tx.commit(&response).await?;
     Ok(response)
 }
