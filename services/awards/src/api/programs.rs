@@ -240,6 +240,7 @@ pub(super) async fn publish_results(
     req: pb::PublishResultsRequest,
 ) -> Result<pb::Program, ApiError> {
     let requested_days = publish_window_days(&req)?;
+    let id = ProgramId::parse_name(&req.name, "name")?;
     let now = api.clock.now_us();
     let tz = api.time_zone;
     let staged = transition(
@@ -266,7 +267,7 @@ pub(super) async fn publish_results(
         Staged::Replay(previous) => return Ok(previous),
         Staged::Saved(tx, response) => (tx, response),
     };
-    record_published_outcomes(&mut tx, &response).await?;
+    record_published_outcomes(&mut tx, &id).await?;
     tx.commit(&response).await?;
     Ok(response)
 }
@@ -277,11 +278,7 @@ pub(super) async fn publish_results(
 /// (the feed shows a change's outcome to an applicant only when the change was made after
 /// publication, see `changes::outcome_published`). So each application whose outcome an
 /// applicant could not see until now gets an event with its (unchanged) state.
-async fn record_published_outcomes(
-    tx: &mut WriteTx,
-    program: &pb::Program,
-) -> Result<(), ApiError> {
-    let id = ProgramId::parse_name(&program.name, "name")?;
+async fn record_published_outcomes(tx: &mut WriteTx, id: &ProgramId) -> Result<(), ApiError> {
     for a in application_store::of_program(tx.conn(), id.as_str(), false).await? {
         let full = application_to_proto(&a, true);
         if full != application_to_proto(&a, false) {
