@@ -150,4 +150,52 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "VerifyAuditChain",
         roles: &[Role::Admin, Role::Auditor],
     },
+    // admin, officer, auditor, service; enterprise and expert (only what they may read).
+    MethodRoles {
+        method: "ListChanges",
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+        ],
+    },
+    // admin, officer, auditor, service; enterprise and expert (only what they may read).
+    MethodRoles {
+        method: "WatchChanges",
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+        ],
+    },
+    // admin, officer, auditor, service; enterprise and expert (only what they may read).
+    MethodRoles {
+        method: "GetChangeFeedHead",
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+        ],
+    },
+    // admin, officer, auditor, service; enterprise and expert (only what they may read).
+    MethodRoles {
+        method: "ExportSnapshot",
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+        ],
+    },
 ];

@@ -5,7 +5,6 @@
 //! are written together or not at all. The audit lock serializes writers, so of concurrent runs
 //! exactly one finds the program CLOSED; the others get FAILED_PRECONDITION.
 
-use crate::convert::application::application_to_proto;
 use std::collections::BTreeSet;
 
 use qilu_common::auth::Role;
@@ -19,6 +18,7 @@ use super::programs::save;
 use super::{AwardsApi, ceilings};
 use crate::convert::ALLOCATION_TYPE;
 use crate::convert::allocation::allocation_to_proto;
+use crate::convert::application::application_to_proto;
 use crate::domain::allocation::{BucketKey, Candidate, Score};
 use crate::domain::application::{Application, outcome_code};
 use crate::domain::ids::{ProgramId, parse_allocation_name};

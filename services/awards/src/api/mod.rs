@@ -11,6 +11,7 @@
 //! | `statistics` | `GetFieldDistribution` |
 //! | `ceilings` | (no RPC) the statutory ceilings, checked on create/update/open and allocation |
 //! | `audit` | audit log |
+//! | `changes` | the change feed: list, watch, head, snapshot (each change as the caller may read it) |
 //!
 //! Who may call each RPC is `roles.rs`, enforced before any handler runs; "own only", DRAFT
 //! visibility and objector confidentiality are enforced here. Peer services are called before
@@ -20,6 +21,7 @@ mod allocation;
 mod applications;
 mod audit;
 mod ceilings;
+mod changes;
 mod objections;
 mod programs;
 mod statistics;
@@ -38,6 +40,7 @@ use qilu_proto::review as vpb;
 use qilu_proto::review::achievement_review_service_client::AchievementReviewServiceClient;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tonic::Code;
+use tonic::codegen::BoxStream;
 
 use crate::Clock;
 use crate::convert::PROGRAM_TYPE;
@@ -225,6 +228,8 @@ pub(crate) fn sees_drafts(ctx: &CallContext) -> bool {
 
 qilu_common::service_impl! {
     impl AwardAllocationService for AwardsApi {
+        type WatchChangesStream = BoxStream<pb::WatchChangesResponse>;
+        type ExportSnapshotStream = BoxStream<pb::ExportSnapshotResponse>;
         rpc create_program(pb::CreateProgramRequest) -> pb::Program = programs::create_program;
         rpc get_program(pb::GetProgramRequest) -> pb::Program = programs::get_program;
         rpc list_programs(pb::ListProgramsRequest) -> pb::ListProgramsResponse = programs::list_programs;
@@ -246,5 +251,9 @@ qilu_common::service_impl! {
         rpc get_field_distribution(pb::GetFieldDistributionRequest) -> pb::FieldDistribution = statistics::get_field_distribution;
         rpc list_audit_events(cpb::ListAuditEventsRequest) -> cpb::ListAuditEventsResponse = audit::list_audit_events;
         rpc verify_audit_chain(cpb::VerifyAuditChainRequest) -> cpb::VerifyAuditChainResponse = audit::verify_audit_chain;
+        rpc list_changes(pb::ListChangesRequest) -> pb::ListChangesResponse = changes::list_changes;
+        rpc watch_changes(pb::WatchChangesRequest) -> BoxStream<pb::WatchChangesResponse> = changes::watch_changes;
+        rpc get_change_feed_head(pb::GetChangeFeedHeadRequest) -> pb::ChangeFeedHead = changes::get_change_feed_head;
+        rpc export_snapshot(pb::ExportSnapshotRequest) -> BoxStream<pb::ExportSnapshotResponse> = changes::export_snapshot;
     }
 }

@@ -10,13 +10,16 @@ use qilu_proto::awards as pb;
 
 use super::{AwardsApi, ceilings, program_not_found, sees_drafts};
 use crate::convert::PROGRAM_TYPE;
+use crate::convert::application::application_to_proto;
 use crate::convert::program::{
     CreateProgram, UpdateProgram, list_filter, list_order, program_to_proto, publish_window_days,
 };
 use crate::domain::ids::ProgramId;
 use crate::domain::program::{self, DEFAULT_OBJECTION_WINDOW_DAYS, Program, State, Transition};
 use crate::domain::refusal;
-use crate::store::{objection as objection_store, program as store};
+use crate::store::{
+    application as application_store, objection as objection_store, program as store,
+};
 
 pub(super) async fn create_program(
     api: &AwardsApi,
@@ -143,9 +146,17 @@ pub(super) async fn save(
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {
         return Err(concurrent(&current.name()));
     }
-    let response = program_to_proto(&updated);
-    tx.record(&updated.name(), &updated, &response)?;
-    Ok(response)
+    let published = program_to_proto(&updated);
+    tx.record(&updated.name(), &updated, &published)?;
+    Ok(published)
+}
+
+/// A stage method's write after [`transition`]: a replay, or the program saved in an open write.
+enum Staged {
+    /// The request id was seen before: its response.
+    Replay(pb::Program),
+    /// Saved and recorded, not yet committed (the method may record more in the same write).
+    Saved(Box<WriteTx>, pb::Program),
 }
 
 /// The stage methods: load, check etag and stage, apply `change`, save.
@@ -158,11 +169,11 @@ async fn transition(
     request_id: &str,
     req: &impl prost::Message,
     method: Transition,
-    change: impl FnOnce(&mut WriteTx, &mut Program) -> Result<(), ApiError>,
-) -> Result<pb::Program, ApiError> {
+    change: impl FnOnce(&mut Program),
+) -> Result<Staged, ApiError> {
     let id = ProgramId::parse_name(name, "name")?;
     let mut tx = match WriteTx::begin::<pb::Program>(&api.db, ctx, request_id, req).await? {
-        Begun::Replay(previous) => return Ok(previous),
+        Begun::Replay(previous) => return Ok(Staged::Replay(previous)),
         Begun::Fresh(tx) => tx,
     };
     let current = api.load_program(tx.conn(), &id).await?;
@@ -170,10 +181,9 @@ async fn transition(
     let next = refusal::transition(&current, method)?;
     let mut updated = current.clone();
     updated.state = next;
-    change(&mut tx, &mut updated)?;
+    change(&mut updated);
     let response = save(&mut tx, &current, updated).await?;
-    tx.commit(&response).await?;
-    Ok(response)
+    Ok(Staged::Saved(tx, response))
 }
 
 pub(super) async fn open_program(
@@ -204,7 +214,7 @@ pub(super) async fn close_program(
     ctx: &CallContext,
     req: pb::CloseProgramRequest,
 ) -> Result<pb::Program, ApiError> {
-    let response = transition(
+    let staged = transition(
         api,
         ctx,
         &req.name,
@@ -212,10 +222,16 @@ pub(super) async fn close_program(
         &req.request_id,
         &req,
         Transition::Close,
-        |_, _| Ok(()),
+        |_| {},
     )
     .await?;
-    Ok(response)
+    match staged {
+        Staged::Replay(previous) => Ok(previous),
+        Staged::Saved(tx, response) => {
+            tx.commit(&response).await?;
+            Ok(response)
+        }
+    }
 }
 
 pub(super) async fn publish_results(
@@ -224,9 +240,10 @@ pub(super) async fn publish_results(
     req: pb::PublishResultsRequest,
 ) -> Result<pb::Program, ApiError> {
     let requested_days = publish_window_days(&req)?;
+    let id = ProgramId::parse_name(&req.name, "name")?;
     let now = api.clock.now_us();
     let tz = api.time_zone;
-    let response = transition(
+    let staged = transition(
         api,
         ctx,
         &req.name,
@@ -234,7 +251,7 @@ pub(super) async fn publish_results(
         &req.request_id,
         &req,
         Transition::Publish,
-        |_, p| {
+        |p| {
             let days = match requested_days {
                 0 if p.settings.objection_window_days > 0 => p.settings.objection_window_days,
                 0 => DEFAULT_OBJECTION_WINDOW_DAYS,
@@ -243,11 +260,32 @@ pub(super) async fn publish_results(
             p.settings.objection_window_days = days;
             p.publish_time_us = Some(now);
             p.objection_window_end_us = Some(program::objection_window_end(now, days, tz));
-            Ok(())
         },
     )
     .await?;
+    let (mut tx, response) = match staged {
+        Staged::Replay(previous) => return Ok(previous),
+        Staged::Saved(tx, response) => (tx, response),
+    };
+    record_published_outcomes(&mut tx, &id).await?;
+    tx.commit(&response).await?;
     Ok(response)
+}
+
+/// Publication makes every outcome visible to its applicant without changing the application
+/// itself: Get shows an enterprise token the outcome from now on. The change feed must say so,
+/// or an enterprise following it would keep the redacted state it was shown at allocation
+/// (the feed shows a change's outcome to an applicant only when the change was made after
+/// publication, see `changes::outcome_published`). So each application whose outcome an
+/// applicant could not see until now gets an event with its (unchanged) state.
+async fn record_published_outcomes(tx: &mut WriteTx, id: &ProgramId) -> Result<(), ApiError> {
+    for a in application_store::of_program(tx.conn(), id.as_str(), false).await? {
+        let full = application_to_proto(&a, true);
+        if full != application_to_proto(&a, false) {
+            tx.record(&a.name(), &a, &full)?;
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn finalize_program(

@@ -306,10 +306,50 @@ pub fn application_to_proto(a: &Application, show_outcome: bool) -> pb::Applicat
     out
 }
 
+/// `full` (as [`application_to_proto`] shows it with the outcome) as it is shown without the
+/// outcome: what the change feed sends an applicant for a change made before publication. Kept
+/// apart from `application_to_proto` on purpose, and tested against it, so a field added to one
+/// redaction and not the other fails a test instead of leaking an outcome.
+pub fn hide_outcome(full: &mut pb::Application) {
+    full.outcome = 0;
+    full.outcome_reason.clear();
+    full.rank = 0;
+    full.amount_fen = 0;
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hiding_the_outcome_of_a_full_application_is_showing_it_without() {
+        let a = Application {
+            program_id: "green".into(),
+            id: "a1".into(),
+            uscc: "91350100M000100Y43".into(),
+            achievement_id: "x1".into(),
+            category: 0,
+            grade: 0,
+            industry_field: 3,
+            title: "绿色".into(),
+            requested_amount_fen: 300_000,
+            state: AppState::Active,
+            score_millipoints: 85_000,
+            outcome: 1,
+            outcome_reason: "rank 1 of 2".into(),
+            rank: 1,
+            amount_fen: 300_000,
+            withdraw_reason: String::new(),
+            create_time_us: 1,
+            update_time_us: 2,
+            version: 3,
+        };
+        let mut full = application_to_proto(&a, true);
+        assert_ne!(full, application_to_proto(&a, false));
+        hide_outcome(&mut full);
+        assert_eq!(full, application_to_proto(&a, false));
+    }
 
     #[test]
     fn application_lists_filter_by_reference_and_enum_and_order_three_ways() {

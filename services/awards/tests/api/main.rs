@@ -9,4 +9,5 @@
 mod support;
 
 mod allocation;
+mod changes;
 mod replay_isolation;
