@@ -60,6 +60,9 @@ pub struct Args {
     /// Rows per import run.
     #[arg(long, default_value_t = 20_000)]
     pub import_rows: u64,
+    /// High-tech certificates (each of its own enterprise) the sweep workload examines.
+    #[arg(long, default_value_t = 100_000)]
+    pub sweep_certificates: u64,
     /// Applications per CreateApplication run (each needs its own approved achievement).
     #[arg(long, default_value_t = 600)]
     pub applications: u64,
@@ -82,6 +85,7 @@ impl Args {
             self.repeats = 1;
             self.seed = self.seed.min(120);
             self.import_rows = self.import_rows.min(600);
+            self.sweep_certificates = self.sweep_certificates.min(500);
             self.applications = self.applications.min(12);
             self.callers = self.callers.min(16);
             self.check = false;

@@ -26,6 +26,7 @@ use crate::setup::{self, Databases, Running};
 mod allocation;
 mod cross;
 mod registry;
+mod sweep;
 
 use allocation::*;
 use cross::*;
@@ -292,6 +293,12 @@ async fn run_selected(
         );
         row.target = "(none)".into();
         rows.push(row);
+    }
+
+    if args.wants("sweep") {
+        let (_, url) = dbs.create_pg("sweep").await?;
+        dbs.settle(args.settle(), false).await;
+        rows.extend(sweep::sweep_rows(args, &url).await?);
     }
 
     if args.wants("allocate") {

@@ -45,16 +45,26 @@ pub fn service(config: &Config, db: DatabaseConnection) -> ServiceDef {
     service_with_clock(config, db, Clock::system())
 }
 
+/// The registry's sweep over `db`, dating with `clock` in `zone`: what [`service_with_clock`]
+/// runs on its schedule, for tools (the benchmark) that sweep without serving.
+pub fn sweeper(
+    db: DatabaseConnection,
+    clock: Clock,
+    zone: chrono_tz::Tz,
+) -> qilu_common::sweep::Sweeper {
+    qilu_common::sweep::Sweeper::new(
+        db,
+        clock,
+        zone,
+        qilu_proto::service_names::REGISTRY,
+        api::sweep::families(zone),
+    )
+}
+
 /// [`service`] with an explicit clock, so tests can set "today" (certificate validity,
 /// `high_tech_certified`, the current programme year) instead of waiting for it.
 pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock) -> ServiceDef {
-    let sweeper = qilu_common::sweep::Sweeper::new(
-        db.clone(),
-        clock.clone(),
-        config.time_zone(),
-        qilu_proto::service_names::REGISTRY,
-        api::sweep::families(config.time_zone()),
-    );
+    let sweeper = sweeper(db.clone(), clock.clone(), config.time_zone());
     let api = api::RegistryApi::new(
         db,
         KnownExceptions::new(&config.registry.known_exception_usccs),

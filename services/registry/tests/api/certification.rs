@@ -85,7 +85,7 @@ async fn create_enterprise(server: &TestServer, code: &str, established: &str) -
         .into_inner()
 }
 
-fn amount(value: i64, source: pb::FigureSource) -> Option<pb::ReportedAmount> {
+pub(crate) fn amount(value: i64, source: pb::FigureSource) -> Option<pb::ReportedAmount> {
     Some(pb::ReportedAmount {
         value,
         source: source as i32,
@@ -103,11 +103,11 @@ fn flag(value: bool, source: pb::FigureSource) -> Option<pb::ReportedFlag> {
     })
 }
 
-fn figures_name(code: &str, year: i32) -> String {
+pub(crate) fn figures_name(code: &str, year: i32) -> String {
     format!("enterprises/{code}/annualFigures/{year}")
 }
 
-fn update_request(
+pub(crate) fn update_request(
     figures: pb::AnnualFigures,
     paths: &[&str],
     allow_missing: bool,
@@ -123,7 +123,7 @@ fn update_request(
     }
 }
 
-async fn write_figures(
+pub(crate) async fn write_figures(
     server: &TestServer,
     role: Role,
     figures: pb::AnnualFigures,

@@ -51,7 +51,7 @@ fn policy(uscc: &str, year: i32) -> String {
 }
 
 /// Creates an ACTIVE enterprise in a green category with a green technology field.
-async fn create_enterprise(server: &TestServer, uscc: &str, name: &str, green: i32) {
+pub(crate) async fn create_enterprise(server: &TestServer, uscc: &str, name: &str, green: i32) {
     client(server)
         .create_enterprise(server.request(
             Role::Officer,
@@ -74,7 +74,12 @@ async fn create_enterprise(server: &TestServer, uscc: &str, name: &str, green: i
 }
 
 /// Sets what certification and status changes own (not this part's RPCs).
-async fn set_enterprise(server: &TestServer, uscc: &str, certified: bool, state: EnterpriseState) {
+pub(crate) async fn set_enterprise(
+    server: &TestServer,
+    uscc: &str,
+    certified: bool,
+    state: EnterpriseState,
+) {
     use qilu_registry::store::enterprise as store;
     let current = store::get(&server.db, uscc)
         .await
@@ -94,7 +99,12 @@ async fn set_enterprise(server: &TestServer, uscc: &str, certified: bool, state:
 }
 
 /// Records annual figures for `year` (what UpdateAnnualFigures owns).
-async fn set_figures(server: &TestServer, uscc: &str, year: i32, values: &[(FigureKind, i64)]) {
+pub(crate) async fn set_figures(
+    server: &TestServer,
+    uscc: &str,
+    year: i32,
+    values: &[(FigureKind, i64)],
+) {
     let figures = AnnualFigures {
         uscc: uscc.into(),
         year,
@@ -124,7 +134,13 @@ async fn set_figures(server: &TestServer, uscc: &str, year: i32, values: &[(Figu
 
 /// An eligible enterprise with full figures for `year` and revenue for the year before.
 /// `rd_permille` is R&D per thousand of revenue.
-async fn eligible(server: &TestServer, uscc: &str, name: &str, year: i32, rd_permille: i64) {
+pub(crate) async fn eligible(
+    server: &TestServer,
+    uscc: &str,
+    name: &str,
+    year: i32,
+    rd_permille: i64,
+) {
     create_enterprise(server, uscc, name, 3).await;
     set_enterprise(server, uscc, true, EnterpriseState::Active).await;
     let revenue = 50_000_000_000; // 500 M yuan
@@ -174,7 +190,7 @@ async fn set_cohort_target(server: &TestServer, id: &str, value: i64, from_year:
     .unwrap();
 }
 
-async fn create_cohort(server: &TestServer, year: i32) -> pb::LeadingCohort {
+pub(crate) async fn create_cohort(server: &TestServer, year: i32) -> pb::LeadingCohort {
     client(server)
         .create_leading_cohort(server.request(
             Role::Admin,
@@ -205,7 +221,7 @@ async fn get_cohort(server: &TestServer, year: i32) -> pb::LeadingCohort {
         .into_inner()
 }
 
-fn select_request(year: i32, uscc: &str) -> pb::SelectLeadingEnterpriseRequest {
+pub(crate) fn select_request(year: i32, uscc: &str) -> pb::SelectLeadingEnterpriseRequest {
     pb::SelectLeadingEnterpriseRequest {
         cohort: format!("leadingCohorts/{year}"),
         enterprise: ent(uscc),
@@ -214,7 +230,7 @@ fn select_request(year: i32, uscc: &str) -> pb::SelectLeadingEnterpriseRequest {
     }
 }
 
-async fn select(
+pub(crate) async fn select(
     server: &TestServer,
     year: i32,
     uscc: &str,
@@ -261,7 +277,7 @@ async fn rank_all(server: &TestServer, year: i32, filter: &str) -> Vec<pb::Leadi
     }
 }
 
-fn milestones() -> Vec<pb::Milestone> {
+pub(crate) fn milestones() -> Vec<pb::Milestone> {
     vec![
         pb::Milestone {
             milestone_id: "rd-center".into(),
@@ -281,7 +297,7 @@ fn milestones() -> Vec<pb::Milestone> {
     ]
 }
 
-fn policy_input(year: i32, uscc: &str) -> pb::SupportPolicy {
+pub(crate) fn policy_input(year: i32, uscc: &str) -> pb::SupportPolicy {
     pb::SupportPolicy {
         member: member(year, uscc),
         title: "一企一策：氢能装备".into(),
@@ -307,7 +323,7 @@ fn policy_input(year: i32, uscc: &str) -> pb::SupportPolicy {
     }
 }
 
-fn create_policy_request(year: i32, uscc: &str) -> pb::CreateSupportPolicyRequest {
+pub(crate) fn create_policy_request(year: i32, uscc: &str) -> pb::CreateSupportPolicyRequest {
     pb::CreateSupportPolicyRequest {
         parent: ent(uscc),
         support_policy: Some(policy_input(year, uscc)),
@@ -315,7 +331,7 @@ fn create_policy_request(year: i32, uscc: &str) -> pb::CreateSupportPolicyReques
     }
 }
 
-async fn create_policy(
+pub(crate) async fn create_policy(
     server: &TestServer,
     year: i32,
     uscc: &str,

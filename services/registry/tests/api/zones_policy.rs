@@ -102,7 +102,7 @@ async fn revenue(server: &TestServer, uscc: &str, year: i32, fen: i64, reference
     .unwrap();
 }
 
-fn zone(display_name: &str, level: pb::ZoneLevel, division_code: &str) -> pb::Zone {
+pub(crate) fn zone(display_name: &str, level: pb::ZoneLevel, division_code: &str) -> pb::Zone {
     pb::Zone {
         display_name: display_name.into(),
         level: level as i32,
@@ -111,7 +111,7 @@ fn zone(display_name: &str, level: pb::ZoneLevel, division_code: &str) -> pb::Zo
     }
 }
 
-async fn create_zone(
+pub(crate) async fn create_zone(
     server: &TestServer,
     role: Role,
     id: &str,
@@ -158,7 +158,7 @@ async fn update_zone(
 }
 
 /// The hydrogen-energy cluster with `members`, following the policy target.
-fn hydrogen(members: &[&str]) -> pb::Cluster {
+pub(crate) fn hydrogen(members: &[&str]) -> pb::Cluster {
     pb::Cluster {
         display_name: "山东氢能产业集群".into(),
         green_category: cpb::GreenCategory::CleanEnergy as i32,
@@ -169,7 +169,7 @@ fn hydrogen(members: &[&str]) -> pb::Cluster {
     }
 }
 
-async fn create_cluster(
+pub(crate) async fn create_cluster(
     server: &TestServer,
     role: Role,
     id: &str,
@@ -232,7 +232,13 @@ async fn progress(
         .map(tonic::Response::into_inner)
 }
 
-fn target(kind: pb::PolicyTargetKind, value: i64, from: i32, to: i32, by: i32) -> pb::PolicyTarget {
+pub(crate) fn target(
+    kind: pb::PolicyTargetKind,
+    value: i64,
+    from: i32,
+    to: i32,
+    by: i32,
+) -> pb::PolicyTarget {
     pb::PolicyTarget {
         kind: kind as i32,
         value,
@@ -246,7 +252,7 @@ fn target(kind: pb::PolicyTargetKind, value: i64, from: i32, to: i32, by: i32) -
     }
 }
 
-async fn create_target(
+pub(crate) async fn create_target(
     server: &TestServer,
     role: Role,
     id: &str,
@@ -405,7 +411,7 @@ fn rid() -> String {
 }
 
 /// The Jinan and Qingdao national high-tech zones.
-async fn programme_zones(server: &TestServer) -> (pb::Zone, pb::Zone) {
+pub(crate) async fn programme_zones(server: &TestServer) -> (pb::Zone, pb::Zone) {
     let jinan = create_zone(
         server,
         Role::Officer,
