@@ -111,8 +111,8 @@ enum Command {
         #[command(subcommand)]
         command: ProgramsCommand,
     },
-    /// The registry's change feed: its head cursor, or follow it as NDJSON (one `Change` per
-    /// line on stdout, the cursor to resume from on stderr).
+    /// A service's change feed: its head cursor, or follow it as NDJSON (one `Change` per line
+    /// on stdout, the cursor to resume from on stderr).
     Changes {
         #[command(subcommand)]
         command: ChangesCommand,
@@ -243,9 +243,16 @@ enum AuditCommand {
 #[derive(Debug, Subcommand)]
 enum ChangesCommand {
     /// Print the feed's head cursor: follow from it to see only changes made from now on.
-    Head,
+    Head {
+        /// Which service's feed.
+        #[arg(long, value_enum, default_value = "registry")]
+        service: Service,
+    },
     /// Print every change after a cursor, then (unless --once) new changes as they commit.
     Follow {
+        /// Which service's feed.
+        #[arg(long, value_enum, default_value = "registry")]
+        service: Service,
         /// Start after this cursor (default: from the first change).
         #[arg(long, conflicts_with = "from_head")]
         after: Option<String>,
@@ -376,13 +383,20 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Changes { command } => {
             let conn = conn().await?;
             return match command {
-                ChangesCommand::Head => changes::head(&conn).await,
+                ChangesCommand::Head { service } => changes::head(&conn, service).await,
                 ChangesCommand::Follow {
+                    service,
                     after,
                     from_head,
                     filter,
                     once,
-                } => changes::follow(&conn, after, from_head, filter, once).await,
+                } => {
+                    let start = match (after, from_head) {
+                        (_, true) => changes::Start::Head,
+                        (after, false) => changes::Start::After(after.unwrap_or_default()),
+                    };
+                    changes::follow(&conn, service, start, filter, once).await
+                }
             };
         }
         Command::Audit { command } => {

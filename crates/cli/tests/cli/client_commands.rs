@@ -407,6 +407,9 @@ fn dev_demo_loads_a_programme_year_and_a_second_run_does_not_fail() {
             ],
         );
         let events: Vec<serde_json::Value> = serde_json::from_str(&ok(&out)).unwrap();
+        if runs.is_empty() {
+            every_feed_change_carries_its_state(&dev);
+        }
         runs.push((printed, events.len()));
         dev.stop();
     }
@@ -419,6 +422,46 @@ fn dev_demo_loads_a_programme_year_and_a_second_run_does_not_fail() {
             .collect()
     };
     assert_eq!(achievements(&runs[0].0), achievements(&runs[1].0));
+}
+
+/// `qilu changes follow --once` over the demo population of each service: every change printed
+/// carries exactly one arm of its `Change.new_state` (read from the descriptor), and the cursor it
+/// ends at is the feed's head.
+fn every_feed_change_carries_its_state(dev: &Dev) {
+    let pool = prost_reflect::DescriptorPool::decode(qilu_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let admin = dev.token("admin");
+    for service in ["registry", "review", "awards"] {
+        let change = pool
+            .get_message_by_name(&format!("qilu.{service}.v1.Change"))
+            .unwrap();
+        let arms: Vec<String> = change
+            .oneofs()
+            .find(|o| o.name() == "new_state")
+            .unwrap()
+            .fields()
+            .map(|f| f.name().to_string())
+            .collect();
+        let out = dev.run(
+            &admin,
+            &["changes", "follow", "--once", "--service", service],
+        );
+        let lines = ok(&out);
+        let mut count = 0;
+        for line in lines.lines() {
+            let change: serde_json::Value = serde_json::from_str(line).unwrap();
+            let set: Vec<&String> = arms.iter().filter(|a| change.get(*a).is_some()).collect();
+            assert_eq!(set.len(), 1, "{service}: {line}");
+            count += 1;
+        }
+        assert!(count > 0, "{service}: the demo made changes");
+        let head = dev.run(&admin, &["changes", "head", "--service", service]);
+        let cursor = ok(&head).trim().to_string();
+        assert!(
+            stderr(&out).contains(&format!("cursor {cursor}")),
+            "{service}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 /// The README's walkthrough, command by command, as a newcomer types it.

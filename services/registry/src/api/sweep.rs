@@ -5,7 +5,10 @@
 //!   reports are missed) and `missed_report_count`;
 //! - **enterprises** holding any certificate: `high_tech_certified` (whether one is valid
 //!   today; an enterprise that never held one is never certified, so it is not examined);
-//! - **support policies**: each milestone's `OVERDUE` state after its due date.
+//! - **support policies**: each milestone's `OVERDUE` state after its due date;
+//! - **zones, clusters and cohorts** ([`Aggregates`]): what their Get adds up from other
+//!   resources (a zone's enterprise count, a cohort's fill, a cluster's target as of the current
+//!   year) moves without a write to them, so the sweep records them too (a handful of rows).
 //!
 //! (`leading` changes only by writes, which record it.) Each family reads its resources in
 //! resource-name order with the same conversions Get uses, so the sweep's state is Get's.
@@ -22,9 +25,11 @@ use sea_orm::{Condition, ConnectionTrait, DatabaseConnection, QueryOrder, QueryS
 
 use crate::convert::enterprise_to_proto;
 use crate::convert::leading::policies::policy_to_proto;
+use crate::convert::zones::{cluster_to_proto, zone_to_proto};
 use crate::store::certificate as cert_store;
 use crate::store::enterprise as enterprise_store;
 use crate::store::leading::{self as leading_store, PolicyCursor, PolicyFilter};
+use crate::store::zones::{self as zone_store, ClusterFilter, Order, ZoneFilter};
 
 /// The registry's families, dated in `zone`.
 pub(crate) fn families(zone: Tz) -> Vec<Box<dyn TimeDriven>> {
@@ -32,6 +37,7 @@ pub(crate) fn families(zone: Tz) -> Vec<Box<dyn TimeDriven>> {
         Box::new(Certificates { zone }),
         Box::new(CertifiedEnterprises),
         Box::new(SupportPolicies),
+        Box::new(Aggregates),
     ]
 }
 
@@ -239,5 +245,89 @@ impl TimeDriven for SupportPolicies {
             }
         }
         policies_current(rows, today)
+    }
+}
+
+/// Zones, clusters and leading cohorts: few, and each read whole. Their names sort
+/// `clusters/…` < `leadingCohorts/…` < `zones/…`, the order the family pages in.
+struct Aggregates;
+
+impl Aggregates {
+    /// Every zone, cluster and cohort as Get reads it on `today`, in name order.
+    async fn all(conn: &impl ConnectionTrait, today: NaiveDate) -> Result<Vec<Current>, ApiError> {
+        use chrono::Datelike;
+        let mut out = Vec::new();
+        // LIMIT takes a signed 64-bit integer on both backends.
+        let all = i64::MAX as u64;
+        let by_name = Order::Name { desc: false };
+        for c in
+            zone_store::list_clusters(conn, &ClusterFilter::default(), by_name, None, all).await?
+        {
+            let target = super::zones::resolve_target(conn, &c.fields, today.year()).await?;
+            out.push(Current {
+                resource: c.name(),
+                state_json: serde_json::to_string(&c).map_err(ApiError::internal)?,
+                published: Published::of(&cluster_to_proto(&c, target.as_ref())),
+            });
+        }
+        for c in leading_store::list_cohorts(conn, &[], None, all).await? {
+            out.push(Current {
+                resource: c.name(),
+                state_json: serde_json::to_string(&c).map_err(ApiError::internal)?,
+                published: Published::of(&super::leading::cohort_view(conn, &c).await?),
+            });
+        }
+        let zones = zone_store::list_zones(conn, &ZoneFilter::default(), by_name, None, all)
+            .await?
+            .into_iter()
+            .map(|m| m.into_domain().map_err(ApiError::internal))
+            .collect::<Result<Vec<_>, _>>()?;
+        let names: Vec<String> = zones.iter().map(|z| z.name()).collect();
+        let counts = zone_store::active_enterprise_counts(conn, &names).await?;
+        for z in zones {
+            let count = counts.get(&z.name()).copied().unwrap_or(0);
+            out.push(Current {
+                resource: z.name(),
+                state_json: serde_json::to_string(&z).map_err(ApiError::internal)?,
+                published: Published::of(&zone_to_proto(&z, count)),
+            });
+        }
+        out.sort_by(|a, b| a.resource.cmp(&b.resource));
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl TimeDriven for Aggregates {
+    fn family(&self) -> &'static str {
+        "zones, clusters and cohorts"
+    }
+
+    async fn page(
+        &self,
+        db: &DatabaseConnection,
+        today: NaiveDate,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<Current>, ApiError> {
+        Ok(Self::all(db, today)
+            .await?
+            .into_iter()
+            .filter(|c| c.resource.as_str() > after)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn these(
+        &self,
+        conn: &LeaseConn,
+        today: NaiveDate,
+        resources: &[String],
+    ) -> Result<Vec<Current>, ApiError> {
+        Ok(Self::all(conn, today)
+            .await?
+            .into_iter()
+            .filter(|c| resources.contains(&c.resource))
+            .collect())
     }
 }

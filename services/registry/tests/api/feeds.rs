@@ -530,5 +530,50 @@ async fn every_change_carries_its_state_and_every_arm_of_the_contract_occurs(bac
         .map(|c| (c.resource.clone(), c))
         .collect();
     assert_eq!(exported, newest);
+
+    // What zones, clusters and cohorts add up from other resources moved without a write to
+    // them (the cohort's policy count, say); after a sweep the feed's newest state is their Get.
+    server.sweep().await;
+    let (more, _) = changes_after(&server, &cursor).await;
+    assert!(!more.is_empty(), "the sweep records what moved");
+    for c in more {
+        newest.insert(c.resource.clone(), c);
+    }
+    let mut registry = client(&server);
+    for (name, change) in &newest {
+        use pb::change::NewState;
+        let got = match change.new_state.as_ref().unwrap() {
+            NewState::Zone(_) => NewState::Zone(
+                registry
+                    .get_zone(
+                        server.request(Role::Officer, pb::GetZoneRequest { name: name.clone() }),
+                    )
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            ),
+            NewState::Cluster(_) => NewState::Cluster(
+                registry
+                    .get_cluster(
+                        server.request(Role::Officer, pb::GetClusterRequest { name: name.clone() }),
+                    )
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            ),
+            NewState::LeadingCohort(_) => NewState::LeadingCohort(
+                registry
+                    .get_leading_cohort(server.request(
+                        Role::Officer,
+                        pb::GetLeadingCohortRequest { name: name.clone() },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            ),
+            _ => continue,
+        };
+        assert_eq!(change.new_state.as_ref(), Some(&got), "{name}");
+    }
     server.stop().await;
 }

@@ -56,7 +56,7 @@ async fn cohort_target(
 }
 
 /// A cohort as the API shows it: its target and counts resolved now.
-async fn cohort_view(
+pub(in crate::api) async fn cohort_view(
     conn: &impl ConnectionTrait,
     c: &Cohort,
 ) -> Result<pb::LeadingCohort, ApiError> {

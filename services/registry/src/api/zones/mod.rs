@@ -57,7 +57,7 @@ async fn policy_default(
 }
 
 /// The effective target of a cluster with `fields` (see the module doc for the lookup year).
-async fn resolve_target(
+pub(in crate::api) async fn resolve_target(
     conn: &impl ConnectionTrait,
     fields: &ClusterFields,
     current_year: i32,
