@@ -57,8 +57,9 @@ pub trait TimeDriven: Send + Sync + 'static {
     /// Family name, for logs and reports (e.g. `highTechCertificates`).
     fn family(&self) -> &'static str;
 
-    /// The family's resources after resource name `after` (empty = from the start), in name
-    /// order, at most `limit`, each as read on `today`. A family may leave out resources whose
+    /// The family's resources after resource `after` (the last one of the previous page; empty =
+    /// from the start), at most `limit`, each as read on `today`, in an order the family resumes
+    /// from that name (its own key order: page by an index, not by sorting the table). A family may leave out resources whose
     /// state cannot depend on the date (a revoked enterprise's certificates, say).
     async fn page(
         &self,

@@ -21,7 +21,7 @@ use qilu_common::ApiError;
 use qilu_common::sweep::{Current, TimeDriven};
 use qilu_common::write::{LeaseConn, Published};
 use sea_orm::entity::prelude::*;
-use sea_orm::{Condition, ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect};
 
 use crate::convert::enterprise_to_proto;
 use crate::convert::leading::policies::policy_to_proto;
@@ -50,7 +50,7 @@ fn child_key(resource: &str) -> (String, String) {
     )
 }
 
-/// Every certificate, in name order (`uscc`, then `number`).
+/// Every certificate, in number order.
 struct Certificates {
     zone: Tz,
 }
@@ -83,18 +83,10 @@ impl TimeDriven for Certificates {
         after: &str,
         limit: u64,
     ) -> Result<Vec<Current>, ApiError> {
-        let (uscc, number) = child_key(after);
+        // By number, the primary key: each page is an index range scan, however many pages.
+        let (_, number) = child_key(after);
         let rows = cert_store::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(cert_store::Column::Uscc.gt(uscc.clone()))
-                    .add(
-                        Condition::all()
-                            .add(cert_store::Column::Uscc.eq(uscc))
-                            .add(cert_store::Column::Number.gt(number)),
-                    ),
-            )
-            .order_by_asc(cert_store::Column::Uscc)
+            .filter(cert_store::Column::Number.gt(number))
             .order_by_asc(cert_store::Column::Number)
             .limit(limit)
             .all(db)
@@ -156,17 +148,20 @@ impl TimeDriven for CertifiedEnterprises {
         limit: u64,
     ) -> Result<Vec<Current>, ApiError> {
         let after_uscc = after.strip_prefix("enterprises/").unwrap_or_default();
-        let holders = sea_orm::sea_query::Query::select()
+        // The next holders along the certificates' USCC index, then their rows by key: each
+        // page reads only its own rows, however many pages.
+        let usccs: Vec<String> = cert_store::Entity::find()
+            .select_only()
             .column(cert_store::Column::Uscc)
-            .from(cert_store::Entity)
-            .to_owned();
-        let rows = enterprise_store::Entity::find()
-            .filter(enterprise_store::Column::Uscc.gt(after_uscc))
-            .filter(enterprise_store::Column::Uscc.in_subquery(holders))
-            .order_by_asc(enterprise_store::Column::Uscc)
+            .distinct()
+            .filter(cert_store::Column::Uscc.gt(after_uscc))
+            .order_by_asc(cert_store::Column::Uscc)
             .limit(limit)
+            .into_tuple()
             .all(db)
             .await?;
+        let mut rows = enterprise_store::get_many(db, &usccs).await?;
+        rows.sort_by(|a, b| a.uscc.cmp(&b.uscc));
         Self::current(db, rows, today).await
     }
 
