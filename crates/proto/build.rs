@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut protos = Vec::new();
     collect_protos(&proto_root.join("qilu"), &mut protos)?;
     protos.sort();
+    // google.longrunning (AIP-151): Rust types and the `Operations` service every Qilu server
+    // also serves. Its own imports (google.rpc.Status, google.api) are generated with it.
+    protos.push(third_party.join("google/longrunning/operations.proto"));
 
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
@@ -31,9 +34,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .compile_with_config(
             config,
             &protos,
+            // third_party first: protoc names a file after the first include path holding it,
+            // and google/longrunning/operations.proto is compiled by path.
             &[
-                proto_root.clone(),
                 third_party,
+                proto_root.clone(),
                 protoc_bin_vendored::include_path()?,
             ],
         )?;

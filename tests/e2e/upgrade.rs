@@ -206,6 +206,7 @@ async fn the_current_binaries_run_on_v0_1_0_databases(backend: Backend) {
             Role::Admin,
             apb::GetAllocationRequest {
                 name: "programs/green-projects-2025/allocation".into(),
+                ..Default::default()
             },
         ))
         .await

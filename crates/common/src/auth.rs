@@ -29,17 +29,21 @@ pub enum Role {
     Auditor,
     /// Another Qilu service calling on a caller's behalf.
     Service,
+    /// Read-only access to what the programme publishes (a public portal's token): published
+    /// allocation results and non-draft programs, nothing personal.
+    Public,
 }
 
 impl Role {
     /// Every role, for exhaustive tests.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Admin,
         Role::Officer,
         Role::Expert,
         Role::Enterprise,
         Role::Auditor,
         Role::Service,
+        Role::Public,
     ];
 
     /// The claim value, e.g. `officer`.
@@ -51,6 +55,7 @@ impl Role {
             Role::Enterprise => "enterprise",
             Role::Auditor => "auditor",
             Role::Service => "service",
+            Role::Public => "public",
         }
     }
 }

@@ -30,6 +30,8 @@ pub mod input;
 pub mod limits;
 #[cfg(feature = "server")]
 pub mod migration;
+#[cfg(feature = "server")]
+pub mod operations;
 pub mod pagination;
 #[cfg(feature = "server")]
 pub mod point_read;

@@ -19,7 +19,121 @@ pub fn common_migrations() -> Vec<Box<dyn MigrationTrait>> {
 /// Common migrations added after a service's own first migrations: each migrator lists these
 /// last, so a database made by an earlier release runs them after everything it already has.
 pub fn later_common_migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(AddPublishedState)]
+    vec![Box::new(AddPublishedState), Box::new(CreateOperations)]
+}
+
+/// Creates `operation`: the service's long-running operations (AIP-151), kept in its own
+/// database so that they survive a restart and any replica can answer for them
+/// (`crate::operations`).
+pub struct CreateOperations;
+
+impl MigrationName for CreateOperations {
+    fn name(&self) -> &str {
+        "m20261208_000001_common_operations"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOperations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Operation::Table)
+                    .col(
+                        ColumnDef::new(Operation::Name)
+                            .text()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Operation::Kind).text().not_null())
+                    .col(ColumnDef::new(Operation::Target).text().not_null())
+                    .col(ColumnDef::new(Operation::CallerSubject).text().not_null())
+                    .col(ColumnDef::new(Operation::CallerRoles).text().not_null())
+                    .col(ColumnDef::new(Operation::CallerEnterprise).text().null())
+                    .col(ColumnDef::new(Operation::CallerExpert).text().null())
+                    .col(
+                        ColumnDef::new(Operation::RequestKey)
+                            .text()
+                            .null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Operation::Request).blob().not_null())
+                    .col(ColumnDef::new(Operation::MetadataType).text().not_null())
+                    .col(ColumnDef::new(Operation::Metadata).blob().not_null())
+                    .col(ColumnDef::new(Operation::Done).boolean().not_null())
+                    .col(ColumnDef::new(Operation::ResponseType).text().not_null())
+                    .col(ColumnDef::new(Operation::Response).blob().null())
+                    .col(ColumnDef::new(Operation::Error).blob().null())
+                    .col(
+                        ColumnDef::new(Operation::CancelRequested)
+                            .boolean()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Operation::Attempts).integer().not_null())
+                    .col(ColumnDef::new(Operation::LeaseOwner).text().not_null())
+                    .col(
+                        ColumnDef::new(Operation::LeaseUntilUs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Operation::CreateTimeUs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Operation::UpdateTimeUs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // The executor's poll: unfinished operations whose lease has lapsed.
+        manager
+            .create_index(
+                Index::create()
+                    .name("operation_pending")
+                    .table(Operation::Table)
+                    .col(Operation::Done)
+                    .col(Operation::LeaseUntilUs)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Operation::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Operation {
+    Table,
+    Name,
+    Kind,
+    Target,
+    CallerSubject,
+    CallerRoles,
+    CallerEnterprise,
+    CallerExpert,
+    RequestKey,
+    Request,
+    MetadataType,
+    Metadata,
+    Done,
+    ResponseType,
+    Response,
+    Error,
+    CancelRequested,
+    Attempts,
+    LeaseOwner,
+    LeaseUntilUs,
+    CreateTimeUs,
+    UpdateTimeUs,
 }
 
 /// Adds the published state to `audit_event` (`state_type`, `state_proto`): the resource as its

@@ -44,6 +44,8 @@ pub struct ServiceDef {
     probe: Option<HealthProbe>,
     /// Writes the changes time makes (see [`ServiceDef::with_sweeper`]).
     sweeper: Option<crate::sweep::Sweeper>,
+    /// The service's long-running operations (see [`ServiceDef::with_operations`]).
+    operations: Option<crate::operations::Operations>,
 }
 
 impl std::fmt::Debug for ServiceDef {
@@ -67,7 +69,16 @@ impl ServiceDef {
             register: Box::new(register),
             probe: None,
             sweeper: None,
+            operations: None,
         }
+    }
+
+    /// Serves `operations` through `google.longrunning.Operations` (one such service per server,
+    /// routing by operation name to the service that owns it) and runs the ones whose lease has
+    /// lapsed: after a restart, or another replica's exit.
+    pub fn with_operations(mut self, operations: crate::operations::Operations) -> Self {
+        self.operations = Some(operations);
+        self
     }
 
     /// Runs `sweeper` while the service serves (at start, then on `sweep.daily_at`), unless
@@ -135,6 +146,7 @@ pub async fn serve(
     let mut names = Vec::new();
     let mut probes = Vec::new();
     let mut sweepers = Vec::new();
+    let mut operations = Vec::new();
     for service in services {
         tables.insert(service.name.to_string(), service.roles);
         names.push(service.name);
@@ -142,7 +154,19 @@ pub async fn serve(
             probes.push((service.name, probe));
         }
         sweepers.extend(service.sweeper);
+        operations.extend(service.operations);
         (service.register)(&mut routes);
+    }
+    if !operations.is_empty() {
+        tables.insert(
+            crate::operations::SERVICE_NAME.to_string(),
+            crate::operations::ROLE_TABLE,
+        );
+        routes.add_service(
+            qilu_proto::longrunning::operations_server::OperationsServer::new(
+                crate::operations::OperationsService::new(operations.clone()),
+            ),
+        );
     }
     for name in &names {
         health
@@ -170,6 +194,9 @@ pub async fn serve(
         for sweeper in sweepers {
             sweeper.spawn(&config.sweep, handler_shutdown.clone());
         }
+    }
+    for ops in &operations {
+        ops.spawn_executor(handler_shutdown.clone());
     }
     let layer = MiddlewareLayer {
         shared: Arc::new(Shared {

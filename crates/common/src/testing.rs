@@ -248,6 +248,16 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Self::serve_on(listener, services, config, db, test_db).await
+    }
+
+    async fn serve_on(
+        listener: tokio::net::TcpListener,
+        services: Vec<ServiceDef>,
+        config: Config,
+        db: DatabaseConnection,
+        test_db: TestDb,
+    ) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
         let sweepers = services.iter().filter_map(ServiceDef::sweeper).collect();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -339,12 +349,68 @@ impl TestServer {
         request
     }
 
+    /// Stops the server (draining as a deployment's stop does) and starts service `A` again over
+    /// the same database and configuration, on the same address: what a restart sees.
+    pub async fn restart<A: ServiceApp>(self) -> TestServer {
+        self.pause().await.resume::<A>().await
+    }
+
+    /// Stops the server but keeps its database and address, to start it again with
+    /// [`PausedServer::resume`] (a peer that is down for a while, a restart).
+    pub async fn pause(mut self) -> PausedServer {
+        if let Some(Stop(stop)) = self.stop.take() {
+            stop.await;
+        }
+        let _ = self.db.clone().close().await;
+        PausedServer {
+            addr: self.addr,
+            config: self.config.clone(),
+            test_db: self._db,
+        }
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(Stop(stop)) = self.stop.take() {
             stop.await;
         }
         let _ = self.db.clone().close().await;
+    }
+}
+
+/// A [`TestServer`] stopped by [`TestServer::pause`]: its database and address, kept.
+#[derive(Debug)]
+pub struct PausedServer {
+    addr: SocketAddr,
+    config: Config,
+    test_db: TestDb,
+}
+
+impl PausedServer {
+    /// Starts service `A` again over the kept database, on the same address (peers that knew
+    /// it reconnect).
+    pub async fn resume<A: ServiceApp>(self) -> TestServer {
+        let config = self.config;
+        let db = open_database::<A>(&config, true)
+            .await
+            .expect("reopen database");
+        let service = A::build(&config, db.clone()).await.expect("build service");
+        let inspect = crate::db::connect(&config.database_url(A::NAME), &config.database)
+            .await
+            .expect("second connection");
+        // The old listener's socket may linger a moment after the drain.
+        let mut listener = None;
+        for _ in 0..50 {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let listener = listener.expect("bind the same address again");
+        TestServer::serve_on(listener, vec![service], config, inspect, self.test_db).await
     }
 }
 

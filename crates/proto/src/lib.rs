@@ -31,6 +31,26 @@ pub mod qilu {
     }
 }
 
+/// Google's common packages that Qilu's contracts use: `google.longrunning` (the `Operations`
+/// service and `Operation`, AIP-151), `google.rpc` (`Status`, an operation's error) and
+/// `google.api` (annotations' message types).
+#[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+pub mod google {
+    /// `google.longrunning`.
+    pub mod longrunning {
+        tonic::include_proto!("google.longrunning");
+    }
+    /// `google.rpc`.
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+    /// `google.api`.
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
+
+pub use google::longrunning;
 pub use qilu::awards::v1 as awards;
 pub use qilu::common::v1 as common;
 pub use qilu::registry::v1 as registry;

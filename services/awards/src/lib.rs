@@ -70,7 +70,19 @@ pub fn service_with_clock(
         &config.auth,
         "awards",
     )?;
-    let api = api::AwardsApi::new(db, registry, review, config.time_zone(), clock);
+    let operations = qilu_common::operations::Operations::new(db.clone(), "awards");
+    let api = api::AwardsApi::new(
+        db,
+        registry,
+        review,
+        config.time_zone(),
+        clock,
+        operations.clone(),
+    );
+    operations.register(
+        api::START_ALLOCATION,
+        api::AllocationRunner::new(api.clone()),
+    );
     let limit = config.server.max_message_bytes;
     let server = AwardAllocationServiceServer::new(api)
         .max_decoding_message_size(limit)
@@ -85,5 +97,6 @@ pub fn service_with_clock(
     .with_health_probe(qilu_common::db::HealthProbe::new(
         config.database_url(<Awards as ServiceApp>::NAME),
         &config.database,
-    )))
+    ))
+    .with_operations(operations))
 }

@@ -12,7 +12,7 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "CreateProgram",
         roles: &[Role::Admin],
     },
-    // admin, officer, auditor, service; enterprise and expert (not DRAFT).
+    // admin, officer, auditor, service; enterprise, expert and public (not DRAFT).
     MethodRoles {
         method: "GetProgram",
         roles: &[
@@ -22,9 +22,10 @@ pub const ROLE_TABLE: RoleTable = &[
             Role::Enterprise,
             Role::Auditor,
             Role::Service,
+            Role::Public,
         ],
     },
-    // admin, officer, auditor, service; enterprise and expert (not DRAFT).
+    // admin, officer, auditor, service; enterprise, expert and public (not DRAFT).
     MethodRoles {
         method: "ListPrograms",
         roles: &[
@@ -34,6 +35,7 @@ pub const ROLE_TABLE: RoleTable = &[
             Role::Enterprise,
             Role::Auditor,
             Role::Service,
+            Role::Public,
         ],
     },
     // admin.
@@ -56,10 +58,49 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "AllocateProgram",
         roles: &[Role::Admin, Role::Officer, Role::Auditor],
     },
-    // admin, officer, auditor.
+    // admin.
+    MethodRoles {
+        method: "StartAllocation",
+        roles: &[Role::Admin],
+    },
+    // admin, officer, auditor; once PUBLICIZED or FINAL also enterprise, expert, service, public.
     MethodRoles {
         method: "GetAllocation",
-        roles: &[Role::Admin, Role::Officer, Role::Auditor],
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+            Role::Public,
+        ],
+    },
+    // as for GetAllocation.
+    MethodRoles {
+        method: "ListAllocationEntries",
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+            Role::Public,
+        ],
+    },
+    // as for GetAllocation.
+    MethodRoles {
+        method: "ListAllocationRevisions",
+        roles: &[
+            Role::Admin,
+            Role::Officer,
+            Role::Expert,
+            Role::Enterprise,
+            Role::Auditor,
+            Role::Service,
+            Role::Public,
+        ],
     },
     // admin.
     MethodRoles {

@@ -68,6 +68,7 @@ pub(super) async fn awards_year(
         let allocation = awards
             .get_allocation(demo.admin(apb::GetAllocationRequest {
                 name: format!("{name}/allocation"),
+                ..Default::default()
             }))
             .await
             .map_err(at("reading the allocation"))?

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | program | `GetProgram`'s roles; a DRAFT only staff | — |
 //! | application | `GetApplication`'s roles; enterprise tokens their own only | the outcome, for a non-staff caller, in changes made before publication |
-//! | allocation | `GetAllocation`'s roles | — |
+//! | allocation | `GetAllocation`'s roles | staff: every change; others: changes made while published (`PublishResults`, `ResolveObjection`), redacted |
 //! | objection | `GetObjection`'s roles; admin, auditor and officer all, others their own | the objector's identity, except for admin, auditor and the objector |
 //!
 //! "Their own" and the roles are read from the caller and the role table, the rest from the
@@ -144,8 +144,18 @@ fn visible_state(
             }
             NewState::Application(a)
         }
-        // `GetAllocation` shows every admitted caller all of it.
-        NewState::Allocation(a) => NewState::Allocation(a),
+        // `allocation::reader`: staff read every allocation; everyone else the published ones,
+        // redacted as `GetAllocation` redacts them.
+        NewState::Allocation(mut a) => {
+            let has = |r: Role| caller.roles.contains(&r);
+            if !(has(Role::Admin) || has(Role::Officer) || has(Role::Auditor)) {
+                if !outcome_published(method) {
+                    return None;
+                }
+                crate::convert::allocation::redact_published(&mut a);
+            }
+            NewState::Allocation(a)
+        }
         // `objections::get_objection`: `sees_all` or the objector; `shows_identity`.
         NewState::Objection(mut o) => {
             let has = |r: Role| caller.roles.contains(&r);
@@ -319,10 +329,22 @@ mod tests {
             panic!("officers see every objection");
         };
         assert!(o.objector.is_empty() && o.objector_name.is_empty());
-        assert!(!may_read_type(
-            &caller("s", &[Role::Service], None),
-            ALLOCATION_TYPE
-        ));
+        // A service reads allocations once published: changes made before are not shown.
+        let allocation = || {
+            NewState::Allocation(pb::Allocation {
+                run_by: "admin".into(),
+                ..Default::default()
+            })
+        };
+        let service = caller("s", &[Role::Service], None);
+        assert!(may_read_type(&service, ALLOCATION_TYPE));
+        assert!(visible_state(&service, allocation(), "x/AllocateProgram").is_none());
+        let Some(NewState::Allocation(published)) =
+            visible_state(&service, allocation(), "x/PublishResults")
+        else {
+            panic!("published allocations are public");
+        };
+        assert!(published.run_by.is_empty());
         assert!(!may_read_type(&expert, APPLICATION_TYPE));
     }
 }

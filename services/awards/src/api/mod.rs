@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `programs` | create, get, list, update, open, close, publish, finalize |
 //! | `applications` | create (registry and review checked first), get, list, withdraw |
-//! | `allocation` | `AllocateProgram` (preview or run), `GetAllocation` |
+//! | `allocation` | `AllocateProgram` (preview or run), `StartAllocation` (the run as an operation), `GetAllocation`, `ListAllocationEntries`, `ListAllocationRevisions` |
 //! | `objections` | file, get, list, resolve (upheld → a new allocation revision) |
 //! | `statistics` | `GetFieldDistribution` |
 //! | `ceilings` | (no RPC) the statutory ceilings, checked on create/update/open and allocation |
@@ -26,10 +26,13 @@ mod objections;
 mod programs;
 mod statistics;
 
+pub(crate) use allocation::{AllocationRunner, START_ALLOCATION};
+
 use std::collections::HashMap;
 
 use chrono_tz::Tz;
 use qilu_common::client::Peer;
+use qilu_common::operations::Operations;
 use qilu_common::{ApiError, CallContext};
 use qilu_proto::awards as pb;
 use qilu_proto::awards::award_allocation_service_server::AwardAllocationService;
@@ -60,6 +63,8 @@ pub struct AwardsApi {
     review: Peer,
     time_zone: Tz,
     clock: Clock,
+    /// Long-running operations (`StartAllocation`).
+    operations: Operations,
 }
 
 impl AwardsApi {
@@ -71,6 +76,7 @@ impl AwardsApi {
         review: Peer,
         time_zone: Tz,
         clock: Clock,
+        operations: Operations,
     ) -> Self {
         AwardsApi {
             db,
@@ -78,6 +84,7 @@ impl AwardsApi {
             review,
             time_zone,
             clock,
+            operations,
         }
     }
 
@@ -237,7 +244,10 @@ qilu_common::service_impl! {
         rpc open_program(pb::OpenProgramRequest) -> pb::Program = programs::open_program;
         rpc close_program(pb::CloseProgramRequest) -> pb::Program = programs::close_program;
         rpc allocate_program(pb::AllocateProgramRequest) -> pb::Allocation = allocation::allocate_program;
+        rpc start_allocation(pb::StartAllocationRequest) -> qilu_proto::longrunning::Operation = allocation::start_allocation;
         rpc get_allocation(pb::GetAllocationRequest) -> pb::Allocation = allocation::get_allocation;
+        rpc list_allocation_entries(pb::ListAllocationEntriesRequest) -> pb::ListAllocationEntriesResponse = allocation::list_allocation_entries;
+        rpc list_allocation_revisions(pb::ListAllocationRevisionsRequest) -> pb::ListAllocationRevisionsResponse = allocation::list_allocation_revisions;
         rpc publish_results(pb::PublishResultsRequest) -> pb::Program = programs::publish_results;
         rpc finalize_program(pb::FinalizeProgramRequest) -> pb::Program = programs::finalize_program;
         rpc create_application(pb::CreateApplicationRequest) -> pb::Application = applications::create_application;

@@ -183,7 +183,7 @@ pub(super) async fn resolve_objection(
             }
         }
         let revision = previous.revision + 1;
-        let next = run::run(
+        let mut next = run::run(
             &program,
             candidates,
             previous.ceiling_caps.clone(),
@@ -192,8 +192,10 @@ pub(super) async fn resolve_objection(
             &ctx.caller.subject,
             now,
         );
+        // The published names stay those of the first run: a revision changes one outcome only.
+        next.labels = previous.labels.clone();
         let apps = application_store::of_program(tx.conn(), program_id.as_str(), false).await?;
-        store_run(&mut tx, &next, &apps).await?;
+        store_run(&mut tx, &next, &apps, &mut |_| {}).await?;
         let mut p = program.clone();
         p.allocation_revision = revision;
         save(&mut tx, &program, p).await?;

@@ -285,6 +285,19 @@ async fn record_published_outcomes(tx: &mut WriteTx, id: &ProgramId) -> Result<(
             tx.record(&a.name(), &a, &full)?;
         }
     }
+    // Likewise the allocation: from now on every role reads it (`GetAllocation`), so followers
+    // who could not see it until now get its (unchanged) state.
+    if let Some(run) = crate::store::run::head(tx.conn(), id.as_str(), None).await? {
+        tx.record(
+            &format!("programs/{}/allocation", id.as_str()),
+            &serde_json::json!({ "revision": run.revision, "published": true }),
+            &crate::convert::allocation::allocation_to_proto(
+                &run,
+                false,
+                qilu_proto::awards::AllocationView::Basic,
+            ),
+        )?;
+    }
     Ok(())
 }
 

@@ -148,15 +148,15 @@ pub fn list_parent(raw: &str) -> Result<Option<ProgramId>, ApiError> {
         .map_err(ApiError::from)
 }
 
-fn industry_field(name: &str) -> Option<i32> {
+pub(crate) fn industry_field(name: &str) -> Option<i32> {
     qilu_proto::common::IndustryField::from_str_name(name).map(|x| x as i32)
 }
 
-fn award_category(name: &str) -> Option<i32> {
+pub(crate) fn award_category(name: &str) -> Option<i32> {
     pb::AwardCategory::from_str_name(name).map(|x| x as i32)
 }
 
-fn award_grade(name: &str) -> Option<i32> {
+pub(crate) fn award_grade(name: &str) -> Option<i32> {
     pb::AwardGrade::from_str_name(name).map(|x| x as i32)
 }
 
@@ -164,7 +164,7 @@ fn application_state(name: &str) -> Option<i32> {
     pb::ApplicationState::from_str_name(name).map(|x| x as i32)
 }
 
-fn application_outcome(name: &str) -> Option<i32> {
+pub(crate) fn application_outcome(name: &str) -> Option<i32> {
     pb::ApplicationOutcome::from_str_name(name).map(|x| x as i32)
 }
 

@@ -4,6 +4,8 @@
 //! with the objection's remedy applied — no new peer calls — so the revision is explained by
 //! one change only and is deterministic.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -35,6 +37,24 @@ pub struct Run {
     pub run_by: String,
     /// When, µs.
     pub run_time_us: i64,
+    /// What the results publish beside the names, by application name: the enterprise's
+    /// registered name and the achievement's title at run time. Not an allocator input (not in
+    /// the digest). Empty for runs made before it was recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, Label>,
+    /// True when the entries are stored as rows of their own (`store::run`), not in this
+    /// document (`result.entries` is then empty until loaded).
+    #[serde(default)]
+    pub entries_in_rows: bool,
+}
+
+/// The names a published result shows for one application.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    /// The enterprise's registered name.
+    pub enterprise_display_name: String,
+    /// The achievement's title.
+    pub achievement_title: String,
 }
 
 /// Canonical inputs: the allocation settings and every candidate, as JSON with a fixed field
@@ -86,5 +106,7 @@ pub fn run(
         result,
         run_by: run_by.to_string(),
         run_time_us,
+        labels: BTreeMap::new(),
+        entries_in_rows: false,
     }
 }

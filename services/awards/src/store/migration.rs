@@ -14,7 +14,67 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateAwardTables));
         all.extend(super::ceiling::migrations());
         all.extend(qilu_common::migration::later_common_migrations());
+        all.push(Box::new(CreateAllocationEntries));
         all
+    }
+}
+
+/// `award_allocation_entry`: an allocation revision's entries as rows, so that 100,000 of them
+/// are paged (`ListAllocationEntries`) rather than parsed out of one document.
+struct CreateAllocationEntries;
+
+impl MigrationName for CreateAllocationEntries {
+    fn name(&self) -> &str {
+        "m20261208_000100_awards_allocation_entries"
+    }
+}
+
+#[derive(DeriveIden)]
+enum AwardAllocationEntry {
+    Table,
+    ProgramId,
+    Revision,
+    Position,
+    Outcome,
+    Category,
+    Grade,
+    IndustryField,
+    Pool,
+    Doc,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateAllocationEntries {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use AwardAllocationEntry as E;
+        manager
+            .create_table(
+                Table::create()
+                    .table(E::Table)
+                    .col(ColumnDef::new(E::ProgramId).text().not_null())
+                    .col(ColumnDef::new(E::Revision).integer().not_null())
+                    .col(ColumnDef::new(E::Position).integer().not_null())
+                    .col(ColumnDef::new(E::Outcome).integer().not_null())
+                    .col(ColumnDef::new(E::Category).integer().not_null())
+                    .col(ColumnDef::new(E::Grade).integer().not_null())
+                    .col(ColumnDef::new(E::IndustryField).integer().not_null())
+                    .col(ColumnDef::new(E::Pool).text().not_null())
+                    .col(ColumnDef::new(E::Doc).text().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(E::ProgramId)
+                            .col(E::Revision)
+                            .col(E::Position),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AwardAllocationEntry::Table).to_owned())
+            .await
     }
 }
 

@@ -346,6 +346,7 @@ async fn a_project_program_runs_from_creation_to_final(backend: Backend) {
             Role::Auditor,
             pb::GetAllocationRequest {
                 name: "programs/green-2024/allocation".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1264,6 +1265,7 @@ async fn sixteen_concurrent_allocations_store_one_result_within_quotas_and_caps(
             Role::Admin,
             pb::GetAllocationRequest {
                 name: "programs/awards-2024/allocation".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1498,6 +1500,7 @@ async fn an_upheld_objection_revises_the_outcome_as_a_new_revision(backend: Back
             Role::Admin,
             pb::GetAllocationRequest {
                 name: format!("programs/{program}/allocation"),
+                ..Default::default()
             },
         ))
         .await
@@ -1739,6 +1742,7 @@ async fn the_review_service_down_during_allocation_is_unavailable_and_writes_not
             Role::Admin,
             pb::GetAllocationRequest {
                 name: "programs/green-2024/allocation".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1921,7 +1925,10 @@ async fn call_empty(env: &Env, method: &str, role: Role) -> Result<(), Status> {
         "OpenProgram" => call!(open_program),
         "CloseProgram" => call!(close_program),
         "AllocateProgram" => call!(allocate_program),
+        "StartAllocation" => call!(start_allocation),
         "GetAllocation" => call!(get_allocation),
+        "ListAllocationEntries" => call!(list_allocation_entries),
+        "ListAllocationRevisions" => call!(list_allocation_revisions),
         "PublishResults" => call!(publish_results),
         "FinalizeProgram" => call!(finalize_program),
         "CreateApplication" => call!(create_application),
@@ -1950,7 +1957,7 @@ async fn every_role_is_allowed_or_refused_exactly_as_the_role_table_says(backend
     };
     assert_eq!(
         qilu_awards::roles::ROLE_TABLE.len(),
-        25,
+        28,
         "every RPC of the contract"
     );
     for row in qilu_awards::roles::ROLE_TABLE {

@@ -118,9 +118,17 @@ async fn get_as(env: &Env, who: &Who, resource_type: &str, name: &str) -> Result
                 .into_inner(),
         ),
         ALLOCATION => NewState::Allocation(
-            c.get_allocation(ask(env, who, pb::GetAllocationRequest { name }))
-                .await?
-                .into_inner(),
+            // The feed carries allocations in the BASIC view (entries are the applications').
+            c.get_allocation(ask(
+                env,
+                who,
+                pb::GetAllocationRequest {
+                    name,
+                    view: pb::AllocationView::Basic as i32,
+                },
+            ))
+            .await?
+            .into_inner(),
         ),
         OBJECTION => NewState::Objection(
             c.get_objection(ask(env, who, pb::GetObjectionRequest { name }))
@@ -347,11 +355,20 @@ async fn a_whole_programme_reaches_each_follower_as_its_gets_show_it(backend: Ba
     };
     assert_eq!(o.objector_name, "李四");
 
-    // An applicant follows the programme and its own application only, and sees the outcome
-    // from publication on, never before.
+    // An applicant follows the programme, the published allocation and its own application
+    // only, and sees the outcome from publication on, never before.
     let applicant = Who::Enterprise(p.usccs[0].clone());
     let (changes, own) = follow_and_compare(&env, &applicant).await;
-    assert_eq!(names(&own), set(&[&p.program, &p.apps[0].name]));
+    assert_eq!(
+        names(&own),
+        set(&[&p.program, &allocation, &p.apps[0].name])
+    );
+    assert!(
+        !changes
+            .iter()
+            .any(|c| c.resource == allocation && c.method.ends_with("/AllocateProgram")),
+        "the allocation reaches non-staff followers only once published"
+    );
     let (staff_changes, _) = list_all(&env, &Who::Role(Role::Officer), "").await;
     let allocated = |cs: &[pb::Change]| -> pb::Application {
         let c = cs
@@ -387,15 +404,16 @@ async fn a_whole_programme_reaches_each_follower_as_its_gets_show_it(backend: Ba
 
     // The objector follows its own objections, with its identity.
     let (_, objector) = follow_and_compare(&env, &Who::Bearer(p.objector.clone())).await;
-    let mut expected = set(&[&p.program, &p.apps[2].name]);
+    let mut expected = set(&[&p.program, &allocation, &p.apps[2].name]);
     expected.extend(p.objections.iter().cloned());
     assert_eq!(names(&objector), expected);
-    // An expert reads programmes only; a service account every programme and application but
-    // no allocation and no objection (the role table's Gets).
+    // An expert reads programmes and published allocations only; a service account every
+    // programme and application and the published allocation, but no objection (the role
+    // table's Gets).
     let (_, expert) = follow_and_compare(&env, &Who::Role(Role::Expert)).await;
-    assert_eq!(names(&expert), set(&[&p.program]));
+    assert_eq!(names(&expert), set(&[&p.program, &allocation]));
     let (_, service) = follow_and_compare(&env, &Who::Role(Role::Service)).await;
-    let mut expected = set(&["programs/draft-2025", &p.program]);
+    let mut expected = set(&["programs/draft-2025", &p.program, &allocation]);
     expected.extend(p.apps.iter().map(|a| a.name.clone()));
     assert_eq!(names(&service), expected);
     stop(env).await;

@@ -25,6 +25,7 @@ isolation_cases!(
         open_program => "OpenProgram",
         close_program => "CloseProgram",
         allocate_program => "AllocateProgram",
+        start_allocation => "StartAllocation",
         publish_results => "PublishResults",
         finalize_program => "FinalizeProgram",
         create_application => "CreateApplication",
@@ -238,6 +239,48 @@ async fn allocate_program(backend: Backend) {
         isolation_call!(env.client(), allocate_program, req),
     )
     .await;
+}
+
+/// `StartAllocation` keeps its request ids with its operations (`operation.request_key`, scoped
+/// to the caller), not in the idempotency table the other cases count: A's retry returns A's
+/// operation; B (another admin) with A's id gets its own treatment — refused, the program being
+/// allocated by A's operation — never A's operation.
+async fn start_allocation(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    with_application(&env).await;
+    env.close("green-2024").await;
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
+    let x = request_id();
+    let req = pb::StartAllocationRequest {
+        name: PROGRAM.into(),
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    let mut c = env.client();
+    let first = c
+        .start_allocation(a.request(req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = c
+        .start_allocation(a.request(req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.name, first.name, "A's retry is A's operation");
+    let theirs = c
+        .start_allocation(b.request(req.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(theirs.code(), Code::FailedPrecondition, "{theirs:?}");
+    let last = c
+        .start_allocation(a.request(req))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(last.name, first.name, "A's record is untouched by B");
 }
 
 async fn publish_results(backend: Backend) {
