@@ -66,6 +66,10 @@ pub struct Args {
     /// Applications per CreateApplication run (each needs its own approved achievement).
     #[arg(long, default_value_t = 600)]
     pub applications: u64,
+    /// Applications of the allocation-at-scale workload (created, allocated as an operation
+    /// and paged back through the RPCs; each needs its own approved achievement).
+    #[arg(long, default_value_t = 100_000)]
+    pub result_applications: u64,
     /// Only workloads whose name contains one of these (comma-separated), e.g. `get,echo`.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -87,6 +91,7 @@ impl Args {
             self.import_rows = self.import_rows.min(600);
             self.sweep_certificates = self.sweep_certificates.min(500);
             self.applications = self.applications.min(12);
+            self.result_applications = self.result_applications.min(30);
             self.callers = self.callers.min(16);
             self.check = false;
         }

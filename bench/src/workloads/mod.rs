@@ -26,6 +26,7 @@ use crate::setup::{self, Databases, Running};
 mod allocation;
 mod cross;
 mod registry;
+mod results;
 mod sweep;
 
 use allocation::*;
@@ -293,6 +294,15 @@ async fn run_selected(
         );
         row.target = "(none)".into();
         rows.push(row);
+    }
+
+    if args.wants("scale-allocation") {
+        dbs.settle(args.settle(), false).await;
+        eprintln!(
+            "allocation at scale: {} applications through the RPCs",
+            args.result_applications
+        );
+        rows.extend(results::allocation_at_scale(args, rt, dbs).await?);
     }
 
     if args.wants("sweep") {

@@ -268,9 +268,32 @@ impl WriteTx {
         request_id: &str,
         request: &impl prost::Message,
     ) -> Result<Begun<R>, ApiError> {
+        Self::begin_for(db, ctx, request_id, request, LEASE_DEADLINE).await
+    }
+
+    /// [`WriteTx::begin`] for a write that may hold the service's writer longer than
+    /// [`LEASE_DEADLINE`]: a long-running operation's one all-or-nothing transaction (an
+    /// allocation of 100,000 applications). Every other write of the service waits meanwhile.
+    pub async fn begin_long<R: prost::Message + Default>(
+        db: &DatabaseConnection,
+        ctx: &CallContext,
+        request_id: &str,
+        request: &impl prost::Message,
+        deadline: Duration,
+    ) -> Result<Begun<R>, ApiError> {
+        Self::begin_for(db, ctx, request_id, request, deadline.max(LEASE_DEADLINE)).await
+    }
+
+    async fn begin_for<R: prost::Message + Default>(
+        db: &DatabaseConnection,
+        ctx: &CallContext,
+        request_id: &str,
+        request: &impl prost::Message,
+        deadline: Duration,
+    ) -> Result<Begun<R>, ApiError> {
         let request_id = RequestId::parse(request_id)?;
         let fingerprint = idempotency::fingerprint(request);
-        let lease = lease(db).await?;
+        let lease = lease_for(db, deadline).await?;
         // Stored as `package.Service/Method`, without the path's leading slash.
         let method = idempotency::method_of(ctx);
         let caller_scope = CallerScope::of(&ctx.caller);
@@ -553,6 +576,8 @@ enum Outcome {
 struct Request {
     db: DatabaseConnection,
     reply: oneshot::Sender<Result<Lease, ApiError>>,
+    /// How long the lease may be held before it is revoked.
+    deadline: Duration,
 }
 
 /// The running writers, by connection pool: (generation, queue, the pool's identity).
@@ -578,6 +603,10 @@ fn pool_id(db: &DatabaseConnection) -> Option<(usize, PoolId)> {
 
 /// Queues for a lease on `db`'s writer (starting it if needed) and waits for it.
 async fn lease(db: &DatabaseConnection) -> Result<Lease, ApiError> {
+    lease_for(db, LEASE_DEADLINE).await
+}
+
+async fn lease_for(db: &DatabaseConnection, deadline: Duration) -> Result<Lease, ApiError> {
     let (key, id) = pool_id(db)
         .ok_or_else(|| ApiError::internal("writes need a SQLite or PostgreSQL connection pool"))?;
     let (reply, granted) = oneshot::channel();
@@ -586,6 +615,7 @@ async fn lease(db: &DatabaseConnection) -> Result<Lease, ApiError> {
         let request = Request {
             db: db.clone(),
             reply,
+            deadline,
         };
         let unqueued = match writers.get(&key) {
             Some((_, queue, _)) => match queue.send(request) {
@@ -692,16 +722,17 @@ async fn run_batch(
             commit_time_us,
             done,
         };
+        let deadline = request.deadline;
         let outcome = if request.reply.send(Ok(lease)).is_err() {
             // The caller went away while queued; the lease was dropped unused.
             None
         } else {
-            match tokio::time::timeout(LEASE_DEADLINE, ended).await {
+            match tokio::time::timeout(deadline, ended).await {
                 Ok(Ok(outcome)) => Some(outcome),
                 Ok(Err(_)) => None,
                 Err(_) => {
                     tracing::warn!(
-                        deadline_s = LEASE_DEADLINE.as_secs(),
+                        deadline_s = deadline.as_secs(),
                         "a write held its lease past the deadline; revoked"
                     );
                     None

@@ -42,6 +42,9 @@ use crate::store::{application as application_store, run as run_store};
 /// The method whose operations [`AllocationRunner`] runs.
 pub(crate) const START_ALLOCATION: &str = "qilu.awards.v1.AwardAllocationService/StartAllocation";
 
+/// How long a `StartAllocation` operation's write transaction may hold the awards writer.
+const OPERATION_WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where a run reports how far the peer checks got (the operation's metadata).
 struct Checking<'a> {
     progress: &'a Progress,
@@ -281,6 +284,7 @@ pub(super) async fn allocate_program(
             candidates,
             labels,
             view: None,
+            write_deadline: None,
         },
         &mut |_| {},
     )
@@ -297,6 +301,8 @@ struct Commit<'a> {
     labels: BTreeMap<String, Label>,
     /// The response's view; `None`: FULL up to the inline limit.
     view: Option<pb::AllocationView>,
+    /// How long the write may hold the writer; `None`: as long as any call's write.
+    write_deadline: Option<std::time::Duration>,
 }
 
 /// The run itself, in one `WriteTx` keyed by `request_id` (a replay returns the first result):
@@ -310,7 +316,14 @@ async fn commit_run(
     c: Commit<'_>,
     on_written: &mut (dyn FnMut(usize) + Send),
 ) -> Result<pb::Allocation, ApiError> {
-    let mut tx = match WriteTx::begin::<pb::Allocation>(&api.db, ctx, request_id, request).await? {
+    // A large program's outcomes are written in this one transaction: an operation may hold the
+    // writer for longer than a call may (every other awards write waits meanwhile).
+    let begun = if let Some(deadline) = c.write_deadline {
+        WriteTx::begin_long::<pb::Allocation>(&api.db, ctx, request_id, request, deadline).await?
+    } else {
+        WriteTx::begin::<pb::Allocation>(&api.db, ctx, request_id, request).await?
+    };
+    let mut tx = match begun {
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
@@ -490,6 +503,7 @@ impl Runner for AllocationRunner {
                 candidates,
                 labels,
                 view: Some(pb::AllocationView::Basic),
+                write_deadline: Some(OPERATION_WRITE_DEADLINE),
             },
             &mut move |n| {
                 written_meta.written = i32::try_from(n).unwrap_or(i32::MAX);
