@@ -33,6 +33,7 @@ pub mod migration;
 pub mod pagination;
 #[cfg(feature = "server")]
 pub mod point_read;
+pub mod reason;
 pub mod rpc;
 #[cfg(feature = "server")]
 pub mod server;
