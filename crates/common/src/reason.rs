@@ -38,15 +38,16 @@ pub fn parse(code: &str) -> Option<ErrorReason> {
 /// `qilu.*` enum (`PROGRAM_STATE_DRAFT`), nor listed in `NOT_REASONS` with what it is,
 /// fails the test until it is added to one of them.
 ///
-/// - `every_reason_the_code_sends_is_an_error_reason`:
-///   no reason without its documented value;
-/// - `every_error_reason_is_sent_somewhere`: no
-///   stale value (a reason no code sends any more is deprecated in the proto, never reused);
-/// - `every_error_reason_says_its_code_and_services`:
-///   each value's comment starts with its gRPC code and the services that send it;
-/// - `rpc_comments_name_their_errors_with_documented_reasons`:
-///   every RPC's comment has an `Errors:` line whose reasons are values of the enum, under the
-///   code the value documents, sent by the RPC's service.
+/// - `every_reason_the_code_sends_is_an_error_reason`: no reason without its documented value;
+/// - `every_error_reason_is_sent_somewhere`: no stale value (a reason no code sends any more is
+///   marked `deprecated` in the proto, never removed or reused);
+/// - `every_error_reason_says_its_code_and_services`: each value's comment starts with its gRPC
+///   code and the services that send it;
+/// - `rpc_comments_name_their_errors_with_documented_reasons`: every service's comment lists the
+///   errors all its methods may answer and every RPC's comment has an `Errors:` line; each reason
+///   named is a value, under the code its comment documents, sent by that service;
+/// - `reasons_the_docs_name_are_error_reasons`: a reason-like word in README, ARCHITECTURE or
+///   docs/ is a value (or a code, an enum value, a constant of the code).
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests {
@@ -175,6 +176,45 @@ pub(crate) mod tests {
         let mut out = BTreeSet::new();
         for f in qilu_files(set) {
             collect(&f.enum_type, &f.message_type, &mut out);
+        }
+        out
+    }
+
+    /// Every value of every `qilu.*` enum without its enum's prefix (`SCREENING_OUTCOME_VETO` →
+    /// `VETO`), as the docs and messages name them.
+    fn short_enum_value_names(set: &FileDescriptorSet) -> BTreeSet<String> {
+        fn upper_snake_of(camel: &str) -> String {
+            let mut out = String::new();
+            for (i, ch) in camel.chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(ch.to_ascii_uppercase());
+            }
+            out
+        }
+        fn collect(
+            enums: &[prost_types::EnumDescriptorProto],
+            messages: &[prost_types::DescriptorProto],
+            out: &mut BTreeSet<String>,
+        ) {
+            for e in enums {
+                let prefix = format!("{}_", upper_snake_of(e.name()));
+                out.extend(
+                    e.value
+                        .iter()
+                        .filter_map(|v| v.name().strip_prefix(&prefix).map(str::to_string)),
+                );
+            }
+            for m in messages {
+                collect(&m.enum_type, &m.nested_type, out);
+            }
+        }
+        let mut out = BTreeSet::new();
+        for f in qilu_files(set) {
+            if f.name() != "qilu/common/v1/error_reason.proto" {
+                collect(&f.enum_type, &f.message_type, &mut out);
+            }
         }
         out
     }
@@ -344,6 +384,28 @@ pub(crate) mod tests {
             })
     }
 
+    /// The names of the `const` and `static` items of the scanned code.
+    fn code_constants() -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for file in scanned_sources() {
+            let source = std::fs::read_to_string(&file).unwrap();
+            for word in ["const ", "static "] {
+                for (at, _) in source.match_indices(word) {
+                    let name: String = source[at + word.len()..]
+                        .chars()
+                        .take_while(|ch| {
+                            ch.is_ascii_uppercase() || ch.is_ascii_digit() || *ch == '_'
+                        })
+                        .collect();
+                    if upper_snake(&name) {
+                        out.insert(name);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Every UPPER_SNAKE literal of the scanned code, with where it occurs.
     fn code_literals() -> BTreeMap<String, Vec<String>> {
         let root = workspace();
@@ -444,6 +506,67 @@ fn h() { let _ = "AFTER_TESTS"; }
         assert!(
             not_reasons.is_empty(),
             "NOT_REASONS lists literals the code no longer has: {not_reasons:?}"
+        );
+    }
+
+    /// Backticked UPPER_SNAKE words in the docs that are neither reasons, gRPC codes, enum values
+    /// nor constants of the code, and what they are.
+    const DOC_NOT_REASONS: &[(&str, &str)] = &[
+        ("ERROR_REASON_", "the enum's prefix"),
+        ("QILU_TOKEN", "environment variable"),
+        ("QILU_TEST_POSTGRES_URL", "environment variable"),
+        ("PATH", "environment variable"),
+        ("COMMIT", "SQL"),
+        ("SAVEPOINT", "SQL"),
+        ("FILE", "buf breaking rule category"),
+        ("GR", "certificate number prefix"),
+    ];
+
+    /// The reasons the docs name (README, ARCHITECTURE, docs/*.md), each a backticked
+    /// UPPER_SNAKE word: every one that is not a gRPC code, an enum value of the contracts (with or
+    /// without its prefix: `NEEDS_REVIEW`), a constant of the code (`TRIM_FROM_REVIEWS`), a buf
+    /// rule (`FILE_SAME_GO_PACKAGE`) or in
+    /// `DOC_NOT_REASONS` must be an `ErrorReason`, so a renamed or misspelt reason in the docs
+    /// fails here.
+    #[test]
+    fn reasons_the_docs_name_are_error_reasons() {
+        let set = descriptors();
+        let reasons = error_reasons(&set);
+        let full = enum_value_names(&set);
+        let short = short_enum_value_names(&set);
+        let constants = code_constants();
+        let root = workspace();
+        let mut docs = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
+        let mut more: Vec<_> = std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        more.sort();
+        docs.extend(more);
+        let mut unknown = Vec::new();
+        for doc in docs {
+            let text = std::fs::read_to_string(&doc).unwrap();
+            for word in text.split('`').skip(1).step_by(2) {
+                let known = !upper_snake(word.trim_end_matches('_'))
+                    || reasons.contains_key(word)
+                    || CODES.contains(&word)
+                    || full.contains(word)
+                    || short.contains(word)
+                    || constants.contains(word)
+                    || word.starts_with("FILE_SAME_")
+                    || DOC_NOT_REASONS.iter().any(|(w, _)| *w == word);
+                if !known {
+                    let shown = doc.strip_prefix(&root).unwrap_or(&doc);
+                    unknown.push(format!("{word} in {}", shown.display()));
+                }
+            }
+        }
+        assert!(
+            unknown.is_empty(),
+            "the docs name reason-like codes that are not ErrorReason values (fix the doc, add \
+             the reason to error_reason.proto, or list the word in DOC_NOT_REASONS):\n  {}",
+            unknown.join("\n  ")
         );
     }
 
