@@ -35,6 +35,7 @@ pub mod operations;
 pub mod pagination;
 #[cfg(feature = "server")]
 pub mod point_read;
+pub mod reason;
 pub mod rpc;
 #[cfg(feature = "server")]
 pub mod server;

@@ -1036,7 +1036,7 @@ impl lro::operations_server::Operations for OperationsService {
             Err(_) => {
                 return Err(ApiError::invalid(
                     "page_size",
-                    "INVALID_PAGE_SIZE",
+                    "OUT_OF_RANGE",
                     "page_size must not be negative",
                 )
                 .into());
@@ -1122,7 +1122,7 @@ impl lro::operations_server::Operations for OperationsService {
             Some(t) if t.seconds < 0 || t.nanos < 0 => {
                 return Err(ApiError::invalid(
                     "timeout",
-                    "INVALID_ARGUMENT",
+                    "OUT_OF_RANGE",
                     "timeout must not be negative",
                 )
                 .into());

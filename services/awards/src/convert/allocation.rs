@@ -77,7 +77,7 @@ pub fn effective_view(asked: i32, entry_count: i32) -> Result<pb::AllocationView
         }),
         Err(_) => Err(ApiError::invalid(
             "view",
-            "INVALID_ENUM_VALUE",
+            "UNKNOWN",
             format!("{asked} is not an AllocationView"),
         )),
     }
