@@ -276,6 +276,8 @@ enum RoleArg {
     Enterprise,
     Auditor,
     Service,
+    /// A public portal: published results only.
+    Public,
 }
 
 impl From<RoleArg> for Role {
@@ -287,6 +289,7 @@ impl From<RoleArg> for Role {
             RoleArg::Enterprise => Role::Enterprise,
             RoleArg::Auditor => Role::Auditor,
             RoleArg::Service => Role::Service,
+            RoleArg::Public => Role::Public,
         }
     }
 }
