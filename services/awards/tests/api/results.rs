@@ -20,6 +20,7 @@ use crate::support::{Env, IT, project, uuid};
 on_both_backends!(
     an_allocation_runs_as_an_operation_and_its_entries_page_in_rank_order,
     an_allocation_operation_waits_for_a_peer_and_survives_a_restart,
+    a_waiting_allocation_is_cancelled_and_writes_nothing,
     published_results_are_readable_by_everyone_and_a_competitor_objects_by_their_ids,
 );
 
@@ -414,6 +415,71 @@ async fn an_allocation_operation_waits_for_a_peer_and_survives_a_restart(backend
         .unwrap()
         .into_inner();
     assert_eq!(program.state, pb::ProgramState::Allocated as i32);
+    env.awards.stop().await;
+}
+
+async fn a_waiting_allocation_is_cancelled_and_writes_nothing(backend: Backend) {
+    let Some(mut env) = Env::start(backend).await else {
+        return;
+    };
+    closed_program(&env, "cancel-2024", 2).await;
+    let review = env.review.take().unwrap().pause().await;
+    let op = env
+        .client()
+        .start_allocation(start(&env, Role::Admin, "cancel-2024", &uuid()))
+        .await
+        .unwrap()
+        .into_inner();
+    // Another caller cannot cancel it (it does not see it); its starter can.
+    let other = ops(&env)
+        .cancel_operation(env.awards.request(
+            Role::Officer,
+            lro::CancelOperationRequest {
+                name: op.name.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound);
+    ops(&env)
+        .cancel_operation(env.as_role(
+            Role::Admin,
+            lro::CancelOperationRequest {
+                name: op.name.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    let done = wait_done(&env, &op.name, Duration::from_secs(60)).await;
+    let Some(lro::operation::Result::Error(status)) = &done.result else {
+        panic!("not cancelled: {done:?}");
+    };
+    assert_eq!(status.code, Code::Cancelled as i32);
+    // Nothing was allocated: the program is still CLOSED and can be allocated afresh.
+    let program = env
+        .client()
+        .get_program(env.as_role(
+            Role::Admin,
+            pb::GetProgramRequest {
+                name: "programs/cancel-2024".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(program.state, pb::ProgramState::Closed as i32);
+    env.review = Some(review.resume::<qilu_review::Review>().await);
+    let again = env
+        .client()
+        .start_allocation(start(&env, Role::Admin, "cancel-2024", &uuid()))
+        .await
+        .unwrap()
+        .into_inner();
+    let done = wait_done(&env, &again.name, Duration::from_secs(60)).await;
+    assert!(matches!(
+        done.result,
+        Some(lro::operation::Result::Response(_))
+    ));
     env.awards.stop().await;
 }
 
