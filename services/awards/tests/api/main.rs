@@ -11,3 +11,4 @@ mod support;
 mod allocation;
 mod changes;
 mod replay_isolation;
+mod round_trip;

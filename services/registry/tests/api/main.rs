@@ -16,5 +16,6 @@ mod import_changes;
 mod leading;
 mod limits;
 mod replay_isolation;
+mod round_trip;
 mod statistics;
 mod zones_policy;
