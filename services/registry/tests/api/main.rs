@@ -12,6 +12,7 @@ mod certification;
 mod enterprises;
 mod feeds;
 mod group_commit;
+mod history_import;
 mod import_changes;
 mod leading;
 mod limits;
