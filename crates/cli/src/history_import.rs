@@ -114,10 +114,10 @@ pub struct Options {
 
 type Problem = (String, String);
 
-/// A parsed row, ready to send.
+/// A parsed row, ready to send (boxed: the two row messages differ much in size).
 enum Parsed {
-    Certificate(pb::ImportHighTechCertificateRow),
-    Figures(pb::ImportAnnualFiguresRow),
+    Certificate(Box<pb::ImportHighTechCertificateRow>),
+    Figures(Box<pb::ImportAnnualFiguresRow>),
 }
 
 struct Row {
@@ -227,18 +227,20 @@ fn parse_certificate(
         return Err(problems);
     }
     let uscc = header.get(fields, "uscc");
-    Ok(Parsed::Certificate(pb::ImportHighTechCertificateRow {
-        row_number: line as i64,
-        enterprise: crate::client::resource_name("enterprises", uscc),
-        high_tech_certificate: Some(pb::HighTechCertificate {
-            certificate_number: header.get(fields, "certificate_number").to_string(),
-            issue_date: header.get(fields, "issue_date").to_string(),
-            issuing_authority: header.get(fields, "issuing_authority").to_string(),
-            technology_field,
-            ..Default::default()
-        }),
-        annual_reports,
-    }))
+    Ok(Parsed::Certificate(Box::new(
+        pb::ImportHighTechCertificateRow {
+            row_number: line as i64,
+            enterprise: crate::client::resource_name("enterprises", uscc),
+            high_tech_certificate: Some(pb::HighTechCertificate {
+                certificate_number: header.get(fields, "certificate_number").to_string(),
+                issue_date: header.get(fields, "issue_date").to_string(),
+                issuing_authority: header.get(fields, "issuing_authority").to_string(),
+                technology_field,
+                ..Default::default()
+            }),
+            annual_reports,
+        },
+    )))
 }
 
 fn parse_figures(header: &Header, fields: &[String], line: u64) -> Result<Parsed, Vec<Problem>> {
@@ -329,10 +331,10 @@ fn parse_figures(header: &Header, fields: &[String], line: u64) -> Result<Parsed
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Parsed::Figures(pb::ImportAnnualFiguresRow {
+    Ok(Parsed::Figures(Box::new(pb::ImportAnnualFiguresRow {
         row_number: line as i64,
         annual_figures: Some(figures),
-    }))
+    })))
 }
 
 fn read_rows(kind: Kind, file: &Path) -> Result<(Header, Vec<Row>), String> {
@@ -457,7 +459,7 @@ pub async fn import(
             let rows: Vec<pb::ImportHighTechCertificateRow> = sendable
                 .iter()
                 .filter_map(|p| match p {
-                    Parsed::Certificate(r) => Some(r.clone()),
+                    Parsed::Certificate(r) => Some(pb::ImportHighTechCertificateRow::clone(r)),
                     Parsed::Figures(_) => None,
                 })
                 .collect();
@@ -498,7 +500,7 @@ pub async fn import(
             let rows: Vec<pb::ImportAnnualFiguresRow> = sendable
                 .iter()
                 .filter_map(|p| match p {
-                    Parsed::Figures(r) => Some(r.clone()),
+                    Parsed::Figures(r) => Some(pb::ImportAnnualFiguresRow::clone(r)),
                     Parsed::Certificate(_) => None,
                 })
                 .collect();
