@@ -17,6 +17,7 @@ mod client;
 #[cfg(feature = "server")]
 mod demo;
 mod enterprises;
+mod history_import;
 mod import;
 mod output;
 mod resources;
@@ -101,6 +102,12 @@ enum Command {
         #[command(subcommand)]
         command: EnterprisesCommand,
     },
+    /// Registry history imports: high-tech certificates with their annual reports, annual
+    /// figures (CSV; see the README for the columns).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Review service achievements: get, submit, screen.
     Achievements {
         #[command(subcommand)]
@@ -167,6 +174,32 @@ enum EnterprisesCommand {
         /// Rows per stream message (1-1000).
         #[arg(long, default_value_t = 500)]
         batch: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import high-tech certificates with their annual-report history from a CSV file.
+    Certificates {
+        /// The CSV file.
+        file: PathBuf,
+        /// Where to write rejected rows with their reasons (default: FILE.rejected.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Check every row and report, but write nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
+    /// Import annual figures (one enterprise-year per row) from a CSV file.
+    Figures {
+        /// The CSV file.
+        file: PathBuf,
+        /// Where to write rejected rows with their reasons (default: FILE.rejected.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Check every row and report, but write nothing.
+        #[arg(long)]
+        validate_only: bool,
     },
 }
 
@@ -360,6 +393,32 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             };
         }
+        Command::Import { command } => {
+            let conn = conn().await?;
+            let (kind, file, report, validate_only) = match command {
+                ImportCommand::Certificates {
+                    file,
+                    report,
+                    validate_only,
+                } => (
+                    history_import::Kind::Certificates,
+                    file,
+                    report,
+                    validate_only,
+                ),
+                ImportCommand::Figures {
+                    file,
+                    report,
+                    validate_only,
+                } => (history_import::Kind::Figures, file, report, validate_only),
+            };
+            let options = history_import::Options {
+                file,
+                report,
+                validate_only,
+            };
+            return history_import::import(&conn, format, kind, options).await;
+        }
         Command::Achievements { command } => {
             let conn = conn().await?;
             return match command {
@@ -489,6 +548,7 @@ async fn operate(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Enterprises { .. }
+        | Command::Import { .. }
         | Command::Achievements { .. }
         | Command::Programs { .. }
         | Command::Changes { .. }

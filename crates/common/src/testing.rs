@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod replay;
+pub mod round_trip;
 pub mod uscc;
 
 use std::collections::HashMap;

@@ -424,6 +424,45 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Ends a write that changed nothing (an Update sending back what is stored): no change, so
+    /// no audit event and no change-feed entry, but with a `request_id` the idempotency record
+    /// is kept, so that a retry replays this answer as it replays any other, even if the
+    /// resource changed in between. Waits until it is durable. Without a request id it is a
+    /// dropped write.
+    pub async fn commit_unchanged<R: prost::Message>(
+        mut self,
+        response: &R,
+    ) -> Result<(), ApiError> {
+        if !self.chain.events.is_empty() {
+            return Err(ApiError::internal(format!(
+                "{} recorded a change but ended as unchanged",
+                self.chain.method
+            )));
+        }
+        let Some(id) = self.request_id.take() else {
+            return Ok(());
+        };
+        idempotency::store(
+            &self.conn,
+            &self.caller_scope,
+            &id,
+            &self.chain.method,
+            std::mem::take(&mut self.fingerprint),
+            response.encode_to_vec(),
+            self.chain.commit_time_us,
+        )
+        .await?;
+        let done = self.done.take().ok_or_else(writer_gone)?;
+        let (ack, acked) = oneshot::channel();
+        // The head does not move: the lease added no event.
+        done.send(Outcome::Commit {
+            head: self.chain.head.clone(),
+            ack,
+        })
+        .map_err(|_| revoked_error())?;
+        Submitted(acked).durable().await
+    }
+
     /// Writes the audit events, the head and the idempotency record, then waits until the batch
     /// holding them has committed: `Ok` means durable.
     pub async fn commit<R: prost::Message>(self, response: &R) -> Result<(), ApiError> {

@@ -58,6 +58,16 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "ImportEnterprises",
         roles: &[Role::Admin, Role::Officer],
     },
+    // admin, officer.
+    MethodRoles {
+        method: "ImportHighTechCertificates",
+        roles: &[Role::Admin, Role::Officer],
+    },
+    // admin, officer.
+    MethodRoles {
+        method: "ImportAnnualFigures",
+        roles: &[Role::Admin, Role::Officer],
+    },
     // admin, officer, auditor, service; enterprise (own only).
     MethodRoles {
         method: "GetAnnualFigures",

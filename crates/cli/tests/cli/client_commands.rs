@@ -475,6 +475,9 @@ fn the_readme_walkthrough_works_as_written() {
         "export QILU_TOKEN=$(qilu token --role officer)",
         "qilu enterprises import crates/cli/samples/enterprises.csv",
         "qilu enterprises list",
+        "qilu import certificates examples/migration/certificates.csv",
+        "qilu import figures examples/migration/figures.csv",
+        "qilu enterprises get 91370102MA9400015C",
     ];
     for line in walkthrough {
         assert!(
@@ -493,6 +496,17 @@ fn the_readme_walkthrough_works_as_written() {
         samples.join("enterprises.csv"),
     )
     .unwrap();
+    let migration = dir.path().join("examples/migration");
+    std::fs::create_dir_all(&migration).unwrap();
+    for file in ["certificates.csv", "figures.csv"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/migration")
+                .join(file),
+            migration.join(file),
+        )
+        .unwrap();
+    }
 
     let dev = Dev::start(dir.path(), &[]);
     let token = dev.token("officer");
@@ -516,5 +530,48 @@ fn the_readme_walkthrough_works_as_written() {
         "{table}"
     );
     assert!(readme.contains("12 accepted (created 12, updated 0, unchanged 0), 1 rejected"));
+
+    // The enterprises' history: certificates with their annual reports, then figures.
+    let certificates = [
+        "import",
+        "certificates",
+        "examples/migration/certificates.csv",
+    ];
+    let out = dev.run(&token, &certificates);
+    assert_eq!(
+        ok(&out),
+        "5 accepted (created 5, updated 0, unchanged 0), 1 rejected\n\
+         rejected rows and their reasons: examples/migration/certificates.rejected.csv\n"
+    );
+    let report = std::fs::read_to_string(migration.join("certificates.rejected.csv")).unwrap();
+    assert!(report.contains("annual_reports[0].filed_date"), "{report}");
+    let out = dev.run(&token, &certificates);
+    assert!(
+        ok(&out).starts_with("5 accepted (created 0, updated 0, unchanged 5), 1 rejected"),
+        "{}",
+        ok(&out)
+    );
+    let out = dev.run(
+        &token,
+        &["import", "figures", "examples/migration/figures.csv"],
+    );
+    assert!(
+        ok(&out).starts_with("3 accepted (created 3, updated 0, unchanged 0), 1 rejected"),
+        "{}",
+        ok(&out)
+    );
+    let out = dev.run(
+        &token,
+        &[
+            "--output",
+            "json",
+            "enterprises",
+            "get",
+            "91370102MA9400015C",
+        ],
+    );
+    let enterprise: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(enterprise["high_tech_certified"], true, "{enterprise}");
+    assert!(readme.contains("5 accepted (created 5, updated 0, unchanged"));
     dev.stop();
 }

@@ -127,6 +127,13 @@ pub(super) async fn update_program(
     check_etag(update.etag, &current.name(), current.version)?;
     refusal::may_update(&current)?;
     let s = update.apply(&current)?;
+    if s == current.settings {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let response = program_to_proto(&current);
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     let mut updated = current.clone();
     updated.settings = s;
     ceilings::check_quotas(tx.conn(), &updated).await?;

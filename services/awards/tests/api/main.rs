@@ -12,3 +12,4 @@ mod allocation;
 mod changes;
 mod replay_isolation;
 mod results;
+mod round_trip;

@@ -224,6 +224,13 @@ pub(super) async fn update_enterprise(
     if mask.contains("zone") {
         check_zone(tx.conn(), updated.fields.zone.as_ref()).await?;
     }
+    if updated.fields == current.fields {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let response = as_read(tx.conn(), &current, today).await?;
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {

@@ -200,6 +200,23 @@ pub(super) async fn update_annual_figures(
                 .unwrap_or("another source")
         )));
     }
+    let unchanged = current.is_some()
+        && writes
+            .iter()
+            .all(|(kind, write)| match (write, updated.figures.get(kind)) {
+                (Some((value, source, reference)), Some(r)) => {
+                    r.value == *value && r.source == *source && r.reference == *reference
+                }
+                (None, None) => true,
+                _ => false,
+            });
+    if unchanged {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let response = to_proto(&updated);
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     for (kind, write) in writes {
         match write {
             Some((value, source, reference)) => {

@@ -304,6 +304,7 @@ impl<'a> Run<'a> {
             uscc: shown_uscc,
             outcome: pb::ImportRowOutcome::Unspecified as i32,
             problems: Vec::new(),
+            name: String::new(),
         };
         match accepted {
             Some((uscc, fields)) => self.pending.push(Pending {

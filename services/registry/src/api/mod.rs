@@ -6,9 +6,11 @@
 //! |---|---|
 //! | `enterprises` | enterprises and USCC validation |
 //! | `status` | revoke and deregister an enterprise |
-//! | `import` | bulk import (client streaming) |
+//! | `import` | bulk import of enterprises (client streaming) |
+//! | `bulk` | the history imports' driver (client streaming): certificates, figures |
 //! | `figures` | annual figures |
-//! | `certification/` | `certificates`, annual `reports`, `eligibility` |
+//! | `figures_import` | bulk import of annual figures |
+//! | `certification/` | `certificates`, annual `reports`, `eligibility`, `import` (certificates with their report history) |
 //! | `leading` | leading cohorts, ranking, support policies |
 //! | `zones/` | `zones`, `clusters`, cluster `progress` |
 //! | `policy` | policy targets (dated, versioned data) |
@@ -19,10 +21,12 @@
 //! Each typed refusal of `domain/` maps to its `ApiError` once, in its family's `convert` module.
 
 mod audit;
+mod bulk;
 mod certification;
 mod changes;
 mod enterprises;
 mod figures;
+mod figures_import;
 mod import;
 mod leading;
 mod policy;
@@ -108,6 +112,8 @@ qilu_common::service_impl! {
         rpc revoke_enterprise(pb::RevokeEnterpriseRequest) -> pb::Enterprise = status::revoke_enterprise;
         rpc deregister_enterprise(pb::DeregisterEnterpriseRequest) -> pb::Enterprise = status::deregister_enterprise;
         rpc import_enterprises(Streaming<pb::ImportEnterprisesRequest>) -> pb::ImportEnterprisesResponse = import::import_enterprises;
+        rpc import_high_tech_certificates(Streaming<pb::ImportHighTechCertificatesRequest>) -> pb::ImportHighTechCertificatesResponse = certification::import::import_high_tech_certificates;
+        rpc import_annual_figures(Streaming<pb::ImportAnnualFiguresRequest>) -> pb::ImportAnnualFiguresResponse = figures_import::import_annual_figures;
         rpc get_annual_figures(pb::GetAnnualFiguresRequest) -> pb::AnnualFigures = figures::get_annual_figures;
         rpc list_annual_figures(pb::ListAnnualFiguresRequest) -> pb::ListAnnualFiguresResponse = figures::list_annual_figures;
         rpc update_annual_figures(pb::UpdateAnnualFiguresRequest) -> pb::AnnualFigures = figures::update_annual_figures;

@@ -102,8 +102,8 @@ pub fn to_proto(f: &AnnualFigures) -> pb::AnnualFigures {
     p
 }
 
-/// A figure as sent: value (flags as 0/1), source, reference. `None` when the message is unset.
-fn input_of(p: &pb::AnnualFigures, kind: FigureKind) -> Option<(i64, i32, String)> {
+/// A figure as sent: value (flags as 0/1), source, reference. `None` when the field is unset.
+pub fn input_of(p: &pb::AnnualFigures, kind: FigureKind) -> Option<(i64, i32, String)> {
     let amount = |a: &Option<pb::ReportedAmount>| {
         a.as_ref().map(|a| (a.value, a.source, a.reference.clone()))
     };

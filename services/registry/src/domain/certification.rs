@@ -467,14 +467,17 @@ impl Certificate {
                 date_given,
             });
         }
+        let on_time = filing.filed_date <= due_date(filing.year);
         let mut updated = self.clone();
         updated.filings.push(filing);
         updated.filings.sort_by_key(|f| f.year);
         // A certificate revoked for two missed reports stays revoked: a late filing does not
-        // undo a miss. Only an officer's record of a filing that was in fact on time (a paper
-        // filing the registry did not know of) shows it was never revoked, and that one is
-        // accepted.
-        if status(&updated, today).state == CertificateState::Revoked {
+        // undo a miss, so it is refused. A filing that was in fact on time (an officer's record
+        // of a paper filing the registry did not know of, or a migrated certificate's history)
+        // is a fact that only ever removes a miss, so it is accepted even while other misses
+        // still revoke the certificate: a history of several on-time reports is recorded one
+        // report at a time.
+        if !on_time && status(&updated, today).state == CertificateState::Revoked {
             return Err(CertificateRefused::RevokedForMissedReports { name: self.name() });
         }
         updated.version = self.version + 1;
@@ -606,6 +609,28 @@ mod tests {
         assert_eq!(refusal(late), "revoked for misses");
         let on_time = missed.file(filing(2024, "2025-05-30"), true, later, 9);
         assert_eq!(on_time.map(|c| (c.version, c.update_time_us)), Ok((2, 9)));
+    }
+
+    #[test]
+    fn an_on_time_history_is_recorded_one_report_at_a_time() {
+        // Issued 2023-12-01 and recorded in Qilu only in December 2026: all three reports read
+        // MISSED, so it reads REVOKED. Its history, filed on time, is recorded report by report;
+        // the first two are accepted while other misses still revoke it, and once the history
+        // is complete it reads as it always was: valid until its expiry.
+        let today = d("2026-11-20");
+        let c = cert("2023-12-01", &[]);
+        assert_eq!(status(&c, today).state, CertificateState::Revoked);
+        let c = c.file(filing(2023, "2024-05-10"), true, today, 1).unwrap();
+        assert_eq!(status(&c, today).state, CertificateState::Revoked);
+        let c = c.file(filing(2024, "2025-04-30"), true, today, 2).unwrap();
+        assert_eq!(status(&c, today).state, CertificateState::Valid);
+        let c = c.file(filing(2025, "2026-05-31"), true, today, 3).unwrap();
+        let s = status(&c, today);
+        assert_eq!((s.state, s.missed), (CertificateState::Valid, 0));
+        assert_eq!(lapse_date(&c), d("2026-12-01"));
+        // A late report in the history still counts as missed and is refused while it revokes.
+        let late = cert("2023-12-01", &[]).file(filing(2023, "2024-06-10"), true, today, 1);
+        assert_eq!(refusal(late), "revoked for misses");
     }
 
     #[test]

@@ -35,6 +35,8 @@ isolation_cases!(
         revoke_enterprise => "RevokeEnterprise",
         deregister_enterprise => "DeregisterEnterprise",
         import_enterprises => "ImportEnterprises",
+        import_high_tech_certificates => "ImportHighTechCertificates",
+        import_annual_figures => "ImportAnnualFigures",
         update_annual_figures => "UpdateAnnualFigures",
         create_high_tech_certificate => "CreateHighTechCertificate",
         file_annual_report => "FileAnnualReport",
@@ -381,7 +383,7 @@ async fn update_enterprise(backend: Backend) {
         isolation_call!(env.client(), update_enterprise, req),
     )
     .await;
-    // An officer with the same id does its own update.
+    // An officer with the same id does its own update (the same one, so it changes nothing).
     let (officer, _) = Principal::pair(&env.server, Role::Officer);
     let y = request_id();
     let req = pb::UpdateEnterpriseRequest {
@@ -399,7 +401,8 @@ async fn update_enterprise(backend: Backend) {
         &y,
         &a,
         &officer,
-        Expect::Fresh,
+        // The officer's run finds the address already set: nothing changes, the same answer.
+        Expect::FreshUnchanged,
         isolation_call!(env.client(), update_enterprise, req),
     )
     .await;
@@ -482,6 +485,101 @@ async fn import_enterprises(backend: Backend) {
             }
         }
     })
+    .await;
+}
+
+async fn import_high_tech_certificates(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
+    let x = request_id();
+    let message = pb::ImportHighTechCertificatesRequest {
+        rows: vec![pb::ImportHighTechCertificateRow {
+            row_number: 1,
+            enterprise: ent(&uscc_for(1)),
+            high_tech_certificate: Some(pb::HighTechCertificate {
+                certificate_number: "GR202337000777".into(),
+                issue_date: format!("{}-12-01", this_year() - 1),
+                technology_field: qilu_proto::common::HighTechField::NewMaterials as i32,
+                ..Default::default()
+            }),
+            annual_reports: Vec::new(),
+        }],
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    let client = env.client();
+    // B's own run finds the certificate already imported: "unchanged", not A's "created".
+    assert_isolated(
+        env.db(),
+        "ImportHighTechCertificates",
+        &x,
+        &a,
+        &b,
+        Expect::Fresh,
+        {
+            move |p: Principal| {
+                let mut c = client.clone();
+                let m = message.clone();
+                async move {
+                    encoded(
+                        c.import_high_tech_certificates(
+                            p.request(tokio_stream::iter([m]).map(|m| m)),
+                        )
+                        .await,
+                    )
+                }
+            }
+        },
+    )
+    .await;
+}
+
+async fn import_annual_figures(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
+    let x = request_id();
+    let message = pb::ImportAnnualFiguresRequest {
+        rows: vec![pb::ImportAnnualFiguresRow {
+            row_number: 1,
+            annual_figures: Some(pb::AnnualFigures {
+                name: format!("{}/annualFigures/{}", ent(&uscc_for(1)), this_year() - 1),
+                employees: Some(pb::ReportedAmount {
+                    value: 120,
+                    source: pb::FigureSource::AuditedStatement as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }],
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    let client = env.client();
+    // B's own run finds the figures already imported: "unchanged", not A's "created".
+    assert_isolated(
+        env.db(),
+        "ImportAnnualFigures",
+        &x,
+        &a,
+        &b,
+        Expect::Fresh,
+        {
+            move |p: Principal| {
+                let mut c = client.clone();
+                let m = message.clone();
+                async move {
+                    encoded(
+                        c.import_annual_figures(p.request(tokio_stream::iter([m]).map(|m| m)))
+                            .await,
+                    )
+                }
+            }
+        },
+    )
     .await;
 }
 

@@ -180,6 +180,13 @@ pub(super) async fn update_achievement(
     refusal::may_update(&current)?;
     let mut updated = current.clone();
     updated.fields = update.apply_update(&current.fields)?;
+    if updated.fields == current.fields {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let response = achievement_to_proto(&current, redact_for(ctx));
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {

@@ -206,6 +206,14 @@ pub(super) async fn update_expert(
     let current = load(tx.conn(), &id).await?;
     check_etag(update.etag, &current.name(), current.version)?;
     let mut updated = update.apply_update(&current)?;
+    if updated == current {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let open = open_reviews(tx.conn(), &id).await?;
+        let response = expert_to_proto(&current, open);
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_if_version(tx.conn(), &updated, current.version).await? {

@@ -10,6 +10,7 @@
 
 pub(super) mod certificates;
 pub(super) mod eligibility;
+pub(super) mod import;
 pub(super) mod reports;
 
 use crate::convert::certification::to_proto;
@@ -71,7 +72,7 @@ pub(crate) fn current(
 }
 
 /// Records `c`, as of `today`, in the write's audit log.
-fn record(
+pub(super) fn record(
     tx: &mut WriteTx,
     c: &Certificate,
     today: NaiveDate,
@@ -85,7 +86,11 @@ fn record(
 /// Sets the holder's `high_tech_certified` to whether it holds a valid certificate on `today`
 /// (after this transaction's certificate writes), bumping its version and auditing it when it
 /// changes.
-async fn refresh_certified(tx: &mut WriteTx, uscc: &str, today: NaiveDate) -> Result<(), ApiError> {
+pub(super) async fn refresh_certified(
+    tx: &mut WriteTx,
+    uscc: &str,
+    today: NaiveDate,
+) -> Result<(), ApiError> {
     let Some(model) = enterprise_store::get(tx.conn(), uscc).await? else {
         return Err(enterprise_not_found(uscc));
     };

@@ -145,8 +145,15 @@ pub(in crate::api) async fn update(
     let current = load_policy(tx.conn(), &uscc, year).await?;
     let etag = req.support_policy.as_ref().map(|p| p.etag.as_str());
     check_etag(etag.unwrap_or_default(), &current.name(), current.version)?;
-    let input = parse_update(&req, &mask, today)?;
+    let input = parse_update(&req, &mask, &current.fields.milestones, today)?;
     let updated = current.revised(input.apply(&current.fields), tx.now_us())?;
+    if updated.fields == current.fields {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let response = policy_to_proto(&current, today);
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     write_policy(
         &mut tx,
         &updated,

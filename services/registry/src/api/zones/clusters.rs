@@ -212,6 +212,13 @@ pub(in crate::api) async fn update_cluster(
     let target = updated
         .fields
         .require_target(updated.name(), target, current_year)?;
+    if updated.fields == current.fields {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let response = cluster_to_proto(&current, Some(&target));
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     let members_changed = updated.fields.members != current.fields.members;

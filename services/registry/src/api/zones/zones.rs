@@ -143,6 +143,14 @@ pub(in crate::api) async fn update_zone(
         violations.take(apply_zone_field(&mut updated.fields, input, path, today));
     }
     violations.finish()?;
+    if updated.fields == current.fields {
+        // Sent back as read (or otherwise unchanged): nothing to write or audit, and the etag
+        // stays; a retry with the request id still replays this answer.
+        let count = enterprise_count(tx.conn(), &current.name()).await?;
+        let response = zone_to_proto(&current, count);
+        tx.commit_unchanged(&response).await?;
+        return Ok(response);
+    }
     updated.version = current.version + 1;
     updated.update_time_us = tx.now_us();
     if !store::update_zone_if_version(tx.conn(), &updated, current.version).await? {

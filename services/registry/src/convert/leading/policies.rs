@@ -17,8 +17,9 @@ use crate::convert::parse_uscc;
 use crate::domain::leading::{parse_year, valid_year};
 use crate::domain::support_policy::{
     self as sp, MAX_DESCRIPTION_CHARS, MAX_MEASURES, MAX_MILESTONE_TITLE_CHARS, MAX_MILESTONES,
-    MAX_PERSON_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, Measure, MeasureKind, Milestone,
-    MilestoneState, PolicyFields, PolicyRefused, PolicyState, SupportPolicy, policy_name,
+    MAX_PERSON_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, MILESTONE_OVERDUE, Measure, MeasureKind,
+    Milestone, MilestoneState, PolicyFields, PolicyRefused, PolicyState, SupportPolicy,
+    policy_name,
 };
 use crate::domain::uscc::{KnownExceptions, Uscc};
 use crate::store::leading::PolicyFilter;
@@ -103,7 +104,8 @@ pub fn parse_new_policy(
             None
         }
     };
-    let fields = parse_fields(input, POLICY_MUTABLE_FIELDS, today, &mut v);
+    // A new policy has no stored milestones, so OVERDUE ("unchanged") has nothing to keep.
+    let fields = parse_fields(input, POLICY_MUTABLE_FIELDS, &[], today, &mut v);
     v.into_result(year.map(|year| NewPolicy { year, fields }))
 }
 
@@ -169,16 +171,18 @@ pub fn parse_update_mask(req: &pb::UpdateSupportPolicyRequest) -> Result<Vec<Str
 
 /// The masked fields of an `UpdateSupportPolicy`, every bad field and every path that cannot
 /// be updated at once, in the mask's order. The handler checks them once the policy is found
-/// and its etag current, so a missing or stale policy is reported before the fields.
+/// and its etag current, so a missing or stale policy is reported before the fields; `stored`
+/// are its milestones, which a milestone sent back as read (OVERDUE) keeps.
 pub fn parse_update(
     req: &pb::UpdateSupportPolicyRequest,
     paths: &[String],
+    stored: &[Milestone],
     today: NaiveDate,
 ) -> Result<PolicyUpdate, ApiError> {
     let input = required(req.support_policy.as_ref(), "support_policy")?;
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let mut v = Violations::new();
-    let fields = parse_fields(input, &paths, today, &mut v);
+    let fields = parse_fields(input, &paths, stored, today, &mut v);
     v.finish()?;
     // Every path is updatable now.
     let mask = UpdateMask::parse(req.update_mask.as_ref(), POLICY_MUTABLE_FIELDS)?;
@@ -236,10 +240,12 @@ pub fn parse_review(
 }
 
 /// The fields of `p` named by `paths`, in that order, each violation recorded in `v` under
-/// `support_policy.{path}`; fields not named are left empty.
+/// `support_policy.{path}`; fields not named are left empty. `stored` are the policy's stored
+/// milestones (none for a new policy).
 fn parse_fields(
     p: &pb::SupportPolicy,
     paths: &[&str],
+    stored: &[Milestone],
     today: NaiveDate,
     v: &mut Violations,
 ) -> PolicyFields {
@@ -279,7 +285,9 @@ fn parse_fields(
                     fields.responsible_officer_name = t;
                 }
             }
-            "milestones" => fields.milestones = parse_milestones(&p.milestones, &at, today, v),
+            "milestones" => {
+                fields.milestones = parse_milestones(&p.milestones, &at, stored, today, v);
+            }
             other => v.push(qilu_common::input::mask::not_updatable(
                 other,
                 POLICY_MUTABLE_FIELDS,
@@ -375,9 +383,14 @@ fn parse_measures(p: &[pb::SupportMeasure], at: &str, v: &mut Violations) -> Vec
     out
 }
 
+/// The milestones as written. `state` OVERDUE (what a read shows for a late milestone) keeps the
+/// state stored for the milestone with the same id, when that one reads OVERDUE today: a policy
+/// sent back as read changes nothing (`Milestone.state` in the contract says so); `overdue` is
+/// output only and never read.
 fn parse_milestones(
     p: &[pb::Milestone],
     at: &str,
+    stored: &[Milestone],
     today: NaiveDate,
     v: &mut Violations,
 ) -> Vec<Milestone> {
@@ -414,13 +427,21 @@ fn parse_milestones(
             &mut mine,
         );
         let due = keep(date(&m.due_date, &format!("{here}.due_date")), &mut mine);
-        let state = MilestoneState::from_code(m.state);
+        let state = MilestoneState::from_code(m.state).or_else(|| {
+            (m.state == MILESTONE_OVERDUE)
+                .then(|| stored.iter().find(|s| s.id == m.milestone_id))
+                .flatten()
+                .filter(|s| s.is_overdue(today))
+                .map(|s| s.state)
+        });
         if state.is_none() {
             let (reason, why) = match m.state {
                 0 => ("REQUIRED", "a milestone state is required".to_string()),
-                4 => (
+                MILESTONE_OVERDUE => (
                     "OUTPUT_ONLY_VALUE",
-                    "OVERDUE is computed from the due date and is never written".to_string(),
+                    "OVERDUE is computed from the due date; it is accepted only as read back for \
+                     a milestone of this policy that reads OVERDUE (meaning: unchanged)"
+                        .to_string(),
                 ),
                 n => (
                     "UNKNOWN_ENUM_VALUE",
@@ -533,6 +554,7 @@ pub fn policy_to_proto(p: &SupportPolicy, today: NaiveDate) -> pb::SupportPolicy
                 title: m.title.clone(),
                 due_date: m.due_date.format("%Y-%m-%d").to_string(),
                 state: m.state_as_read(today),
+                overdue: m.is_overdue(today),
                 completed_date: m
                     .completed_date
                     .map(|d| d.format("%Y-%m-%d").to_string())
@@ -688,7 +710,7 @@ mod tests {
         };
         let parse = |paths: &[&str]| {
             let r = req(paths);
-            parse_update(&r, &parse_update_mask(&r)?, today())
+            parse_update(&r, &parse_update_mask(&r)?, &[], today())
         };
         let update = parse(&["title"]).unwrap();
         let current = PolicyFields {
