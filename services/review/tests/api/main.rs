@@ -11,3 +11,4 @@ mod support;
 mod achievements;
 mod changes;
 mod replay_isolation;
+mod workflow;
