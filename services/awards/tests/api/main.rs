@@ -10,4 +10,5 @@ mod support;
 
 mod allocation;
 mod changes;
+mod drafts;
 mod replay_isolation;
