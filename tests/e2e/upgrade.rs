@@ -213,6 +213,45 @@ async fn the_current_binaries_run_on_v0_1_0_databases(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(allocation.entries.len(), 2);
+    // The release's reviews got their due date (assignment day + 30) from the migration, and
+    // the overdue filter reads them.
+    let mut review = AchievementReviewServiceClient::new(channel.clone());
+    let reviews = review
+        .list_reviews(request(
+            &config,
+            Role::Auditor,
+            qilu_proto::review::ListReviewsRequest {
+                parent: "achievements/-".into(),
+                page_size: 1000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .reviews;
+    assert!(!reviews.is_empty());
+    for r in &reviews {
+        let d = r.due_date.as_bytes();
+        assert!(
+            d.len() == 10 && d[4] == b'-' && d[7] == b'-',
+            "{}: due {:?}",
+            r.name,
+            r.due_date
+        );
+    }
+    review
+        .list_reviews(request(
+            &config,
+            Role::Auditor,
+            qilu_proto::review::ListReviewsRequest {
+                parent: "achievements/-".into(),
+                filter: "overdue = true".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
 
     // New writes extend the release's chains.
     registry

@@ -73,6 +73,8 @@ pub(crate) mod tests {
         ("REVOKED", "enterprise state name"),
         ("DEREGISTERED", "enterprise state name"),
         ("DRAFT", "achievement state name"),
+        ("ASSIGNED", "review state name"),
+        ("CANCELLED", "review state name"),
         ("SUBMITTED", "achievement state name"),
         ("UNDER_REVIEW", "achievement state name"),
         ("APPROVED", "achievement state name"),

@@ -45,6 +45,11 @@ pub const ROLE_TABLE: RoleTable = &[
     },
     // admin.
     MethodRoles {
+        method: "DeleteProgram",
+        roles: &[Role::Admin],
+    },
+    // admin.
+    MethodRoles {
         method: "OpenProgram",
         roles: &[Role::Admin],
     },

@@ -62,6 +62,11 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "WithdrawAchievement",
         roles: &[Role::Admin, Role::Enterprise],
     },
+    // admin; enterprise (own only).
+    MethodRoles {
+        method: "DeleteAchievement",
+        roles: &[Role::Admin, Role::Enterprise],
+    },
     // admin.
     MethodRoles {
         method: "CreateVetoRuleSet",
@@ -80,6 +85,11 @@ pub const ROLE_TABLE: RoleTable = &[
     // admin.
     MethodRoles {
         method: "ActivateVetoRuleSet",
+        roles: &[Role::Admin],
+    },
+    // admin.
+    MethodRoles {
+        method: "DeleteVetoRuleSet",
         roles: &[Role::Admin],
     },
     // admin, officer, auditor; enterprise (own only); expert (assigned).
@@ -122,6 +132,16 @@ pub const ROLE_TABLE: RoleTable = &[
     MethodRoles {
         method: "AssignReviewers",
         roles: &[Role::Admin, Role::Officer],
+    },
+    // admin.
+    MethodRoles {
+        method: "CancelReview",
+        roles: &[Role::Admin],
+    },
+    // admin.
+    MethodRoles {
+        method: "ReassignReview",
+        roles: &[Role::Admin],
     },
     // expert (the assigned expert only).
     MethodRoles {

@@ -80,15 +80,18 @@ impl FeedSpec for AwardsFeed {
         if !may_read_type(caller, head.resource_type) {
             return None;
         }
+        let shown = match new_state(event) {
+            Some(state) => Some(visible_state(caller, state, &event.method)?),
+            // Without its state nothing says whose it is or what it shows: only staff, who
+            // read every resource of the types they are admitted to, see such a change.
+            None if caller.is_staff() => None,
+            None => return None,
+        };
+        // A deletion (`DeleteProgram`) records the program's last state, a DRAFT: who sees the
+        // deletion is decided on it as for its other changes (staff only), without state.
         let new_state = match head.kind {
             feed::ChangeKind::Deleted => None,
-            _ => match new_state(event) {
-                Some(state) => Some(visible_state(caller, state, &event.method)?),
-                // Without its state nothing says whose it is or what it shows: only staff, who
-                // read every resource of the types they are admitted to, see such a change.
-                None if caller.is_staff() => None,
-                None => return None,
-            },
+            _ => shown,
         };
         Some(pb::Change {
             cursor: head.cursor,

@@ -241,6 +241,7 @@ qilu_common::service_impl! {
         rpc get_program(pb::GetProgramRequest) -> pb::Program = programs::get_program;
         rpc list_programs(pb::ListProgramsRequest) -> pb::ListProgramsResponse = programs::list_programs;
         rpc update_program(pb::UpdateProgramRequest) -> pb::Program = programs::update_program;
+        rpc delete_program(pb::DeleteProgramRequest) -> () = programs::delete_program;
         rpc open_program(pb::OpenProgramRequest) -> pb::Program = programs::open_program;
         rpc close_program(pb::CloseProgramRequest) -> pb::Program = programs::close_program;
         rpc allocate_program(pb::AllocateProgramRequest) -> pb::Allocation = allocation::allocate_program;

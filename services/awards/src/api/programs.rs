@@ -1,4 +1,5 @@
-//! Programs: create (DRAFT), get, list, update (DRAFT only; field mask + etag), and the stage
+//! Programs: create (DRAFT), get, list, update (DRAFT only; field mask + etag), delete (DRAFT
+//! only; the audit event keeps the draft as it was, and its id is never reused), and the stage
 //! methods open, close, publish (objection window) and finalize. Enterprise and expert tokens
 //! never see a DRAFT: it is NOT_FOUND for them and absent from their lists.
 
@@ -32,6 +33,9 @@ pub(super) async fn create_program(
         Begun::Replay(previous) => return Ok(previous),
         Begun::Fresh(tx) => tx,
     };
+    if store::was_deleted(tx.conn(), &id.name()).await? {
+        return Err(refusal::StageRefused::IdOfDeleted { program: id.name() }.into());
+    }
     let now = tx.now_us();
     let p = Program {
         id: id.as_str().to_string(),
@@ -140,6 +144,28 @@ pub(super) async fn update_program(
     let response = save(&mut tx, &current, updated).await?;
     tx.commit(&response).await?;
     Ok(response)
+}
+
+pub(super) async fn delete_program(
+    api: &AwardsApi,
+    ctx: &CallContext,
+    req: pb::DeleteProgramRequest,
+) -> Result<(), ApiError> {
+    let id = ProgramId::parse_name(&req.name, "name")?;
+    let mut tx = match WriteTx::begin::<()>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(()) => return Ok(()),
+        Begun::Fresh(tx) => tx,
+    };
+    let current = api.load_program(tx.conn(), &id).await?;
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_delete(&current)?;
+    if !store::delete_if_version(tx.conn(), &current.id, current.version).await? {
+        return Err(concurrent(&current.name()));
+    }
+    tx.record(&current.name(), &current, &program_to_proto(&current))?;
+    tx.commit(&()).await?;
+    tracing::info!(program = %current.name(), "draft program deleted");
+    Ok(())
 }
 
 /// Writes `updated` over `current` (version check), records it, and returns its proto.

@@ -21,6 +21,21 @@ impl From<StageRefused> for ApiError {
                     state.as_str()
                 ),
             ),
+            StageRefused::NotDraftToDelete { program, state } => ApiError::precondition(
+                "PROGRAM_NOT_DRAFT",
+                program.clone(),
+                format!(
+                    "{program} is {}; only a DRAFT program can be deleted (an opened program runs to FINAL and stays on record)",
+                    state.as_str()
+                ),
+            ),
+            StageRefused::IdOfDeleted { program } => ApiError::precondition(
+                "ID_OF_DELETED_RESOURCE",
+                program.clone(),
+                format!(
+                    "{program} was deleted; a deleted program's id is never given to another, so the audit log names one program per id"
+                ),
+            ),
             StageRefused::Incomplete { program, why } => {
                 ApiError::precondition("PROGRAM_INCOMPLETE", program, why)
             }

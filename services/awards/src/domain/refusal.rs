@@ -29,6 +29,18 @@ pub enum StageRefused {
         /// Its state.
         state: State,
     },
+    /// Only a DRAFT program is deleted.
+    NotDraftToDelete {
+        /// `programs/{id}`.
+        program: String,
+        /// Its state.
+        state: State,
+    },
+    /// The id belonged to a program that was deleted.
+    IdOfDeleted {
+        /// `programs/{id}`.
+        program: String,
+    },
     /// A program opens only with its settings complete.
     Incomplete {
         /// `programs/{id}`.
@@ -82,6 +94,19 @@ pub fn may_update(p: &Program) -> Result<(), StageRefused> {
         Ok(())
     } else {
         Err(StageRefused::NotDraft {
+            program: p.name(),
+            state: p.state,
+        })
+    }
+}
+
+/// Only a DRAFT program is deleted: nobody outside the programme office has seen it and nothing
+/// refers to it. Once opened it runs to FINAL and stays on record.
+pub fn may_delete(p: &Program) -> Result<(), StageRefused> {
+    if p.state == State::Draft {
+        Ok(())
+    } else {
+        Err(StageRefused::NotDraftToDelete {
             program: p.name(),
             state: p.state,
         })

@@ -81,6 +81,32 @@ pub async fn update_if_version(
     Ok(r.rows_affected == 1)
 }
 
+/// Deletes program `id` if its row is still at `expected` version; false otherwise.
+pub async fn delete_if_version(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    expected: i64,
+) -> Result<bool, DbErr> {
+    let r = Entity::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(expected))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Whether the program named `name` was deleted: the audit log (append-only, indexed by
+/// resource) holds a `DeleteProgram` event for it. Read only, never written here.
+pub async fn was_deleted(conn: &impl ConnectionTrait, name: &str) -> Result<bool, DbErr> {
+    use qilu_common::audit::entity as audit;
+    Ok(audit::Entity::find()
+        .filter(audit::Column::Resource.eq(name))
+        .filter(audit::Column::Method.like("%/DeleteProgram"))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
 /// One program.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Program>, DbErr> {
     Entity::find_by_id(id.to_string())

@@ -1922,6 +1922,7 @@ async fn call_empty(env: &Env, method: &str, role: Role) -> Result<(), Status> {
         "GetProgram" => call!(get_program),
         "ListPrograms" => call!(list_programs),
         "UpdateProgram" => call!(update_program),
+        "DeleteProgram" => call!(delete_program),
         "OpenProgram" => call!(open_program),
         "CloseProgram" => call!(close_program),
         "AllocateProgram" => call!(allocate_program),
@@ -1957,7 +1958,7 @@ async fn every_role_is_allowed_or_refused_exactly_as_the_role_table_says(backend
     };
     assert_eq!(
         qilu_awards::roles::ROLE_TABLE.len(),
-        28,
+        29,
         "every RPC of the contract"
     );
     for row in qilu_awards::roles::ROLE_TABLE {

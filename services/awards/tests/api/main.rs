@@ -10,6 +10,7 @@ mod support;
 
 mod allocation;
 mod changes;
+mod drafts;
 mod replay_isolation;
 mod results;
 mod round_trip;

@@ -22,6 +22,7 @@ isolation_cases!(
     cases: {
         create_program => "CreateProgram",
         update_program => "UpdateProgram",
+        delete_program => "DeleteProgram",
         open_program => "OpenProgram",
         close_program => "CloseProgram",
         allocate_program => "AllocateProgram",
@@ -453,6 +454,41 @@ async fn resolve_objection(backend: Backend) {
         &b,
         Expect::Refused(Code::FailedPrecondition),
         isolation_call!(env.client(), resolve_objection, req),
+    )
+    .await;
+}
+
+async fn delete_program(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    env.client()
+        .create_program(env.as_role(
+            Role::Admin,
+            pb::CreateProgramRequest {
+                program_id: "green-2024".into(),
+                program: Some(project(2024)),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let (a, b) = Principal::pair(&env.awards, Role::Admin);
+    let x = request_id();
+    let req = pb::DeleteProgramRequest {
+        name: PROGRAM.into(),
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    // B's own delete finds the draft gone.
+    assert_isolated(
+        &env.awards.db,
+        "DeleteProgram",
+        &x,
+        &a,
+        &b,
+        Expect::Refused(Code::NotFound),
+        isolation_call!(env.client(), delete_program, req),
     )
     .await;
 }

@@ -1,6 +1,7 @@
 //! Achievements: create (owner checked in the registry), get, list, update (drafts only),
-//! submit (registry check, then rule screening with the active rule set: VETO → VETOED at once)
-//! and withdraw.
+//! submit (registry check, then rule screening with the active rule set: VETO → VETOED at once),
+//! withdraw, and delete (drafts only: the row goes; the audit event of the deletion keeps the
+//! draft as it was, and the feed shows the deletion without state).
 
 use qilu_common::idempotency;
 use qilu_common::input::etag::{check_etag, concurrent};
@@ -336,4 +337,31 @@ pub(super) async fn withdraw_achievement(
     )?;
     tx.commit(&response).await?;
     Ok(response)
+}
+
+pub(super) async fn delete_achievement(
+    api: &ReviewApi,
+    ctx: &CallContext,
+    req: pb::DeleteAchievementRequest,
+) -> Result<(), ApiError> {
+    let id = AchievementId::parse_name(&req.name, "name")?;
+    let mut tx = match WriteTx::begin::<()>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(()) => return Ok(()),
+        Begun::Fresh(tx) => tx,
+    };
+    let current = api.load_achievement(tx.conn(), &id).await?;
+    check_own(ctx, &current)?;
+    check_etag(&req.etag, &current.name(), current.version)?;
+    refusal::may_delete(&current)?;
+    if !store::delete_if_version(tx.conn(), id.as_str(), current.version).await? {
+        return Err(concurrent(&current.name()));
+    }
+    tx.record(
+        &current.name(),
+        &current,
+        &achievement_to_proto(&current, false),
+    )?;
+    tx.commit(&()).await?;
+    tracing::info!(achievement = %current.name(), "draft achievement deleted");
+    Ok(())
 }

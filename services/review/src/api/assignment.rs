@@ -1,7 +1,8 @@
 //! `AssignReviewers`: automatic (N experts by field, under load limits, never in conflict,
 //! fewest open reviews then expert id) or manual (admin only; a conflicted expert is refused
 //! naming the conflict). All or nothing: when the assignment cannot be made in full, nothing is
-//! assigned.
+//! assigned. Every review is due on the request's `due_date`, by default 30 days after today in
+//! the programme time zone.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,7 @@ use qilu_proto::review as pb;
 
 use super::{ReviewApi, new_id};
 use crate::convert::achievement::achievement_to_proto;
-use crate::convert::review::review_to_proto;
+use crate::convert::review::{due_date, review_to_proto};
 use crate::domain::achievement::State;
 use crate::domain::expert::{self, Candidate, Expert, MAX_REVIEWERS_PER_CALL};
 use crate::domain::ids::{AchievementId, ExpertId};
@@ -83,6 +84,7 @@ pub(super) async fn assign_reviewers(
 ) -> Result<pb::AssignReviewersResponse, ApiError> {
     let id = AchievementId::parse_name(&req.name, "name")?;
     let ask = parse_ask(ctx, &req)?;
+    let due_date = due_date(&req.due_date, "due_date", api.clock.today(api.time_zone))?;
     let mut tx =
         match WriteTx::begin::<pb::AssignReviewersResponse>(&api.db, ctx, &req.request_id, &req)
             .await?
@@ -171,6 +173,7 @@ pub(super) async fn assign_reviewers(
             submit_time_us: None,
             update_time_us: now,
             version: 1,
+            due_date: due_date.clone(),
         };
         review_store::insert(tx.conn(), &review).await?;
         let published = review_to_proto(&review, false);

@@ -18,6 +18,9 @@
 //!   one change cannot tell, so it is not shown.
 //! - A change whose state cannot be decoded (none was recorded by Qilu 0.1) is shown to staff
 //!   only, without `new_state`: for anyone else its visibility cannot be decided.
+//! - A deletion (`DeleteAchievement`, `DeleteVetoRuleSet`) records the resource's last state; it
+//!   decides who sees the deletion, exactly as for the resource's other changes, and the change
+//!   itself carries no `new_state`.
 //!
 //! Nothing a review resource's Get returns depends on the date (the appeal deadline is a date
 //! stored with the veto, checked only when an appeal is filed), so the service has no sweep.
@@ -82,11 +85,13 @@ impl FeedSpec for ReviewFeed {
         if !admitted(caller, head.resource_type) {
             return None;
         }
-        let state = match head.kind {
+        // A deletion records the resource's last state: who may see the deletion is decided on
+        // it, as for any change (an owner sees its draft go), and the change carries no state.
+        let shown = visible_state(&Scope::of_caller(caller), new_state(event))?;
+        let new_state = match head.kind {
             feed::ChangeKind::Deleted => None,
-            _ => new_state(event),
+            _ => shown,
         };
-        let new_state = visible_state(&Scope::of_caller(caller), state)?;
         Some(pb::Change {
             cursor: head.cursor,
             sequence: head.sequence,

@@ -4,10 +4,11 @@
 //!
 //! | module | RPCs |
 //! |---|---|
-//! | `achievements` | create, get, list, update, submit (registry check + screening), withdraw |
-//! | `rule_sets` | veto rule sets (versioned data) and the dry-run `ScreenAchievement` |
+//! | `achievements` | create, get, list, update, submit (registry check + screening), withdraw, delete (drafts) |
+//! | `rule_sets` | veto rule sets (versioned data; delete if never activated) and the dry-run `ScreenAchievement` |
 //! | `experts` | experts and declared conflicts |
-//! | `assignment` | `AssignReviewers`, automatic and manual |
+//! | `assignment` | `AssignReviewers`, automatic and manual, with due dates |
+//! | `reassignment` | an admin's `CancelReview` and `ReassignReview` of an open review |
 //! | `reviews` | submit, get, list reviews (blind until one's own is in) |
 //! | `decisions` | finalize, appeal, resolve, batch status for the awards service |
 //! | `changes` | the change feed: list, watch, head, snapshot |
@@ -22,6 +23,7 @@ mod audit;
 mod changes;
 mod decisions;
 mod experts;
+mod reassignment;
 mod reviews;
 mod rule_sets;
 
@@ -209,10 +211,12 @@ qilu_common::service_impl! {
         rpc update_achievement(pb::UpdateAchievementRequest) -> pb::Achievement = achievements::update_achievement;
         rpc submit_achievement(pb::SubmitAchievementRequest) -> pb::Achievement = achievements::submit_achievement;
         rpc withdraw_achievement(pb::WithdrawAchievementRequest) -> pb::Achievement = achievements::withdraw_achievement;
+        rpc delete_achievement(pb::DeleteAchievementRequest) -> () = achievements::delete_achievement;
         rpc create_veto_rule_set(pb::CreateVetoRuleSetRequest) -> pb::VetoRuleSet = rule_sets::create_veto_rule_set;
         rpc get_veto_rule_set(pb::GetVetoRuleSetRequest) -> pb::VetoRuleSet = rule_sets::get_veto_rule_set;
         rpc list_veto_rule_sets(pb::ListVetoRuleSetsRequest) -> pb::ListVetoRuleSetsResponse = rule_sets::list_veto_rule_sets;
         rpc activate_veto_rule_set(pb::ActivateVetoRuleSetRequest) -> pb::VetoRuleSet = rule_sets::activate_veto_rule_set;
+        rpc delete_veto_rule_set(pb::DeleteVetoRuleSetRequest) -> () = rule_sets::delete_veto_rule_set;
         rpc screen_achievement(pb::ScreenAchievementRequest) -> pb::ScreeningVerdict = rule_sets::screen_achievement;
         rpc create_expert(pb::CreateExpertRequest) -> pb::Expert = experts::create_expert;
         rpc get_expert(pb::GetExpertRequest) -> pb::Expert = experts::get_expert;
@@ -220,6 +224,8 @@ qilu_common::service_impl! {
         rpc update_expert(pb::UpdateExpertRequest) -> pb::Expert = experts::update_expert;
         rpc declare_conflict(pb::DeclareConflictRequest) -> pb::Expert = experts::declare_conflict;
         rpc assign_reviewers(pb::AssignReviewersRequest) -> pb::AssignReviewersResponse = assignment::assign_reviewers;
+        rpc cancel_review(pb::CancelReviewRequest) -> pb::Review = reassignment::cancel_review;
+        rpc reassign_review(pb::ReassignReviewRequest) -> pb::ReassignReviewResponse = reassignment::reassign_review;
         rpc submit_review(pb::SubmitReviewRequest) -> pb::Review = reviews::submit_review;
         rpc get_review(pb::GetReviewRequest) -> pb::Review = reviews::get_review;
         rpc list_reviews(pb::ListReviewsRequest) -> pb::ListReviewsResponse = reviews::list_reviews;

@@ -28,7 +28,10 @@ fn not_found(name: &str) -> ApiError {
     }
 }
 
-async fn load(conn: &impl ConnectionTrait, name: &ReviewName) -> Result<Review, ApiError> {
+pub(super) async fn load(
+    conn: &impl ConnectionTrait,
+    name: &ReviewName,
+) -> Result<Review, ApiError> {
     let (a, r) = (name.achievement().as_str(), name.review());
     store::get(conn, a, r)
         .await?
@@ -71,11 +74,7 @@ pub(super) async fn submit_review(
     let expert = super::experts::load(tx.conn(), &ExpertId::from_stored(me)).await?;
     if let Some(refused) = refusal::conflict_at_scoring(&expert, &achievement) {
         // Found at scoring: the review is cancelled (committed), and the scores refused.
-        let mut cancelled = review.clone();
-        cancelled.state = ReviewState::Cancelled;
-        cancelled.cancel_reason = refused.cancel_reason();
-        cancelled.update_time_us = now;
-        cancelled.version = review.version + 1;
+        let cancelled = review.cancelled(refused.cancel_reason(), now);
         if !store::update_if_version(tx.conn(), &cancelled, review.version).await? {
             return Err(concurrent(&review.name()));
         }
@@ -177,7 +176,7 @@ pub(super) async fn list_reviews(
     req: pb::ListReviewsRequest,
 ) -> Result<pb::ListReviewsResponse, ApiError> {
     let achievement_id = list_parent(&req.parent)?;
-    let mut filter = list_filter(&req.filter)?;
+    let mut filter = list_filter(&req.filter, api.clock.today(api.time_zone))?;
     let page = PageRequest::parse(req.page_size, &req.page_token, &req.filter, &req.parent)?;
     let after: Option<Cursor> = page.after()?;
     let scope = Scope::of(ctx);

@@ -1,5 +1,6 @@
 //! Veto rule sets (versioned data: created immutable and INACTIVE, then activated; exactly one
-//! ACTIVE) and `ScreenAchievement`, the dry run that stores nothing.
+//! ACTIVE; deleted only if never activated, its id and version never reused) and
+//! `ScreenAchievement`, the dry run that stores nothing.
 
 use qilu_common::input::etag::{check_etag, concurrent};
 use qilu_common::pagination::PageRequest;
@@ -13,7 +14,7 @@ use crate::convert::rule_set::{
     CreateRuleSet, ScreenRequest, list_filter, rule_set_to_proto, verdict_to_proto,
 };
 use crate::domain::ids::RuleSetId;
-use crate::domain::refusal::NoActiveRuleSet;
+use crate::domain::refusal::{self, NoActiveRuleSet, RuleSetRefused};
 use crate::domain::screening::{self, RuleSetRef};
 use crate::store::rule_set::{self as store, RuleSet};
 
@@ -48,6 +49,9 @@ pub(super) async fn create_veto_rule_set(
             Begun::Replay(previous) => return Ok(previous),
             Begun::Fresh(tx) => tx,
         };
+    if store::was_deleted(tx.conn(), id.as_str()).await? {
+        return Err(RuleSetRefused::IdOfDeleted { name: id.name() }.into());
+    }
     let now = tx.now_us();
     let rule_set = RuleSet {
         version: store::next_version(tx.conn()).await?,
@@ -153,6 +157,28 @@ pub(super) async fn activate_veto_rule_set(
     tx.commit(&response).await?;
     tracing::info!(rule_set = %on.name(), version = on.version, "veto rule set activated");
     Ok(response)
+}
+
+pub(super) async fn delete_veto_rule_set(
+    api: &ReviewApi,
+    ctx: &CallContext,
+    req: pb::DeleteVetoRuleSetRequest,
+) -> Result<(), ApiError> {
+    let id = RuleSetId::parse_name(&req.name, "name")?;
+    let mut tx = match WriteTx::begin::<()>(&api.db, ctx, &req.request_id, &req).await? {
+        Begun::Replay(()) => return Ok(()),
+        Begun::Fresh(tx) => tx,
+    };
+    let current = load(tx.conn(), &id).await?;
+    check_etag(&req.etag, &current.name(), current.row_version)?;
+    refusal::may_delete_rule_set(current.name(), current.activate_time_us)?;
+    if !store::delete_if_version(tx.conn(), &current, current.row_version, tx.now_us()).await? {
+        return Err(concurrent(&current.name()));
+    }
+    tx.record(&current.name(), &current, &rule_set_to_proto(&current))?;
+    tx.commit(&()).await?;
+    tracing::info!(rule_set = %current.name(), version = current.version, "veto rule set deleted");
+    Ok(())
 }
 
 pub(super) async fn screen_achievement(

@@ -8,7 +8,7 @@ use qilu_common::error::Precondition;
 use crate::domain::appeal;
 use crate::domain::refusal::{
     AppealRefused, AssignRefused, FinalizeRefused, LifecycleRefused, NoActiveRuleSet, OwnerRefused,
-    ScoreRefused,
+    ReviewRefused, RuleSetRefused, ScoreRefused,
 };
 
 impl From<LifecycleRefused> for ApiError {
@@ -158,6 +158,42 @@ impl From<ScoreRefused> for ApiError {
                 expert.clone(),
                 format!(
                     "{expert} may not score {achievement}: {conflict}; the review is cancelled"
+                ),
+            ),
+        }
+    }
+}
+
+impl From<ReviewRefused> for ApiError {
+    fn from(r: ReviewRefused) -> ApiError {
+        match r {
+            ReviewRefused::NotOpen { review, state } => ApiError::precondition(
+                "REVIEW_NOT_OPEN",
+                review.clone(),
+                format!(
+                    "{review} is {}; only an ASSIGNED review can be cancelled or reassigned",
+                    state.as_str()
+                ),
+            ),
+        }
+    }
+}
+
+impl From<RuleSetRefused> for ApiError {
+    fn from(r: RuleSetRefused) -> ApiError {
+        match r {
+            RuleSetRefused::EverActivated { name } => ApiError::precondition(
+                "VETO_RULE_SET_ACTIVATED",
+                name.clone(),
+                format!(
+                    "{name} has been activated, so verdicts may cite it; only a rule set never activated can be deleted (activate another to supersede it)"
+                ),
+            ),
+            RuleSetRefused::IdOfDeleted { name } => ApiError::precondition(
+                "ID_OF_DELETED_RESOURCE",
+                name.clone(),
+                format!(
+                    "{name} was deleted; a deleted rule set's id is never given to another, so the audit log names one rule set per id"
                 ),
             ),
         }

@@ -1,15 +1,18 @@
-//! Reviews: the submit and list requests parsed into domain values, and reviews as the API
-//! shows them (expert redacted for enterprise callers).
+//! Reviews: the submit, cancel, reassign and list requests parsed into domain values, due dates,
+//! and reviews as the API shows them (expert redacted for enterprise callers).
 
+use chrono::NaiveDate;
 use qilu_common::error::{ApiError, FieldViolation};
 use qilu_common::filter::{Filter, FilterField, Kind, Value};
 use qilu_common::input::Violations;
 use qilu_common::time::to_timestamp;
 use qilu_proto::review as pb;
 
-use crate::domain::achievement::MAX_LONG_TEXT_CHARS;
+use crate::domain::achievement::{MAX_LONG_TEXT_CHARS, MAX_REASON_CHARS};
 use crate::domain::ids::{AchievementId, ExpertId, ReviewName};
-use crate::domain::review::{ExpertVeto, Review, Scores, VetoCategory};
+use crate::domain::review::{
+    self, DueDateRefused, ExpertVeto, MAX_REVIEW_DAYS, Review, Scores, VetoCategory,
+};
 use crate::store::review::ListFilter;
 
 /// A parsed `SubmitReview`: the review, and the expert's scores, comment and veto.
@@ -96,6 +99,103 @@ impl SubmitReview {
     }
 }
 
+/// A requested due date (`field`, `YYYY-MM-DD`) for reviews assigned on `today`; empty = the
+/// default ([`review::DEFAULT_REVIEW_DAYS`] later).
+pub fn due_date(raw: &str, field: &str, today: NaiveDate) -> Result<String, FieldViolation> {
+    let asked = if raw.is_empty() {
+        None
+    } else {
+        Some(NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+            FieldViolation::new(
+                field,
+                "INVALID_DATE",
+                format!(
+                    "{} is not a date YYYY-MM-DD",
+                    qilu_common::limits::echo(raw)
+                ),
+            )
+        })?)
+    };
+    review::due_date(asked, today)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map_err(|why| {
+            let after = match why {
+                DueDateRefused::Past => "today or later".to_string(),
+                DueDateRefused::TooFar => format!("at most {MAX_REVIEW_DAYS} days after today"),
+            };
+            FieldViolation::new(
+                field,
+                "OUT_OF_RANGE",
+                format!("{raw} is out of range: a due date is {after} ({today})"),
+            )
+        })
+}
+
+/// A parsed `CancelReview`.
+#[derive(Debug, Clone)]
+pub struct CancelReview {
+    /// The review.
+    pub name: ReviewName,
+    /// The admin's reason, recorded as the review's `cancel_reason`.
+    pub reason: String,
+}
+
+impl CancelReview {
+    /// Every violation at once.
+    pub fn parse(req: &pb::CancelReviewRequest) -> Result<CancelReview, ApiError> {
+        let mut v = Violations::new();
+        let name = v.take(ReviewName::parse(&req.name, "name"));
+        let reason = v.take(qilu_common::input::text(
+            &req.reason,
+            "reason",
+            MAX_REASON_CHARS,
+            true,
+        ));
+        v.into_result(name.zip(reason))
+            .map(|(name, reason)| CancelReview { name, reason })
+    }
+}
+
+/// A parsed `ReassignReview`.
+#[derive(Debug, Clone)]
+pub struct ReassignReview {
+    /// The review taken away.
+    pub name: ReviewName,
+    /// The new reviewer.
+    pub expert: ExpertId,
+    /// The admin's reason.
+    pub reason: String,
+    /// The new review's due date, `YYYY-MM-DD`.
+    pub due_date: String,
+}
+
+impl ReassignReview {
+    /// Every violation at once; the due date is judged against `today`.
+    pub fn parse(
+        req: &pb::ReassignReviewRequest,
+        today: NaiveDate,
+    ) -> Result<ReassignReview, ApiError> {
+        let mut v = Violations::new();
+        let name = v.take(ReviewName::parse(&req.name, "name"));
+        let expert = v.take(ExpertId::parse_name(&req.expert, "expert"));
+        let reason = v.take(qilu_common::input::text(
+            &req.reason,
+            "reason",
+            MAX_REASON_CHARS,
+            true,
+        ));
+        let due = v.take(due_date(&req.due_date, "due_date", today));
+        v.into_result(name.zip(expert).zip(reason).zip(due)).map(
+            |(((name, expert), reason), due_date)| ReassignReview {
+                name,
+                expert,
+                reason,
+                due_date,
+            },
+        )
+    }
+}
+
 /// The `parent` of `ListReviews`: one achievement, or `achievements/-` for all.
 pub fn list_parent(raw: &str) -> Result<Option<AchievementId>, ApiError> {
     if raw == "achievements/-" {
@@ -121,10 +221,11 @@ const LIST_FILTER: &[FilterField] = &[
     FilterField::eq("expert", Kind::Text),
     FilterField::eq("round", Kind::Int),
     FilterField::eq("vetoed", Kind::Bool),
+    FilterField::eq("overdue", Kind::Bool),
 ];
 
-/// The `filter` of `ListReviews`.
-pub fn list_filter(raw: &str) -> Result<ListFilter, ApiError> {
+/// The `filter` of `ListReviews`; `overdue` is judged on `today` (programme time zone).
+pub fn list_filter(raw: &str, today: NaiveDate) -> Result<ListFilter, ApiError> {
     let mut out = ListFilter::default();
     for term in Filter::typed(raw, LIST_FILTER)? {
         let bad = |why: String| {
@@ -145,7 +246,10 @@ pub fn list_filter(raw: &str) -> Result<ListFilter, ApiError> {
                 out.round =
                     Some(i32::try_from(*r).map_err(|_| bad(format!("{r} is not a round number")))?);
             }
-            (_, Value::Bool(b)) => out.vetoed = Some(*b),
+            ("overdue", Value::Bool(b)) => {
+                out.overdue = Some((*b, today.format("%Y-%m-%d").to_string()));
+            }
+            ("vetoed", Value::Bool(b)) => out.vetoed = Some(*b),
             _ => {}
         }
     }
@@ -187,6 +291,7 @@ pub fn review_to_proto(r: &Review, redact: bool) -> pb::Review {
         create_time: Some(to_timestamp(r.assign_time_us)),
         update_time: Some(to_timestamp(r.update_time_us)),
         etag: r.etag(),
+        due_date: r.due_date.clone(),
     }
 }
 
@@ -196,8 +301,13 @@ mod tests {
 
     #[test]
     fn review_filters_read_state_expert_round_and_veto() {
-        let f = list_filter(r#"state = REVIEW_STATE_SUBMITTED AND expert = "experts/wang" AND round = 2 AND vetoed = true"#)
+        let today = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default();
+        let f = list_filter(r#"state = REVIEW_STATE_SUBMITTED AND expert = "experts/wang" AND round = 2 AND vetoed = true AND overdue = false"#, today)
             .ok();
+        assert_eq!(
+            f.as_ref().and_then(|f| f.overdue.clone()),
+            Some((false, "2026-12-07".to_string()))
+        );
         assert_eq!(
             f.as_ref().and_then(|f| f.expert_id.clone()).as_deref(),
             Some("wang")
@@ -210,8 +320,9 @@ mod tests {
             "expert = wang",
             "vetoed = yes",
             "round > 1",
+            "overdue = 1",
         ] {
-            assert!(list_filter(bad).is_err(), "{bad}");
+            assert!(list_filter(bad, today).is_err(), "{bad}");
         }
     }
 
@@ -245,5 +356,30 @@ mod tests {
             ]
         );
         assert!(list_parent("achievements/-").is_ok_and(|p| p.is_none()));
+    }
+
+    #[test]
+    fn a_reassignment_reports_every_bad_field_and_due_dates_are_checked() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default();
+        let req = pb::ReassignReviewRequest {
+            name: "reviews/r".into(),
+            expert: "wang".into(),
+            reason: String::new(),
+            due_date: "2026-13-01".into(),
+            ..Default::default()
+        };
+        let Err(ApiError::InvalidArgument(v)) = ReassignReview::parse(&req, today) else {
+            panic!("must be refused");
+        };
+        let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["name", "expert", "reason", "due_date"]);
+        assert_eq!(
+            due_date("", "due_date", today).ok().as_deref(),
+            Some("2027-01-06")
+        );
+        assert_eq!(
+            due_date("2026-12-06", "due_date", today).map_err(|v| v.reason),
+            Err("OUT_OF_RANGE".to_string())
+        );
     }
 }

@@ -54,6 +54,15 @@ pub fn may_update(a: &Achievement) -> Result<(), LifecycleRefused> {
     only_draft(a, "only a DRAFT can be updated")
 }
 
+/// A DRAFT may be deleted: nothing has been screened, reviewed or decided on it yet. Anything
+/// later stays on record and is withdrawn instead.
+pub fn may_delete(a: &Achievement) -> Result<(), LifecycleRefused> {
+    only_draft(
+        a,
+        "only a DRAFT can be deleted; a submitted achievement is withdrawn, never deleted",
+    )
+}
+
 /// A DRAFT may be submitted, if it still has the owner the registry was asked about.
 pub fn may_submit(a: &Achievement, owner_checked: &str) -> Result<(), LifecycleRefused> {
     if a.owner != owner_checked {
@@ -295,6 +304,57 @@ impl ScoreRefused {
                 String::new()
             }
         }
+    }
+}
+
+/// Why an admin may not cancel or reassign a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewRefused {
+    /// The review was submitted or cancelled already: only an ASSIGNED review is open.
+    NotOpen {
+        /// The review's name.
+        review: String,
+        /// Its state.
+        state: ReviewState,
+    },
+}
+
+/// Whether review `r` may be cancelled or reassigned: only while ASSIGNED (a submitted review is
+/// part of the decision's record; a cancelled one is final).
+pub fn may_cancel(r: &Review) -> Result<(), ReviewRefused> {
+    if r.state == ReviewState::Assigned {
+        Ok(())
+    } else {
+        Err(ReviewRefused::NotOpen {
+            review: r.name(),
+            state: r.state,
+        })
+    }
+}
+
+/// Why a veto rule set may not be deleted or its id taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSetRefused {
+    /// It was active at some time, so verdicts may cite it.
+    EverActivated {
+        /// `vetoRuleSets/{id}`.
+        name: String,
+    },
+    /// Its id belonged to a rule set that was deleted.
+    IdOfDeleted {
+        /// `vetoRuleSets/{id}`.
+        name: String,
+    },
+}
+
+/// A rule set may be deleted only if it was never activated (`activate_time_us` unset).
+pub fn may_delete_rule_set(
+    name: String,
+    activate_time_us: Option<i64>,
+) -> Result<(), RuleSetRefused> {
+    match activate_time_us {
+        None => Ok(()),
+        Some(_) => Err(RuleSetRefused::EverActivated { name }),
     }
 }
 

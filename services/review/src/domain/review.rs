@@ -1,8 +1,43 @@
 //! An expert's review: per-criterion scores in the contract's ranges, a comment, and an optional
 //! one-vote veto. A review is ASSIGNED by assignment, SUBMITTED once by its expert, or CANCELLED
-//! (conflict found, achievement withdrawn); it never changes after that.
+//! (conflict found, achievement withdrawn, cancelled or reassigned by an admin); it never changes
+//! after that. An ASSIGNED review is due on a date; past it, it is overdue.
 
+use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
+
+/// Days an expert has by default, counted from the assignment day in the programme time zone
+/// (issue 18: a review that is never submitted must become visible, so every review gets a due
+/// date; the contract states this default).
+pub const DEFAULT_REVIEW_DAYS: u64 = 30;
+
+/// The furthest a due date may be set after the assignment day: a year, so a typo (2062 for
+/// 2026) is refused rather than hiding a review from the overdue list for decades.
+pub const MAX_REVIEW_DAYS: u64 = 365;
+
+/// Why a requested due date is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueDateRefused {
+    /// Before the assignment day.
+    Past,
+    /// More than [`MAX_REVIEW_DAYS`] after it.
+    TooFar,
+}
+
+/// The due date of a review assigned on `today`: `asked`, or [`DEFAULT_REVIEW_DAYS`] later.
+pub fn due_date(asked: Option<NaiveDate>, today: NaiveDate) -> Result<NaiveDate, DueDateRefused> {
+    let latest = today
+        .checked_add_days(Days::new(MAX_REVIEW_DAYS))
+        .unwrap_or(today);
+    match asked {
+        None => Ok(today
+            .checked_add_days(Days::new(DEFAULT_REVIEW_DAYS))
+            .unwrap_or(today)),
+        Some(d) if d < today => Err(DueDateRefused::Past),
+        Some(d) if d > latest => Err(DueDateRefused::TooFar),
+        Some(d) => Ok(d),
+    }
+}
 
 /// Criterion ranges (`CriterionScores` in `review.proto`): innovation 0-30, technical level
 /// 0-30, economic benefit 0-20, green benefit 0-20; the total is 0-100.
@@ -136,6 +171,15 @@ impl ReviewState {
             _ => None,
         }
     }
+
+    /// The enum value name, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewState::Assigned => "ASSIGNED",
+            ReviewState::Submitted => "SUBMITTED",
+            ReviewState::Cancelled => "CANCELLED",
+        }
+    }
 }
 
 /// How the expert was assigned (`AssignmentMethod`).
@@ -200,6 +244,9 @@ pub struct Review {
     pub update_time_us: i64,
     /// Optimistic-concurrency version.
     pub version: i64,
+    /// Last day to submit, `YYYY-MM-DD` in the programme time zone.
+    #[serde(default)]
+    pub due_date: String,
 }
 
 impl Review {
@@ -212,6 +259,26 @@ impl Review {
     pub fn etag(&self) -> String {
         qilu_common::input::etag_of(&self.name(), self.version)
     }
+
+    /// Whether the review is still ASSIGNED after its due date, on `today` (programme time zone).
+    /// `YYYY-MM-DD` compares as it sorts, as the store's overdue filter compares it.
+    pub fn overdue(&self, today: NaiveDate) -> bool {
+        self.state == ReviewState::Assigned
+            && !self.due_date.is_empty()
+            && self.due_date.as_str() < today.format("%Y-%m-%d").to_string().as_str()
+    }
+
+    /// This ASSIGNED review cancelled at `now_us` for `reason`: the one way a review is
+    /// cancelled, so every cancellation looks alike in the audit log.
+    pub fn cancelled(&self, reason: String, now_us: i64) -> Review {
+        Review {
+            state: ReviewState::Cancelled,
+            cancel_reason: reason,
+            update_time_us: now_us,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
 }
 
 /// Resource name of a review.
@@ -220,6 +287,7 @@ pub fn review_name(achievement_id: &str, review_id: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -239,6 +307,60 @@ mod tests {
             Scores::new([30, 31, 20, 20]),
             Err(vec![("technical_level", 30)])
         );
+    }
+
+    #[test]
+    fn due_dates_default_to_thirty_days_and_stay_within_a_year() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let today = day("2026-12-07");
+        assert_eq!(due_date(None, today), Ok(day("2027-01-06")));
+        assert_eq!(due_date(Some(today), today), Ok(today));
+        assert_eq!(
+            due_date(Some(day("2027-12-07")), today),
+            Ok(day("2027-12-07"))
+        );
+        assert_eq!(
+            due_date(Some(day("2027-12-08")), today),
+            Err(DueDateRefused::TooFar)
+        );
+        assert_eq!(
+            due_date(Some(day("2026-12-06")), today),
+            Err(DueDateRefused::Past)
+        );
+    }
+
+    #[test]
+    fn only_an_assigned_review_past_its_due_day_is_overdue() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let r = Review {
+            id: "r".into(),
+            achievement_id: "a".into(),
+            expert_id: "e".into(),
+            round: 1,
+            state: ReviewState::Assigned,
+            method: AssignmentMethod::Manual,
+            assigned_by: "admin".into(),
+            scores: None,
+            comment: String::new(),
+            veto: None,
+            cancel_reason: String::new(),
+            assign_time_us: 0,
+            submit_time_us: None,
+            update_time_us: 0,
+            version: 1,
+            due_date: "2027-01-06".into(),
+        };
+        assert!(!r.overdue(day("2027-01-06")), "due today is not overdue");
+        assert!(r.overdue(day("2027-01-07")));
+        let done = Review {
+            state: ReviewState::Submitted,
+            ..r.clone()
+        };
+        assert!(!done.overdue(day("2027-02-01")));
+        let cancelled = r.cancelled("gone".into(), 5);
+        assert_eq!(cancelled.state, ReviewState::Cancelled);
+        assert_eq!(cancelled.version, 2);
+        assert!(!cancelled.overdue(day("2027-02-01")));
     }
 
     #[test]

@@ -172,6 +172,20 @@ pub async fn update_if_version(
     Ok(result.rows_affected == 1)
 }
 
+/// Deletes achievement `id` if its row is still at `expected_version`; false otherwise.
+pub async fn delete_if_version(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    expected_version: i64,
+) -> Result<bool, DbErr> {
+    let result = Entity::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(expected_version))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
 /// One achievement by id.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
     Entity::find_by_id(id.to_string()).by_key(conn).await

@@ -24,6 +24,8 @@ impl MigratorTrait for Migrator {
         all.extend(expert::migrations());
         all.extend(review::migrations());
         all.extend(qilu_common::migration::later_common_migrations());
+        all.extend(review::later_migrations());
+        all.extend(rule_set::later_migrations());
         all
     }
 }

@@ -11,7 +11,9 @@ use sea_orm_migration::prelude::{
 };
 
 use super::{CorruptRow, from_json, json};
-use crate::domain::review::{AssignmentMethod, ExpertVeto, Review, ReviewState};
+use crate::domain::review::{
+    AssignmentMethod, DEFAULT_REVIEW_DAYS, ExpertVeto, Review, ReviewState,
+};
 
 /// The `review` table.
 pub mod entity {
@@ -56,6 +58,8 @@ pub mod entity {
         pub update_time_us: i64,
         /// Optimistic-concurrency version.
         pub version: i64,
+        /// Last day to submit, `YYYY-MM-DD` (migration `m20261208_000100_review_due_dates`).
+        pub due_date: String,
     }
 
     /// No relations.
@@ -106,6 +110,7 @@ impl Model {
             submit_time_us: (self.submit_time_us != 0).then_some(self.submit_time_us),
             update_time_us: self.update_time_us,
             version: self.version,
+            due_date: self.due_date,
         })
     }
 }
@@ -133,6 +138,7 @@ fn to_active(r: &Review) -> entity::ActiveModel {
         submit_time_us: Set(r.submit_time_us.unwrap_or(0)),
         update_time_us: Set(r.update_time_us),
         version: Set(r.version),
+        due_date: Set(r.due_date.clone()),
     }
 }
 
@@ -247,6 +253,9 @@ pub struct ListFilter {
     pub round: Option<i32>,
     /// Vetoed or not.
     pub vetoed: Option<bool>,
+    /// Overdue or not on a day (`YYYY-MM-DD`, programme time zone): ASSIGNED with a due date
+    /// before it.
+    pub overdue: Option<(bool, String)>,
     /// Visibility: the row must match this condition (built by the handler).
     pub visible: Option<Condition>,
 }
@@ -275,6 +284,14 @@ pub async fn list(
         Some(true) => cond = cond.add(Column::VetoCategory.ne(0)),
         Some(false) => cond = cond.add(Column::VetoCategory.eq(0)),
         None => {}
+    }
+    if let Some((overdue, today)) = filter.overdue {
+        // `domain::review::Review::overdue`, as a condition.
+        let late = Condition::all()
+            .add(Column::State.eq(ReviewState::Assigned.code()))
+            .add(Column::DueDate.ne(""))
+            .add(Column::DueDate.lt(today));
+        cond = cond.add(if overdue { late } else { late.not() });
     }
     if let Some(v) = filter.visible {
         cond = cond.add(v);
@@ -311,6 +328,79 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreateReviews)]
 }
 
+/// Review migrations added after the common `later_common_migrations` (listed after them).
+pub fn later_migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(AddDueDates)]
+}
+
+/// Adds `review.due_date`. Reviews assigned before it get the default the contract states: the
+/// assignment day plus [`DEFAULT_REVIEW_DAYS`], the day counted in Asia/Shanghai (the default
+/// programme time zone; a migration reads no configuration). So a review that has waited since
+/// before the upgrade shows up as overdue at once.
+struct AddDueDates;
+
+impl MigrationName for AddDueDates {
+    fn name(&self) -> &str {
+        "m20261208_000100_review_due_dates"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddDueDates {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ReviewTable::Table)
+                    .add_column(
+                        ColumnDef::new(ReviewTable::DueDate)
+                            .string_len(10)
+                            .not_null()
+                            .default("")
+                            .to_owned(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        let conn = manager.get_connection();
+        let rows: Vec<(String, i64)> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::AssignTimeUs)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (id, assigned_us) in rows {
+            let day = qilu_common::time::to_datetime(assigned_us)
+                .map(|t| t.with_timezone(&chrono_tz::Asia::Shanghai).date_naive())
+                .unwrap_or_default();
+            let due = day
+                .checked_add_days(chrono::Days::new(DEFAULT_REVIEW_DAYS))
+                .unwrap_or(day);
+            Entity::update_many()
+                .col_expr(
+                    Column::DueDate,
+                    sea_orm::sea_query::Expr::value(due.format("%Y-%m-%d").to_string()),
+                )
+                .filter(Column::Id.eq(id))
+                .exec(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ReviewTable::Table)
+                    .drop_column(ReviewTable::DueDate)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 struct CreateReviews;
 
 impl MigrationName for CreateReviews {
@@ -340,6 +430,7 @@ enum ReviewTable {
     SubmitTimeUs,
     UpdateTimeUs,
     Version,
+    DueDate,
 }
 
 #[async_trait::async_trait]

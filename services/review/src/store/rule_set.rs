@@ -1,6 +1,10 @@
 //! Veto rule sets as stored: immutable rules (JSON) with a global version; only the ACTIVE flag
 //! and its times change. Exactly one rule set is ACTIVE: activation flips both rows in one
 //! write transaction. The first migration seeds `vetoRuleSets/default-2021`, active.
+//!
+//! A rule set never activated may be deleted; its id and version are kept in
+//! `deleted_veto_rule_set`, so neither is ever given to another rule set (verdicts and the audit
+//! log name rule sets by both).
 
 use qilu_common::db::KeyLookup;
 use sea_orm::entity::prelude::*;
@@ -129,7 +133,7 @@ pub async fn insert(conn: &impl ConnectionTrait, r: &RuleSet) -> Result<(), DbEr
     Ok(())
 }
 
-/// The next global version.
+/// The next global version: after every rule set's, deleted ones included.
 pub async fn next_version(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
     let max: Option<Option<i64>> = Entity::find()
         .select_only()
@@ -137,7 +141,75 @@ pub async fn next_version(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
         .into_tuple()
         .one(conn)
         .await?;
-    Ok(max.flatten().unwrap_or(0) + 1)
+    let deleted: Option<Option<i64>> = deleted::Entity::find()
+        .select_only()
+        .column_as(deleted::Column::Version.max(), "max")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(max
+        .flatten()
+        .unwrap_or(0)
+        .max(deleted.flatten().unwrap_or(0))
+        + 1)
+}
+
+/// `deleted_veto_rule_set` rows: the ids and versions of deleted rule sets, never reused.
+pub mod deleted {
+    use sea_orm::entity::prelude::*;
+
+    /// One deleted rule set.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deleted_veto_rule_set")]
+    pub struct Model {
+        /// The rule set's id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Its version.
+        pub version: i64,
+        /// When it was deleted, µs.
+        pub delete_time_us: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Deletes rule set `r` if its row is still at `expected_row_version` (false otherwise), and
+/// keeps its id and version out of use.
+pub async fn delete_if_version(
+    conn: &impl ConnectionTrait,
+    r: &RuleSet,
+    expected_row_version: i64,
+    now_us: i64,
+) -> Result<bool, DbErr> {
+    let result = Entity::delete_many()
+        .filter(Column::Id.eq(r.id.as_str()))
+        .filter(Column::RowVersion.eq(expected_row_version))
+        .exec(conn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Ok(false);
+    }
+    deleted::Entity::insert(deleted::ActiveModel {
+        id: Set(r.id.clone()),
+        version: Set(r.version),
+        delete_time_us: Set(now_us),
+    })
+    .exec(conn)
+    .await?;
+    Ok(true)
+}
+
+/// Whether a rule set with this id was deleted.
+pub async fn was_deleted(conn: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    Ok(deleted::Entity::find_by_id(id.to_string())
+        .by_key(conn)
+        .await?
+        .is_some())
 }
 
 /// One rule set by id.
@@ -190,6 +262,56 @@ pub async fn list(
 /// The rule-set migrations.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreateVetoRuleSets)]
+}
+
+/// Rule-set migrations added after the common `later_common_migrations` (listed after them).
+pub fn later_migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateDeletedVetoRuleSets)]
+}
+
+/// Creates `deleted_veto_rule_set`, for `DeleteVetoRuleSet`.
+struct CreateDeletedVetoRuleSets;
+
+impl MigrationName for CreateDeletedVetoRuleSets {
+    fn name(&self) -> &str {
+        "m20261208_000200_review_deleted_veto_rule_sets"
+    }
+}
+
+#[derive(DeriveIden)]
+enum DeletedVetoRuleSet {
+    Table,
+    Id,
+    Version,
+    DeleteTimeUs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateDeletedVetoRuleSets {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use DeletedVetoRuleSet as D;
+        manager
+            .create_table(
+                Table::create()
+                    .table(D::Table)
+                    .col(
+                        ColumnDef::new(D::Id)
+                            .string_len(63)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(D::Version).big_integer().not_null())
+                    .col(ColumnDef::new(D::DeleteTimeUs).big_integer().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(DeletedVetoRuleSet::Table).to_owned())
+            .await
+    }
 }
 
 struct CreateVetoRuleSets;

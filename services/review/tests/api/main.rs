@@ -12,3 +12,4 @@ mod achievements;
 mod changes;
 mod replay_isolation;
 mod round_trip;
+mod workflow;

@@ -34,6 +34,10 @@ isolation_cases!(
         declare_conflict => "DeclareConflict",
         assign_reviewers => "AssignReviewers",
         submit_review => "SubmitReview",
+        delete_achievement => "DeleteAchievement",
+        delete_veto_rule_set => "DeleteVetoRuleSet",
+        cancel_review => "CancelReview",
+        reassign_review => "ReassignReview",
     },
     also: {
         another_callers_request_id_tells_nothing_and_the_same_caller_reusing_it_is_refused,
@@ -716,4 +720,111 @@ async fn a_retry_while_the_registry_is_down_replays_create_and_submit(backend: B
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+}
+
+async fn delete_achievement(backend: Backend) {
+    let Some(env) = start(backend).await else {
+        return;
+    };
+    let d = env.draft("3421", 50_000).await;
+    let (a, b) = env.enterprises();
+    let x = request_id();
+    let req = pb::DeleteAchievementRequest {
+        name: d.name.clone(),
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    // B never learns that A's draft existed.
+    assert_isolated(
+        &env.review.db,
+        "DeleteAchievement",
+        &x,
+        &a,
+        &b,
+        Expect::Refused(Code::NotFound),
+        isolation_call!(env.client(), delete_achievement, req),
+    )
+    .await;
+}
+
+async fn delete_veto_rule_set(backend: Backend) {
+    let Some(env) = start(backend).await else {
+        return;
+    };
+    env.client()
+        .create_veto_rule_set(env.admin().request(rule_set_request("steel-typo", "")))
+        .await
+        .unwrap();
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
+    let x = request_id();
+    let req = pb::DeleteVetoRuleSetRequest {
+        name: "vetoRuleSets/steel-typo".into(),
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    // B's own delete finds it gone.
+    assert_isolated(
+        &env.review.db,
+        "DeleteVetoRuleSet",
+        &x,
+        &a,
+        &b,
+        Expect::Refused(Code::NotFound),
+        isolation_call!(env.client(), delete_veto_rule_set, req),
+    )
+    .await;
+}
+
+async fn cancel_review(backend: Backend) {
+    let Some(env) = start(backend).await else {
+        return;
+    };
+    let (_, review) = env.under_review().await;
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
+    let x = request_id();
+    let req = pb::CancelReviewRequest {
+        name: review,
+        reason: "专家失联".into(),
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    // B's own cancellation finds the review cancelled already.
+    assert_isolated(
+        &env.review.db,
+        "CancelReview",
+        &x,
+        &a,
+        &b,
+        Expect::Refused(Code::FailedPrecondition),
+        isolation_call!(env.client(), cancel_review, req),
+    )
+    .await;
+}
+
+async fn reassign_review(backend: Backend) {
+    let Some(env) = start(backend).await else {
+        return;
+    };
+    let (_, review) = env.under_review().await;
+    env.expert("r2").await;
+    let (a, b) = Principal::pair(&env.review, Role::Admin);
+    let x = request_id();
+    let req = pb::ReassignReviewRequest {
+        name: review,
+        expert: "experts/r2".into(),
+        reason: "专家失联".into(),
+        request_id: x.clone(),
+        ..Default::default()
+    };
+    // B's own reassignment finds the review taken away already.
+    assert_isolated(
+        &env.review.db,
+        "ReassignReview",
+        &x,
+        &a,
+        &b,
+        Expect::Refused(Code::FailedPrecondition),
+        isolation_call!(env.client(), reassign_review, req),
+    )
+    .await;
 }

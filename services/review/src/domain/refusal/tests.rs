@@ -50,6 +50,7 @@ fn review(id: &str, state: ReviewState, scores: Option<Scores>) -> Review {
         submit_time_us: None,
         update_time_us: 0,
         version: 1,
+        due_date: "2027-01-06".into(),
     }
 }
 
@@ -262,5 +263,26 @@ fn owner_and_rule_set_refusals_keep_their_messages() {
         })
         .2,
         "enterprises/X is ENTERPRISE_STATE_REVOKED in the registry; only an ACTIVE enterprise may hold achievements under review"
+    );
+}
+
+#[test]
+fn only_an_assigned_review_is_cancelled_and_only_a_never_activated_rule_set_deleted() {
+    assert!(may_cancel(&review("r1", ReviewState::Assigned, None)).is_ok());
+    for state in [ReviewState::Submitted, ReviewState::Cancelled] {
+        assert_eq!(
+            may_cancel(&review("r1", state, None)),
+            Err(ReviewRefused::NotOpen {
+                review: "achievements/a1/reviews/r1".into(),
+                state,
+            })
+        );
+    }
+    assert!(may_delete_rule_set("vetoRuleSets/x".into(), None).is_ok());
+    assert_eq!(
+        may_delete_rule_set("vetoRuleSets/x".into(), Some(1)),
+        Err(RuleSetRefused::EverActivated {
+            name: "vetoRuleSets/x".into()
+        })
     );
 }
