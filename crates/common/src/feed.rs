@@ -572,7 +572,9 @@ where
 /// Names of one type all start with its first collection segment and a slash.
 fn name_range(types: &[(&str, &'static str)], filter: &ChangeFilter) -> (String, String) {
     if let Some(resource) = &filter.resource {
-        return (resource.clone(), format!("{resource}\u{0}"));
+        // One name: `snapshot_batch` compares it for equality (a NUL-terminated upper bound is
+        // not a string PostgreSQL accepts).
+        return (resource.clone(), String::new());
     }
     if let Some(t) = &filter.resource_type
         && let Some((path, _)) = types.iter().find(|(_, known)| known == t)
@@ -606,6 +608,9 @@ async fn snapshot_batch<S: FeedSpec>(
         .filter(audit_entity::Column::Resource.gte(lo));
     if !hi.is_empty() {
         query = query.filter(audit_entity::Column::Resource.lt(hi));
+    }
+    if let Some(resource) = &filter.resource {
+        query = query.filter(audit_entity::Column::Resource.eq(resource.as_str()));
     }
     let rows: Vec<(String, Option<i64>)> = query
         .group_by(audit_entity::Column::Resource)
@@ -806,5 +811,10 @@ mod tests {
         assert!(lo.as_str() <= "enterprises/9135" && "enterprises/9135" < hi.as_str());
         assert!("enterprises0" >= hi.as_str() && "enterprise/" < lo.as_str());
         assert!("zones/a" >= hi.as_str());
+        // One resource: compared for equality, and never a bound PostgreSQL refuses (a NUL made
+        // `resource = "..."` snapshots INTERNAL there).
+        let one = parse_filter(r#"resource = "enterprises/9135""#, TYPES).unwrap_or_default();
+        let (lo, hi) = name_range(TYPES, &one);
+        assert_eq!((lo.as_str(), hi.as_str()), ("enterprises/9135", ""));
     }
 }
