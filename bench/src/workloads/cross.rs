@@ -36,55 +36,7 @@ pub(super) async fn create_application(
         let admin_reg = header(&registry.bearer(&[Role::Admin], None, None)?)?;
         import(reg_channel, &admin_reg, "MD", 0, enterprises).await?;
 
-        // Experts (load limit 100 each), then approved achievements.
-        let review_channel = review.channels(1).await?.remove(0);
-        let admin_rev = header(&review.bearer(&[Role::Admin], None, None)?)?;
-        let experts = total / 90 + 1;
-        for e in 0..experts {
-            AchievementReviewServiceClient::new(review_channel.clone())
-                .create_expert(request(
-                    &admin_rev,
-                    vpb::CreateExpertRequest {
-                        expert_id: format!("bench{e}"),
-                        expert: Some(vpb::Expert {
-                            display_name: format!("专家 {e}"),
-                            industry_fields: (1..=10).collect(),
-                            load_limit: 100,
-                            organization: "山东大学".into(),
-                            ..Default::default()
-                        }),
-                        request_id: uuid(),
-                    },
-                ))
-                .await
-                .map_err(|s| anyhow!("create expert: {}", status_text(s)))?;
-        }
-        let started = Instant::now();
-        let made: Vec<Result<(u64, String), String>> = futures::stream::iter(0..total)
-            .map(|i| {
-                let channel = review_channel.clone();
-                let admin = admin_rev.clone();
-                let review = &review;
-                async move {
-                    let owner = uscc("MD", i % enterprises);
-                    let expert = format!("bench{}", i / 90);
-                    approved_achievement(channel, &admin, review, &owner, &expert)
-                        .await
-                        .map(|id| (i, id))
-                }
-            })
-            .buffer_unordered(32)
-            .collect()
-            .await;
-        let mut achievements = vec![String::new(); total as usize];
-        for m in made {
-            let (i, id) = m.map_err(|e| anyhow!("preparing achievements: {e}"))?;
-            achievements[i as usize] = id;
-        }
-        eprintln!(
-            "  prepared {total} approved achievements in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let achievements = approved_achievements(&review, "MD", enterprises, total).await?;
 
         let channels = awards.channels(args.channels).await?;
         let admin_aw = header(&awards.bearer(&[Role::Admin], None, None)?)?;
@@ -168,6 +120,65 @@ pub(super) async fn create_application(
     review.stop().await;
     registry.stop().await;
     result
+}
+
+/// `total` approved achievements, the i-th owned by enterprise `i % enterprises` of `tag`
+/// (registered beforehand), each reviewed by one of `total / 90 + 1` experts made here (load
+/// limit 100 each); returns their ids in order.
+pub(super) async fn approved_achievements(
+    review: &Running,
+    tag: &str,
+    enterprises: u64,
+    total: u64,
+) -> Result<Vec<String>> {
+    let review_channel = review.channels(1).await?.remove(0);
+    let admin_rev = header(&review.bearer(&[Role::Admin], None, None)?)?;
+    let experts = total / 90 + 1;
+    for e in 0..experts {
+        AchievementReviewServiceClient::new(review_channel.clone())
+            .create_expert(request(
+                &admin_rev,
+                vpb::CreateExpertRequest {
+                    expert_id: format!("bench{e}"),
+                    expert: Some(vpb::Expert {
+                        display_name: format!("专家 {e}"),
+                        industry_fields: (1..=10).collect(),
+                        load_limit: 100,
+                        organization: "山东大学".into(),
+                        ..Default::default()
+                    }),
+                    request_id: uuid(),
+                },
+            ))
+            .await
+            .map_err(|s| anyhow!("create expert: {}", status_text(s)))?;
+    }
+    let started = Instant::now();
+    let made: Vec<Result<(u64, String), String>> = futures::stream::iter(0..total)
+        .map(|i| {
+            let channel = review_channel.clone();
+            let admin = admin_rev.clone();
+            async move {
+                let owner = uscc(tag, i % enterprises);
+                let expert = format!("bench{}", i / 90);
+                approved_achievement(channel, &admin, review, &owner, &expert)
+                    .await
+                    .map(|id| (i, id))
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut achievements = vec![String::new(); usize::try_from(total)?];
+    for m in made {
+        let (i, id) = m.map_err(|e| anyhow!("preparing achievements: {e}"))?;
+        achievements[usize::try_from(i)?] = id;
+    }
+    eprintln!(
+        "  prepared {total} approved achievements in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(achievements)
 }
 
 /// One achievement of `owner`, created, submitted, reviewed by `expert` (90 points) and decided
