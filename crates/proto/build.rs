@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     // google.longrunning (AIP-151): Rust types and the `Operations` service every Qilu server
     // also serves. Its own imports (google.rpc.Status, google.api) are generated with it.
     protos.push(third_party.join("google/longrunning/operations.proto"));
+    // google.rpc's rich error details (ErrorInfo, BadRequest, ...): in the descriptor set so that
+    // the HTTP/JSON side writes an error's details as typed JSON, as a gRPC caller decodes them.
+    protos.push(third_party.join("google/rpc/error_details.proto"));
 
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

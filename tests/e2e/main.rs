@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup;
+mod http;
 mod upgrade;
 
 use qilu_common::auth::{Role, TokenRequest, mint_hs256};
@@ -40,7 +41,17 @@ impl Suite {
     }
 
     fn request<T>(&self, role: Role, message: T) -> tonic::Request<T> {
-        let token = mint_hs256(
+        let token = self.token(role);
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+
+    /// A token of `role` that the suite accepts.
+    fn token(&self, role: Role) -> String {
+        mint_hs256(
             &self.config.auth,
             &TokenRequest {
                 subject: format!("e2e-{role}"),
@@ -50,12 +61,7 @@ impl Suite {
                 ttl_seconds: 600,
             },
         )
-        .unwrap();
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
+        .unwrap()
     }
 
     async fn stop(self) {

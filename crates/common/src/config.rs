@@ -76,6 +76,15 @@ pub struct ServerConfig {
     pub tls_cert_path: Option<PathBuf>,
     /// PEM private key for `tls_cert_path`.
     pub tls_key_path: Option<PathBuf>,
+    /// Serve HTTP/JSON on the same address (each RPC at its `google.api.http` binding, told
+    /// apart from gRPC by content type).
+    pub http_json: bool,
+    /// Serve grpc-web (browsers) on the same address.
+    pub grpc_web: bool,
+    /// Origins whose pages may call this server from a browser (CORS), e.g.
+    /// `["https://portal.example.gov.cn"]`; none by default, so only same-origin pages can.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// The service's own database.
@@ -190,6 +199,8 @@ addr = "127.0.0.1:50051"
 max_message_bytes = 8388608
 max_header_bytes = 16384
 drain_seconds = 20
+http_json = true
+grpc_web = true
 
 [database]
 url = "sqlite://data/{service}.db"

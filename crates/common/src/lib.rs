@@ -25,6 +25,8 @@ pub mod error;
 pub mod feed;
 pub mod filter;
 #[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
 pub mod idempotency;
 pub mod input;
 pub mod limits;

@@ -207,8 +207,30 @@ pub async fn serve(
         }),
     };
 
+    let mut served = names.clone();
+    if !operations.is_empty() {
+        served.push(crate::operations::SERVICE_NAME);
+    }
+    let dispatch = crate::http::layer(
+        &crate::http::HttpOptions {
+            http_json: config.server.http_json,
+            grpc_web: config.server.grpc_web,
+            cors_allowed_origins: config.server.cors_allowed_origins.clone(),
+            max_body_bytes: config.server.max_message_bytes,
+        },
+        &served,
+    )
+    .map_err(ServeError::Config)?;
+
     let local = listener.local_addr().ok();
-    tracing::info!(addr = ?local, services = ?names, version = crate::version::LONG, "serving gRPC");
+    tracing::info!(
+        addr = ?local,
+        services = ?names,
+        http_json = config.server.http_json,
+        grpc_web = config.server.grpc_web,
+        version = crate::version::LONG,
+        "serving gRPC"
+    );
 
     let probing = DatabaseHealth::start(health.clone(), probes, names.len());
     let drain = Duration::from_secs(config.server.drain_seconds);
@@ -230,8 +252,16 @@ pub async fn serve(
             .await;
         let _ = drain_started_tx.send(());
     };
+    // HTTP/1.1 as well as HTTP/2: grpc-web and HTTP/JSON callers (browsers, gateways, curl)
+    // mostly speak HTTP/1.1; the dispatch layer sends each request its way (crate::http).
     let server = builder
-        .layer(layer)
+        .accept_http1(true)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(dispatch)
+                .layer(layer)
+                .into_inner(),
+        )
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming(listener), signal);
     tokio::pin!(server);
@@ -492,6 +522,11 @@ where
         let shared = self.shared.clone();
         let started = Instant::now();
         let path = request.uri().path().to_string();
+        let protocol = request
+            .extensions()
+            .get::<crate::http::Protocol>()
+            .copied()
+            .unwrap_or(crate::http::Protocol::Grpc);
         let request_id = request
             .headers()
             .get("x-request-id")
@@ -509,6 +544,7 @@ where
         let span = tracing::info_span!(
             "grpc",
             method = %path,
+            protocol = protocol.label(),
             request_id = %request_id,
             trace_id = %trace_id,
             caller = tracing::field::Empty,
@@ -557,8 +593,9 @@ where
                     .unwrap_or("0")
                     .to_string();
                 let elapsed = started.elapsed();
-                metrics::counter!("qilu_grpc_server_requests_total", "method" => path.clone(), "code" => code.clone()).increment(1);
-                metrics::histogram!("qilu_grpc_server_request_duration_seconds", "method" => path.clone()).record(elapsed.as_secs_f64());
+                let protocol = protocol.label();
+                metrics::counter!("qilu_grpc_server_requests_total", "method" => path.clone(), "code" => code.clone(), "protocol" => protocol).increment(1);
+                metrics::histogram!("qilu_grpc_server_request_duration_seconds", "method" => path.clone(), "protocol" => protocol).record(elapsed.as_secs_f64());
                 tracing::debug!(code = %code, elapsed_ms = elapsed.as_millis() as u64, "call finished");
                 Ok(response)
             }

@@ -1,0 +1,512 @@
+//! One address, three ways in (crates/common/src/http): the same registry scenario run through
+//! gRPC, grpc-web (tonic-web's client layer over HTTP/1.1) and HTTP/JSON (plain HTTP/1.1 with
+//! JSON bodies) gives equal results, errors included; HTTP/JSON refuses what is not the request
+//! message with a 400 naming the field, never a 5xx; streams come out as NDJSON and an import
+//! goes in as NDJSON.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use qilu_common::auth::Role;
+use qilu_common::on_both_backends;
+use qilu_common::testing::Backend;
+use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
+use qilu_proto::registry::{
+    CreateEnterpriseRequest, Enterprise, GetEnterpriseRequest, ListEnterprisesRequest,
+    UpdateEnterpriseRequest,
+};
+use serde_json::{Value, json};
+
+use crate::Suite;
+
+/// Valid USCCs, one per way in (from crates/cli/samples/enterprises.csv).
+const USCCS: [&str; 3] = [
+    "91370102MA9400015C",
+    "91370112MA9400023N",
+    "91370211MA94000318",
+];
+
+/// An HTTP/1.1 client with a bearer token.
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    token: String,
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+impl Http {
+    fn new(suite: &Suite, role: Role) -> Http {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{}", suite.server.addr),
+            token: suite.token(role),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+        token: bool,
+    ) -> Answer {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if token {
+            request = request.header("authorization", format!("Bearer {}", self.token));
+        }
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let request = request.body(Full::new(body.into())).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("answered in time")
+            .expect("HTTP call");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        self.send(method, path, Some("application/json"), bytes, true)
+            .await
+    }
+}
+
+/// What a step gave, in a form the three ways can be compared in: the message as proto3 JSON
+/// with the enterprise's own code, name and write-dependent fields (times, etag) replaced, or
+/// the error's code, reason and field violations.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Ok(Value),
+    Err {
+        code: i32,
+        reasons: Vec<String>,
+        fields: Vec<String>,
+    },
+}
+
+fn pool() -> DescriptorPool {
+    DescriptorPool::decode(qilu_proto::FILE_DESCRIPTOR_SET).unwrap()
+}
+
+fn normalize(mut value: Value, uscc: &str) -> Value {
+    fn walk(v: &mut Value, uscc: &str) {
+        match v {
+            Value::Object(map) => {
+                for key in ["createTime", "updateTime", "etag", "stateChangeTime"] {
+                    map.remove(key);
+                }
+                for (_, item) in map.iter_mut() {
+                    walk(item, uscc);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, uscc)),
+            Value::String(s) => *s = s.replace(uscc, "USCC"),
+            _ => {}
+        }
+    }
+    walk(&mut value, uscc);
+    value
+}
+
+fn message_outcome<M: prost::Name>(message: &M, uscc: &str) -> Outcome {
+    let desc = pool().get_message_by_name(&M::full_name()).unwrap();
+    let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice()).unwrap();
+    let json = dynamic
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        .unwrap();
+    Outcome::Ok(normalize(json, uscc))
+}
+
+fn status_outcome(status: &tonic::Status) -> Outcome {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    Outcome::Err {
+        code: status.code() as i32,
+        reasons: details
+            .error_info()
+            .map(|i| vec![i.reason.clone()])
+            .unwrap_or_default(),
+        fields: details
+            .bad_request()
+            .map(|b| {
+                b.field_violations
+                    .iter()
+                    .map(|v| format!("{} {}", v.field, v.reason))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn grpc_outcome<M: prost::Name>(result: Result<tonic::Response<M>, tonic::Status>, uscc: &str) -> Outcome {
+    match result {
+        Ok(r) => message_outcome(r.get_ref(), uscc),
+        Err(s) => status_outcome(&s),
+    }
+}
+
+/// An HTTP answer as an outcome: 200 with the message, or `google.rpc.Status` JSON whose HTTP
+/// status is AIP-193's for its code.
+fn http_outcome(answer: &Answer, uscc: &str) -> Outcome {
+    let json = answer.json();
+    if answer.status == 200 {
+        assert_eq!(answer.content_type, "application/json");
+        return Outcome::Ok(normalize(json, uscc));
+    }
+    let code = json["code"].as_i64().expect("a google.rpc.Status") as i32;
+    let expected_http = match code {
+        3 | 9 | 11 => 400,
+        16 => 401,
+        7 => 403,
+        5 => 404,
+        6 | 10 => 409,
+        8 => 429,
+        _ => 500,
+    };
+    assert_eq!(answer.status, expected_http, "{json}");
+    let details = json["details"].as_array().cloned().unwrap_or_default();
+    let reasons = details
+        .iter()
+        .filter(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect();
+    let fields = details
+        .iter()
+        .filter(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+        .flat_map(|d| d["fieldViolations"].as_array().cloned().unwrap_or_default())
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["field"].as_str().unwrap_or(""),
+                v["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    Outcome::Err {
+        code,
+        reasons,
+        fields,
+    }
+}
+
+fn enterprise(uscc: &str) -> Enterprise {
+    Enterprise {
+        uscc: uscc.into(),
+        display_name: "山东绿氢科技有限公司".into(),
+        legal_representative: "王建国".into(),
+        established_date: "2016-04-12".into(),
+        ..Default::default()
+    }
+}
+
+/// The scenario through a generated client (gRPC or grpc-web).
+async fn through_client<T>(
+    suite: &Suite,
+    client: &mut EnterpriseRegistryServiceClient<T>,
+    uscc: &str,
+) -> Vec<Outcome>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    let name = format!("enterprises/{uscc}");
+    let mut out = Vec::new();
+    let created = client
+        .create_enterprise(suite.request(
+            Role::Officer,
+            CreateEnterpriseRequest {
+                enterprise: Some(enterprise(uscc)),
+                request_id: String::new(),
+            },
+        ))
+        .await;
+    let etag = created.as_ref().map(|r| r.get_ref().etag.clone()).unwrap_or_default();
+    out.push(grpc_outcome(created, uscc));
+    out.push(grpc_outcome(
+        client
+            .get_enterprise(suite.request(Role::Officer, GetEnterpriseRequest { name: name.clone() }))
+            .await,
+        uscc,
+    ));
+    out.push(grpc_outcome(
+        client
+            .update_enterprise(suite.request(
+                Role::Officer,
+                UpdateEnterpriseRequest {
+                    enterprise: Some(Enterprise {
+                        name: name.clone(),
+                        etag,
+                        display_name: "山东绿氢能源科技有限公司".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["display_name".into()],
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        uscc,
+    ));
+    out.push(grpc_outcome(
+        client
+            .list_enterprises(suite.request(
+                Role::Officer,
+                ListEnterprisesRequest {
+                    filter: format!("uscc = \"{uscc}\""),
+                    page_size: 10,
+                    ..Default::default()
+                },
+            ))
+            .await,
+        uscc,
+    ));
+    // Errors: an unknown enterprise, a bad check character, a missing token.
+    out.push(grpc_outcome(
+        client
+            .get_enterprise(suite.request(
+                Role::Officer,
+                GetEnterpriseRequest {
+                    name: "enterprises/91370000MA0000000X".into(),
+                },
+            ))
+            .await,
+        uscc,
+    ));
+    let mut bad = enterprise(uscc);
+    bad.uscc = format!("{}0", &uscc[..17]);
+    if bad.uscc == uscc {
+        bad.uscc = format!("{}1", &uscc[..17]);
+    }
+    out.push(grpc_outcome(
+        client
+            .create_enterprise(suite.request(
+                Role::Officer,
+                CreateEnterpriseRequest {
+                    enterprise: Some(bad),
+                    request_id: String::new(),
+                },
+            ))
+            .await,
+        uscc,
+    ));
+    out.push(grpc_outcome(
+        client
+            .get_enterprise(tonic::Request::new(GetEnterpriseRequest { name: name.clone() }))
+            .await,
+        uscc,
+    ));
+    out
+}
+
+/// The same scenario over HTTP/JSON.
+async fn through_http(http: &Http, uscc: &str) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    let body = json!({
+        "uscc": uscc,
+        "displayName": "山东绿氢科技有限公司",
+        "legalRepresentative": "王建国",
+        "establishedDate": "2016-04-12",
+    });
+    let created = http.json("POST", "/v1/enterprises", Some(body.clone())).await;
+    let etag = created.json()["etag"].as_str().unwrap_or("").to_string();
+    out.push(http_outcome(&created, uscc));
+    out.push(http_outcome(
+        &http.json("GET", &format!("/v1/enterprises/{uscc}"), None).await,
+        uscc,
+    ));
+    out.push(http_outcome(
+        &http
+            .json(
+                "PATCH",
+                &format!("/v1/enterprises/{uscc}?updateMask=displayName"),
+                Some(json!({"etag": etag, "displayName": "山东绿氢能源科技有限公司"})),
+            )
+            .await,
+        uscc,
+    ));
+    let filter: String =
+        form_urlencoded::byte_serialize(format!("uscc = \"{uscc}\"").as_bytes()).collect();
+    out.push(http_outcome(
+        &http
+            .json("GET", &format!("/v1/enterprises?filter={filter}&pageSize=10"), None)
+            .await,
+        uscc,
+    ));
+    out.push(http_outcome(
+        &http
+            .json("GET", "/v1/enterprises/91370000MA0000000X", None)
+            .await,
+        uscc,
+    ));
+    let mut bad = body;
+    let mut wrong = format!("{}0", &uscc[..17]);
+    if wrong == uscc {
+        wrong = format!("{}1", &uscc[..17]);
+    }
+    bad["uscc"] = json!(wrong);
+    out.push(http_outcome(
+        &http.json("POST", "/v1/enterprises", Some(bad)).await,
+        uscc,
+    ));
+    out.push(http_outcome(
+        &http
+            .send("GET", &format!("/v1/enterprises/{uscc}"), None, Bytes::new(), false)
+            .await,
+        uscc,
+    ));
+    out
+}
+
+async fn one_scenario_three_ways_gives_equal_results(backend: Backend) {
+    let Some(suite) = Suite::start(backend).await else {
+        return;
+    };
+    let mut grpc = EnterpriseRegistryServiceClient::new(suite.channel.clone());
+    let by_grpc = through_client(&suite, &mut grpc, USCCS[0]).await;
+
+    let web_client = tower::ServiceBuilder::new()
+        .layer(tonic_web::GrpcWebClientLayer::new())
+        .service(Client::builder(TokioExecutor::new()).build_http::<tonic::body::Body>());
+    let origin: http::Uri = format!("http://{}", suite.server.addr).parse().unwrap();
+    let mut web = EnterpriseRegistryServiceClient::with_origin(web_client, origin);
+    let by_grpc_web = through_client(&suite, &mut web, USCCS[1]).await;
+
+    let http = Http::new(&suite, Role::Officer);
+    let by_http = through_http(&http, USCCS[2]).await;
+
+    assert!(matches!(by_grpc[0], Outcome::Ok(_)), "{:?}", by_grpc[0]);
+    assert!(
+        matches!(&by_grpc[5], Outcome::Err { code: 3, fields, .. } if !fields.is_empty()),
+        "{:?}",
+        by_grpc[5]
+    );
+    assert!(matches!(by_grpc[6], Outcome::Err { code: 16, .. }), "{:?}", by_grpc[6]);
+    for (i, ((g, w), h)) in by_grpc.iter().zip(&by_grpc_web).zip(&by_http).enumerate() {
+        assert_eq!(g, w, "step {i}: gRPC and grpc-web differ");
+        assert_eq!(g, h, "step {i}: gRPC and HTTP/JSON differ");
+    }
+    assert_eq!(by_grpc.len(), by_http.len());
+
+    // Every way reached the same middleware: the metrics say by which protocol.
+    suite.stop().await;
+}
+
+async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
+    let Some(suite) = Suite::start(backend).await else {
+        return;
+    };
+    let http = Http::new(&suite, Role::Officer);
+    let violation = |a: &Answer| -> (u16, String, String) {
+        let json = a.json();
+        let v = json["details"]
+            .as_array()
+            .and_then(|d| {
+                d.iter()
+                    .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+            })
+            .map(|d| d["fieldViolations"][0].clone())
+            .unwrap_or(Value::Null);
+        (
+            a.status,
+            v["field"].as_str().unwrap_or("").to_string(),
+            v["reason"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    // Not JSON.
+    let a = http
+        .send("POST", "/v1/enterprises", Some("application/json"), "{\"uscc\": ", true)
+        .await;
+    assert_eq!(violation(&a), (400, "body".into(), "MALFORMED_REQUEST".into()));
+    // An unknown field, named.
+    let a = http
+        .json("POST", "/v1/enterprises", Some(json!({"uscc": USCCS[0], "colour": "green"})))
+        .await;
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(violation(&a).2, "UNKNOWN_FIELD");
+    // A wrong type, named by its path.
+    let a = http
+        .json(
+            "POST",
+            "/v1/enterprises",
+            Some(json!({"uscc": USCCS[0], "technologyFields": [{"field": 1}]})),
+        )
+        .await;
+    assert_eq!(
+        violation(&a),
+        (400, "technologyFields[0]".into(), "MALFORMED_REQUEST".into())
+    );
+    // A query parameter that is no field.
+    let a = http.json("GET", "/v1/enterprises?pageSise=3", None).await;
+    assert_eq!(violation(&a), (400, "pageSise".into(), "UNKNOWN_FIELD".into()));
+    let a = http.json("GET", "/v1/enterprises?pageSize=many", None).await;
+    assert_eq!(violation(&a), (400, "pageSize".into(), "MALFORMED_REQUEST".into()));
+    // Not JSON at all.
+    let a = http
+        .send("POST", "/v1/enterprises", Some("text/plain"), "uscc", true)
+        .await;
+    assert_eq!(
+        violation(&a),
+        (400, "content-type".into(), "UNSUPPORTED_MEDIA_TYPE".into())
+    );
+    // Over server.max_message_bytes.
+    let big = json!({"uscc": USCCS[0], "displayName": "x".repeat(9 << 20)});
+    let a = http.json("POST", "/v1/enterprises", Some(big)).await;
+    assert_eq!(
+        violation(&a),
+        (400, "body".into(), "REQUEST_BODY_TOO_LARGE".into())
+    );
+    // A path bound to another method, a path bound to nothing.
+    let a = http.json("DELETE", "/v1/enterprises", None).await;
+    assert_eq!(a.status, 405);
+    let a = http.json("GET", "/v2/nothing/here", None).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json()["code"], 5);
+    suite.stop().await;
+}
+
+on_both_backends!(
+    one_scenario_three_ways_gives_equal_results,
+    http_refuses_what_is_not_the_message_with_400s
+);
