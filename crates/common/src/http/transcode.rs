@@ -220,9 +220,9 @@ impl Transcoder {
         if route.body != BodySpec::Whole {
             let input = route.rpc.input();
             for (key, raw) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
-                let (names, value, repeated) = query_value(&input, &key, &raw)?;
+                let q = query_value(&input, &key, &raw)?;
                 if let BodySpec::Field(field) = &route.body
-                    && names.first() == Some(field)
+                    && q.canonical_first == *field
                 {
                     return Err(ApiError::invalid(
                         key.to_string(),
@@ -230,7 +230,7 @@ impl Transcoder {
                         format!("`{key}` is in the body; it cannot also be a query parameter"),
                     ));
                 }
-                set_path(&mut object, &names, value, repeated);
+                set_path(&mut object, &q.names, q.value, q.repeated);
             }
         }
         for (field, value) in bound {
@@ -274,7 +274,7 @@ impl Transcoder {
         let input = route.rpc.input();
         for (key, raw) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
             match query_value(&input, &key, &raw) {
-                Ok((names, value, repeated)) => set_path(&mut first, &names, value, repeated),
+                Ok(q) => set_path(&mut first, &q.names, q.value, q.repeated),
                 Err(e) => return self.refuse(e),
             }
         }
@@ -487,13 +487,22 @@ const STRING_WKT: &[&str] = &[
     "google.protobuf.FloatValue",
 ];
 
-/// A query parameter as the JSON value of the field it names: `pageSize=10` → (`[page_size]`,
-/// `"10"`). Names are the fields' JSON or proto names, dotted through singular messages.
-fn query_value(
-    input: &MessageDescriptor,
-    key: &str,
-    raw: &str,
-) -> Result<(Vec<String>, Value, bool), ApiError> {
+/// A query parameter resolved against the request message.
+#[derive(Debug)]
+struct QueryField {
+    /// The path as written (JSON or proto names), e.g. `["pageSize"]`.
+    names: Vec<String>,
+    /// The proto name of the top-level field, e.g. `page_size`.
+    canonical_first: String,
+    /// The value as JSON of the field's type.
+    value: Value,
+    /// Whether the field is repeated (each occurrence adds an element).
+    repeated: bool,
+}
+
+/// A query parameter as the JSON value of the field it names: `pageSize=10` → `["pageSize"]`,
+/// `"10"`. Names are the fields' JSON or proto names, dotted through singular messages.
+fn query_value(input: &MessageDescriptor, key: &str, raw: &str) -> Result<QueryField, ApiError> {
     let unknown = || {
         ApiError::invalid(
             key.to_string(),
@@ -503,13 +512,19 @@ fn query_value(
     };
     let mut desc = input.clone();
     let mut names = Vec::new();
+    let mut canonical_first = String::new();
     let segments: Vec<&str> = key.split('.').collect();
     for (i, segment) in segments.iter().enumerate() {
         let field = desc
             .get_field_by_name(segment)
             .or_else(|| desc.get_field_by_json_name(segment))
             .ok_or_else(unknown)?;
-        names.push(field.name().to_string());
+        // The name as the caller wrote it (both are valid JSON keys), so that an error about
+        // the value names the parameter the caller sent.
+        names.push((*segment).to_string());
+        if i == 0 {
+            canonical_first = field.name().to_string();
+        }
         let last = i + 1 == segments.len();
         let kind = field.kind();
         if !last {
@@ -541,7 +556,12 @@ fn query_value(
             }
             _ => Value::String(raw.into()),
         };
-        return Ok((names, value, field.is_list()));
+        return Ok(QueryField {
+            names,
+            canonical_first,
+            value,
+            repeated: field.is_list(),
+        });
     }
     Err(unknown())
 }
@@ -569,15 +589,25 @@ fn to_message(
     let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     DynamicMessage::deserialize_with_options(desc, deserializer, &options).map_err(|e| {
-        let path = track.path().to_string();
+        let text = e.to_string();
+        let mut path = track.path().to_string();
+        // prost-reflect names an unknown field in its message and stops at the enclosing one.
+        let unknown = text
+            .strip_prefix("unrecognized field name '")
+            .and_then(|rest| rest.strip_suffix('\''));
+        if let Some(name) = unknown {
+            path = match path.as_str() {
+                "." | "" => name.to_string(),
+                p => format!("{p}.{name}"),
+            };
+        }
         let field = match (line, path.as_str()) {
             (Some(n), "." | "") => format!("line {n}"),
             (Some(n), p) => format!("line {n}: {p}"),
             (None, "." | "") => "body".to_string(),
             (None, p) => p.to_string(),
         };
-        let text = e.to_string();
-        let reason = if text.starts_with("unknown field") {
+        let reason = if unknown.is_some() {
             "UNKNOWN_FIELD"
         } else {
             "MALFORMED_REQUEST"
@@ -871,12 +901,13 @@ mod tests {
     #[test]
     fn query_parameters_take_json_or_proto_names() {
         let input = registry_input("ListEnterprisesRequest");
-        let (names, value, repeated) = query_value(&input, "pageSize", "10").unwrap();
-        assert_eq!(names, ["page_size"]);
-        assert_eq!(value, Value::String("10".into()));
-        assert!(!repeated);
-        let (names, ..) = query_value(&input, "page_size", "10").unwrap();
-        assert_eq!(names, ["page_size"]);
+        let q = query_value(&input, "pageSize", "10").unwrap();
+        assert_eq!(q.names, ["pageSize"]);
+        assert_eq!(q.canonical_first, "page_size");
+        assert_eq!(q.value, Value::String("10".into()));
+        assert!(!q.repeated);
+        let q = query_value(&input, "page_size", "10").unwrap();
+        assert_eq!(q.canonical_first, "page_size");
         let err = query_value(&input, "pageSise", "10").unwrap_err();
         assert_eq!(err.to_string(), "invalid argument: pageSise: `pageSise` is not a field of ListEnterprisesRequest");
     }
