@@ -46,12 +46,8 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -102,7 +98,9 @@ impl Http {
     }
 
     async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
         self.send(method, path, Some("application/json"), bytes, true)
             .await
     }
@@ -153,13 +151,17 @@ fn normalize(mut value: Value, uscc: &str) -> Value {
     value
 }
 
-fn message_outcome<M: prost::Name>(message: &M, uscc: &str) -> Outcome {
+/// A message in the proto3 JSON mapping, as the HTTP side writes it.
+fn message_json<M: prost::Name>(message: &M) -> Value {
     let desc = pool().get_message_by_name(&M::full_name()).unwrap();
     let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice()).unwrap();
-    let json = dynamic
+    dynamic
         .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
-        .unwrap();
-    Outcome::Ok(normalize(json, uscc))
+        .unwrap()
+}
+
+fn message_outcome<M: prost::Name>(message: &M, uscc: &str) -> Outcome {
+    Outcome::Ok(normalize(message_json(message), uscc))
 }
 
 fn status_outcome(status: &tonic::Status) -> Outcome {
@@ -183,7 +185,10 @@ fn status_outcome(status: &tonic::Status) -> Outcome {
     }
 }
 
-fn grpc_outcome<M: prost::Name>(result: Result<tonic::Response<M>, tonic::Status>, uscc: &str) -> Outcome {
+fn grpc_outcome<M: prost::Name>(
+    result: Result<tonic::Response<M>, tonic::Status>,
+    uscc: &str,
+) -> Outcome {
     match result {
         Ok(r) => message_outcome(r.get_ref(), uscc),
         Err(s) => status_outcome(&s),
@@ -268,11 +273,16 @@ where
             },
         ))
         .await;
-    let etag = created.as_ref().map(|r| r.get_ref().etag.clone()).unwrap_or_default();
+    let etag = created
+        .as_ref()
+        .map(|r| r.get_ref().etag.clone())
+        .unwrap_or_default();
     out.push(grpc_outcome(created, uscc));
     out.push(grpc_outcome(
         client
-            .get_enterprise(suite.request(Role::Officer, GetEnterpriseRequest { name: name.clone() }))
+            .get_enterprise(
+                suite.request(Role::Officer, GetEnterpriseRequest { name: name.clone() }),
+            )
             .await,
         uscc,
     ));
@@ -340,7 +350,9 @@ where
     ));
     out.push(grpc_outcome(
         client
-            .get_enterprise(tonic::Request::new(GetEnterpriseRequest { name: name.clone() }))
+            .get_enterprise(tonic::Request::new(GetEnterpriseRequest {
+                name: name.clone(),
+            }))
             .await,
         uscc,
     ));
@@ -356,11 +368,15 @@ async fn through_http(http: &Http, uscc: &str) -> Vec<Outcome> {
         "legalRepresentative": "王建国",
         "establishedDate": "2016-04-12",
     });
-    let created = http.json("POST", "/v1/enterprises", Some(body.clone())).await;
+    let created = http
+        .json("POST", "/v1/enterprises", Some(body.clone()))
+        .await;
     let etag = created.json()["etag"].as_str().unwrap_or("").to_string();
     out.push(http_outcome(&created, uscc));
     out.push(http_outcome(
-        &http.json("GET", &format!("/v1/enterprises/{uscc}"), None).await,
+        &http
+            .json("GET", &format!("/v1/enterprises/{uscc}"), None)
+            .await,
         uscc,
     ));
     out.push(http_outcome(
@@ -377,7 +393,11 @@ async fn through_http(http: &Http, uscc: &str) -> Vec<Outcome> {
         form_urlencoded::byte_serialize(format!("uscc = \"{uscc}\"").as_bytes()).collect();
     out.push(http_outcome(
         &http
-            .json("GET", &format!("/v1/enterprises?filter={filter}&pageSize=10"), None)
+            .json(
+                "GET",
+                &format!("/v1/enterprises?filter={filter}&pageSize=10"),
+                None,
+            )
             .await,
         uscc,
     ));
@@ -399,7 +419,13 @@ async fn through_http(http: &Http, uscc: &str) -> Vec<Outcome> {
     ));
     out.push(http_outcome(
         &http
-            .send("GET", &format!("/v1/enterprises/{uscc}"), None, Bytes::new(), false)
+            .send(
+                "GET",
+                &format!("/v1/enterprises/{uscc}"),
+                None,
+                Bytes::new(),
+                false,
+            )
             .await,
         uscc,
     ));
@@ -415,7 +441,10 @@ async fn one_scenario_three_ways_gives_equal_results(backend: Backend) {
 
     let web_client = tower::ServiceBuilder::new()
         .layer(tonic_web::GrpcWebClientLayer::new())
-        .service(Client::builder(TokioExecutor::new()).build_http::<tonic_web::GrpcWebCall<tonic::body::Body>>());
+        .service(
+            Client::builder(TokioExecutor::new())
+                .build_http::<tonic_web::GrpcWebCall<tonic::body::Body>>(),
+        );
     let origin: http::Uri = format!("http://{}", suite.server.addr).parse().unwrap();
     let mut web = EnterpriseRegistryServiceClient::with_origin(web_client, origin);
     let by_grpc_web = through_client(&suite, &mut web, USCCS[1]).await;
@@ -429,7 +458,11 @@ async fn one_scenario_three_ways_gives_equal_results(backend: Backend) {
         "{:?}",
         by_grpc[5]
     );
-    assert!(matches!(by_grpc[6], Outcome::Err { code: 16, .. }), "{:?}", by_grpc[6]);
+    assert!(
+        matches!(by_grpc[6], Outcome::Err { code: 16, .. }),
+        "{:?}",
+        by_grpc[6]
+    );
     for (i, ((g, w), h)) in by_grpc.iter().zip(&by_grpc_web).zip(&by_http).enumerate() {
         assert_eq!(g, w, "step {i}: gRPC and grpc-web differ");
         assert_eq!(g, h, "step {i}: gRPC and HTTP/JSON differ");
@@ -463,12 +496,25 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
     };
     // Not JSON.
     let a = http
-        .send("POST", "/v1/enterprises", Some("application/json"), "{\"uscc\": ", true)
+        .send(
+            "POST",
+            "/v1/enterprises",
+            Some("application/json"),
+            "{\"uscc\": ",
+            true,
+        )
         .await;
-    assert_eq!(violation(&a), (400, "body".into(), "MALFORMED_REQUEST".into()));
+    assert_eq!(
+        violation(&a),
+        (400, "body".into(), "MALFORMED_REQUEST".into())
+    );
     // An unknown field, named.
     let a = http
-        .json("POST", "/v1/enterprises", Some(json!({"uscc": USCCS[0], "colour": "green"})))
+        .json(
+            "POST",
+            "/v1/enterprises",
+            Some(json!({"uscc": USCCS[0], "colour": "green"})),
+        )
         .await;
     assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(
@@ -485,13 +531,25 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
         .await;
     assert_eq!(
         violation(&a),
-        (400, "enterprise.technologyFields[0]".into(), "MALFORMED_REQUEST".into())
+        (
+            400,
+            "enterprise.technologyFields[0]".into(),
+            "MALFORMED_REQUEST".into()
+        )
     );
     // A query parameter that is no field.
     let a = http.json("GET", "/v1/enterprises?pageSise=3", None).await;
-    assert_eq!(violation(&a), (400, "pageSise".into(), "UNKNOWN_FIELD".into()));
-    let a = http.json("GET", "/v1/enterprises?pageSize=many", None).await;
-    assert_eq!(violation(&a), (400, "pageSize".into(), "MALFORMED_REQUEST".into()));
+    assert_eq!(
+        violation(&a),
+        (400, "pageSise".into(), "UNKNOWN_FIELD".into())
+    );
+    let a = http
+        .json("GET", "/v1/enterprises?pageSize=many", None)
+        .await;
+    assert_eq!(
+        violation(&a),
+        (400, "pageSize".into(), "MALFORMED_REQUEST".into())
+    );
     // Not JSON at all.
     let a = http
         .send("POST", "/v1/enterprises", Some("text/plain"), "uscc", true)
@@ -516,7 +574,138 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
     suite.stop().await;
 }
 
+/// A bulk import goes in as NDJSON (one request message per line, streamed to the
+/// client-streaming RPC as it is read); a snapshot and the change stream come out as NDJSON, one
+/// response message per line, equal to what a gRPC caller reads.
+async fn streams_go_in_and_out_as_ndjson(backend: Backend) {
+    let Some(suite) = Suite::start(backend).await else {
+        return;
+    };
+    let http = Http::new(&suite, Role::Officer);
+    let row = |n: usize, uscc: &str| {
+        json!({"rowNumber": n, "enterprise": {
+            "uscc": uscc, "displayName": format!("企业{n}"), "establishedDate": format!("2015-01-0{n}")
+        }})
+    };
+    let upload = [
+        json!({"rows": [row(1, USCCS[0])], "requestId": uuid::Uuid::new_v4().to_string()}),
+        json!({"rows": [row(2, USCCS[1]), row(3, USCCS[2])]}),
+    ]
+    .iter()
+    .map(|l| format!("{l}\n"))
+    .collect::<String>();
+    let a = http
+        .send(
+            "POST",
+            "/v1/enterprises:import",
+            Some("application/x-ndjson"),
+            upload,
+            true,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let answer = a.json();
+    assert_eq!(answer["receivedCount"], "3", "{answer}");
+    assert_eq!(answer["createdCount"], "3", "{answer}");
+
+    // A line that is not the message: 400 naming the line and the field.
+    let bad = format!(
+        "{}\n{}\n",
+        json!({"rows": [row(4, USCCS[0])]}),
+        json!({"rows": [{"rowNumber": 5, "enterprise": {"uscc": USCCS[1], "shoeSize": 42}}]})
+    );
+    let a = http
+        .send(
+            "POST",
+            "/v1/enterprises:import",
+            Some("application/x-ndjson"),
+            bad,
+            true,
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    let json = a.json();
+    let violation = json["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+        .map(|d| d["fieldViolations"][0].clone())
+        .unwrap();
+    assert_eq!(violation["field"], "line 2: rows[0].enterprise.shoeSize");
+    assert_eq!(violation["reason"], "UNKNOWN_FIELD");
+
+    // The snapshot as NDJSON equals the gRPC stream, message for message.
+    let a = http
+        .send(
+            "GET",
+            "/v1/registry/changes:exportSnapshot",
+            None,
+            Bytes::new(),
+            true,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.content_type, "application/x-ndjson");
+    let lines: Vec<Value> = String::from_utf8(a.body.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut grpc = EnterpriseRegistryServiceClient::new(suite.channel.clone());
+    let mut stream = grpc
+        .export_snapshot(suite.request(
+            Role::Officer,
+            qilu_proto::registry::ExportSnapshotRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut by_grpc = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        by_grpc.push(message_json(&message));
+    }
+    assert!(!lines.is_empty());
+    assert_eq!(lines, by_grpc);
+    let exported: usize = lines
+        .iter()
+        .map(|l| l["changes"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(exported, 3, "{lines:?}");
+
+    // The change stream: the first line arrives while the stream stays open.
+    let request = http::Request::builder()
+        .uri(format!("{}/v1/registry/changes:watch", http.base))
+        .header("authorization", format!("Bearer {}", http.token))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = http.client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while !received.contains(&b'\n') {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("a line in time")
+            .expect("the stream stays open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+        }
+    }
+    let first: Value =
+        serde_json::from_slice(&received[..received.iter().position(|b| *b == b'\n').unwrap()])
+            .unwrap();
+    assert!(
+        first["changes"].as_array().is_some_and(|c| !c.is_empty()),
+        "{first}"
+    );
+    drop(body);
+    suite.stop().await;
+}
+
 on_both_backends!(
     one_scenario_three_ways_gives_equal_results,
-    http_refuses_what_is_not_the_message_with_400s
+    http_refuses_what_is_not_the_message_with_400s,
+    streams_go_in_and_out_as_ndjson
 );

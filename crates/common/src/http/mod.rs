@@ -133,9 +133,10 @@ where
                     http::HeaderName::from_static("x-request-id"),
                 ])
                 .max_age(std::time::Duration::from_secs(600));
-            BoxCloneSyncService::new(cors.layer(browser).map_response(|r: Response<_>| {
-                r.map(Body::new)
-            }))
+            BoxCloneSyncService::new(
+                cors.layer(browser)
+                    .map_response(|r: Response<_>| r.map(Body::new)),
+            )
         };
         Dispatch { grpc, browser }
     }

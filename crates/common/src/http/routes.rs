@@ -80,7 +80,10 @@ impl Template {
             None => (&rest[part_start..], None),
         };
         parts.push(last);
-        if verb.as_deref().is_some_and(|v| v.is_empty() || v.contains('/')) {
+        if verb
+            .as_deref()
+            .is_some_and(|v| v.is_empty() || v.contains('/'))
+        {
             return Err(format!("bad verb in {template:?}"));
         }
         let mut segments = Vec::new();
@@ -229,7 +232,10 @@ pub(crate) fn routes(pool: &DescriptorPool, services: &[&str]) -> Result<Vec<Rou
                 .as_message()
                 .and_then(|m| m.transcode_to::<HttpRule>().ok())
             else {
-                return Err(format!("{}: unreadable google.api.http", method.full_name()));
+                return Err(format!(
+                    "{}: unreadable google.api.http",
+                    method.full_name()
+                ));
             };
             let mut rules = vec![rule.clone()];
             rules.extend(rule.additional_bindings.iter().cloned());
@@ -254,10 +260,14 @@ fn route_of(method: &MethodDescriptor, rule: &HttpRule) -> Result<Route, String>
                 .map_err(|e| format!("{}: {e}", method.full_name()))?,
             c.path.clone(),
         ),
-        None => return Err(format!("{}: google.api.http without a pattern", method.full_name())),
+        None => {
+            return Err(format!(
+                "{}: google.api.http without a pattern",
+                method.full_name()
+            ));
+        }
     };
-    let template =
-        Template::parse(&pattern).map_err(|e| format!("{}: {e}", method.full_name()))?;
+    let template = Template::parse(&pattern).map_err(|e| format!("{}: {e}", method.full_name()))?;
     let body = match rule.body.as_str() {
         "" => BodySpec::None,
         "*" => BodySpec::Whole,
@@ -290,8 +300,14 @@ mod tests {
     #[test]
     fn templates_bind_their_variables() {
         assert_eq!(
-            bound("/v1/{name=enterprises/*}", "/v1/enterprises/91350100M000100Y43"),
-            Some(vec![("name".into(), "enterprises/91350100M000100Y43".into())])
+            bound(
+                "/v1/{name=enterprises/*}",
+                "/v1/enterprises/91350100M000100Y43"
+            ),
+            Some(vec![(
+                "name".into(),
+                "enterprises/91350100M000100Y43".into()
+            )])
         );
         assert_eq!(
             bound(
@@ -320,13 +336,19 @@ mod tests {
             bound("/v1/{name=programs/*}:allocate", "/v1/programs/p:publish"),
             None
         );
-        assert_eq!(bound("/v1/{name=programs/*}:allocate", "/v1/programs/p"), None);
+        assert_eq!(
+            bound("/v1/{name=programs/*}:allocate", "/v1/programs/p"),
+            None
+        );
         assert_eq!(
             bound("/v1/{name=operations/**}", "/v1/operations/awards-1"),
             Some(vec![("name".into(), "operations/awards-1".into())])
         );
         assert_eq!(
-            bound("/v1/{name=operations/**}:cancel", "/v1/operations/a/b:cancel"),
+            bound(
+                "/v1/{name=operations/**}:cancel",
+                "/v1/operations/a/b:cancel"
+            ),
             Some(vec![("name".into(), "operations/a/b".into())])
         );
         assert_eq!(

@@ -59,9 +59,9 @@ pub(crate) fn error_response(
     status: &tonic::Status,
 ) -> http::Response<tonic::body::Body> {
     let body = serde_json::to_vec(&status_json(pool, status)).unwrap_or_default();
-    let mut response = http::Response::new(tonic::body::Body::new(
-        http_body_util::Full::new(Bytes::from(body)),
-    ));
+    let mut response = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(
+        Bytes::from(body),
+    )));
     *response.status_mut() = http_status(status.code());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use prost::Message;
 use prost_reflect::{
     DescriptorPool, DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions,
@@ -106,7 +106,11 @@ impl Transcoder {
     }
 
     /// Answers one HTTP/JSON request by calling `inner` (the middleware over the gRPC routes).
-    pub(crate) async fn handle<S>(self: Arc<Self>, inner: S, request: Request<Body>) -> Response<Body>
+    pub(crate) async fn handle<S>(
+        self: Arc<Self>,
+        inner: S,
+        request: Request<Body>,
+    ) -> Response<Body>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
             + Clone
@@ -133,7 +137,11 @@ impl Transcoder {
                 ));
                 let mut response = error_response(&self.pool, &status);
                 *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-                let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if let Ok(v) = HeaderValue::from_str(&allow) {
                     response.headers_mut().insert(http::header::ALLOW, v);
                 }
@@ -282,13 +290,7 @@ impl Transcoder {
             set_path(&mut first, field, Value::String(value.clone()), false);
         }
         let failure: Arc<Mutex<Option<ApiError>>> = Arc::new(Mutex::new(None));
-        let lines = ndjson_messages(
-            body,
-            input,
-            first,
-            self.max_body_bytes,
-            failure.clone(),
-        );
+        let lines = ndjson_messages(body, input, first, self.max_body_bytes, failure.clone());
         let grpc_request = Request::from_parts(grpc_parts, Body::new(StreamBody::new(lines)));
         let response = match inner.oneshot(grpc_request).await {
             Ok(r) => r,
@@ -338,7 +340,9 @@ impl Transcoder {
         let status = collected
             .trailers()
             .and_then(tonic::Status::from_header_map)
-            .unwrap_or_else(|| tonic::Status::new(tonic::Code::Internal, "the call ended without a status"));
+            .unwrap_or_else(|| {
+                tonic::Status::new(tonic::Code::Internal, "the call ended without a status")
+            });
         if status.code() != tonic::Code::Ok {
             return with_headers(error_response(&self.pool, &status), headers);
         }
@@ -401,7 +405,13 @@ fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
@@ -417,31 +427,48 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     ))
 }
 
-/// The body, refused past `limit` bytes.
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::invalid(
+/// The body, refused past `limit` bytes. A body over the limit is still read (and dropped), up
+/// to [`DRAIN_FACTOR`] times the limit, so that an HTTP/1.1 client that is still sending gets
+/// the 400 instead of a connection closed under it.
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut kept = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::invalid(
+                "body",
+                "MALFORMED_REQUEST",
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total <= limit {
+            kept.extend_from_slice(&data);
+        } else if total > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::invalid(
             "body",
             "REQUEST_BODY_TOO_LARGE",
-            format!("the body is larger than this server accepts ({limit} bytes, server.max_message_bytes)"),
-        )),
-        Err(e) => Err(ApiError::invalid(
-            "body",
-            "MALFORMED_REQUEST",
-            format!("the body could not be read: {e}"),
-        )),
+            format!(
+                "the body is larger than this server accepts ({limit} bytes, server.max_message_bytes)"
+            ),
+        ));
     }
+    Ok(kept.freeze())
 }
 
+/// How far past the limit an oversized body is drained before the answer.
+const DRAIN_FACTOR: usize = 4;
+
 fn parse_json(bytes: &[u8], field: &str) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::invalid(
-            field,
-            "MALFORMED_REQUEST",
-            format!("not valid JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(field, "MALFORMED_REQUEST", format!("not valid JSON: {e}")))
 }
 
 /// Puts `value` at `path` in `object`, creating objects on the way (an array when `repeated`).
@@ -757,9 +784,8 @@ fn ndjson_lines(
 }
 
 fn error_line(pool: &DescriptorPool, status: &tonic::Status) -> Vec<u8> {
-    let mut line =
-        serde_json::to_vec(&serde_json::json!({ "error": status_json(pool, status) }))
-            .unwrap_or_default();
+    let mut line = serde_json::to_vec(&serde_json::json!({ "error": status_json(pool, status) }))
+        .unwrap_or_default();
     line.push(b'\n');
     line
 }
@@ -826,7 +852,9 @@ fn ndjson_messages(
                         ApiError::invalid(
                             format!("line {line}"),
                             "REQUEST_BODY_TOO_LARGE",
-                            format!("a line is longer than {max_line_bytes} bytes (server.max_message_bytes)"),
+                            format!(
+                                "a line is longer than {max_line_bytes} bytes (server.max_message_bytes)"
+                            ),
                         ),
                     );
                 }
@@ -909,18 +937,17 @@ mod tests {
         let q = query_value(&input, "page_size", "10").unwrap();
         assert_eq!(q.canonical_first, "page_size");
         let err = query_value(&input, "pageSise", "10").unwrap_err();
-        assert_eq!(err.to_string(), "invalid argument: pageSise: `pageSise` is not a field of ListEnterprisesRequest");
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: pageSise: `pageSise` is not a field of ListEnterprisesRequest"
+        );
     }
 
     #[test]
     fn wrong_types_and_unknown_fields_name_the_field() {
         let input = registry_input("ListEnterprisesRequest");
-        let err = to_message(
-            input.clone(),
-            serde_json::json!({"pageSize": "ten"}),
-            None,
-        )
-        .unwrap_err();
+        let err =
+            to_message(input.clone(), serde_json::json!({"pageSize": "ten"}), None).unwrap_err();
         let ApiError::InvalidArgument(v) = err else {
             panic!("not invalid")
         };
@@ -952,8 +979,18 @@ mod tests {
             Value::String("enterprises/X".into()),
             false,
         );
-        set_path(&mut object, &["names".into()], Value::String("a".into()), true);
-        set_path(&mut object, &["names".into()], Value::String("b".into()), true);
+        set_path(
+            &mut object,
+            &["names".into()],
+            Value::String("a".into()),
+            true,
+        );
+        set_path(
+            &mut object,
+            &["names".into()],
+            Value::String("b".into()),
+            true,
+        );
         assert_eq!(
             Value::Object(object),
             serde_json::json!({"enterprise": {"name": "enterprises/X"}, "names": ["a", "b"]})
