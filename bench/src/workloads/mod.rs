@@ -196,23 +196,43 @@ async fn run_selected(
         ));
     }
 
-    let wants_pg_registry = ["get-pg", "list", "create-enterprise", "import"]
+    let wants_pg_registry = ["get-pg", "get-http", "list", "create-enterprise", "import"]
         .iter()
         .any(|w| args.wants(w));
     if wants_pg_registry {
         let (_, url) = dbs.create_pg("registry").await?;
         eprintln!("registry on PostgreSQL: seeding {} enterprises", args.seed);
         let registry = seeded_registry(args, rt, dbs, &url).await?;
+        let mut grpc_get: Option<f64> = None;
         let outcome = async {
             if args.wants("get-pg") {
                 dbs.settle(args.settle(), false).await;
                 eprintln!("GetEnterprise (PostgreSQL)");
                 let s = get_enterprise(args, &registry).await?;
+                grpc_get = Some(s.rate);
                 let mut row = per_call("GetEnterprise (PostgreSQL)", "rps", &s);
                 row.anchor = select_only.map(|a| ("pgbench -S".to_string(), a));
                 row.target = "≥ 0.50x, p99 ≤ 10 ms".into();
                 let ratio_ok = row.ratio().is_none_or(|r| r >= 0.5);
                 row.verdict = judge(args, ratio_ok && s.p99_ms <= 10.0 && s.errors == 0);
+                rows.push(row);
+            }
+            if args.wants("get-http") {
+                // The anchor is gRPC GetEnterprise on the same registry in the same run.
+                let grpc = match grpc_get {
+                    Some(rate) => rate,
+                    None => {
+                        dbs.settle(args.settle(), false).await;
+                        eprintln!("GetEnterprise (PostgreSQL), the anchor of GET /v1/enterprises");
+                        get_enterprise(args, &registry).await?.rate
+                    }
+                };
+                dbs.settle(args.settle(), false).await;
+                eprintln!("GET /v1/enterprises/{{uscc}} (HTTP/JSON, PostgreSQL)");
+                let s = get_enterprise_http(args, &registry).await?;
+                let mut row = per_call("GET /v1/enterprises/{uscc} HTTP/JSON (PG)", "rps", &s);
+                row.anchor = Some(("gRPC GetEnterprise".to_string(), grpc));
+                row.target = "(none)".into();
                 rows.push(row);
             }
             if args.wants("list") {
