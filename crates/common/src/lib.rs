@@ -24,6 +24,7 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod feed;
 pub mod filter;
+pub mod http_rule;
 #[cfg(feature = "server")]
 pub mod idempotency;
 pub mod input;

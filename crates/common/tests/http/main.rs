@@ -1,0 +1,14 @@
+//! The HTTP/JSON contract, derived from the descriptor set: the AIP-127 bindings of every RPC
+//! (`bindings`: one per RPC, paths that name request fields, nothing two bindings could both
+//! match on the one address the suite serves).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bindings;
+
+use prost_reflect::DescriptorPool;
+
+/// The descriptor set the servers embed.
+pub fn pool() -> DescriptorPool {
+    DescriptorPool::decode(qilu_proto::FILE_DESCRIPTOR_SET).unwrap()
+}
