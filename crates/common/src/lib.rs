@@ -31,6 +31,7 @@ pub mod input;
 pub mod limits;
 #[cfg(feature = "server")]
 pub mod migration;
+pub mod openapi;
 #[cfg(feature = "server")]
 pub mod operations;
 pub mod pagination;

@@ -4,8 +4,7 @@
 
 use prost_reflect::{Kind, MessageDescriptor, MethodDescriptor};
 use qilu_common::http_rule::{self, Binding, PathTemplate};
-const OPERATIONS: &str = "google.longrunning.Operations";
-const SERVED_PATH: &str = "/openapi.json";
+use qilu_common::openapi::{OPERATIONS, SERVED_PATH};
 use qilu_proto::service_names::{AWARDS, REGISTRY, REVIEW};
 
 use super::pool;
