@@ -255,6 +255,64 @@ impl PathTemplate {
         Ok(template)
     }
 
+    /// The request fields a request path sets when it matches this template: each variable's
+    /// field path with its segments joined by `/`, as sent (percent-decoding each value is the
+    /// caller's). `None` when the path does not match. The verb is split off the path's last
+    /// segment first (after its last `:`), and must be the template's; `*` matches one non-empty
+    /// segment, `**` one or more (see [`Segment::Multi`]) — the rules [`Self::overlaps`] checks
+    /// bindings by.
+    pub fn match_path(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let rest = path.strip_prefix('/')?;
+        let last_start = rest.rfind('/').map_or(0, |i| i + 1);
+        let (body, verb) = match rest[last_start..].rfind(':') {
+            Some(i) => (&rest[..last_start + i], Some(&rest[last_start + i + 1..])),
+            None => (rest, None),
+        };
+        if verb != self.verb.as_deref() {
+            return None;
+        }
+        let parts: Vec<&str> = body.split('/').collect();
+        // Where each template segment's match starts in `parts`; `**` takes the rest.
+        let mut starts = Vec::with_capacity(self.segments.len() + 1);
+        let mut at = 0;
+        for segment in &self.segments {
+            starts.push(at);
+            match segment {
+                Segment::Literal(l) => {
+                    if parts.get(at) != Some(&l.as_str()) {
+                        return None;
+                    }
+                    at += 1;
+                }
+                Segment::Single => {
+                    if parts.get(at).is_none_or(|p| p.is_empty()) {
+                        return None;
+                    }
+                    at += 1;
+                }
+                Segment::Multi => {
+                    if at >= parts.len() || parts[at..].iter().any(|p| p.is_empty()) {
+                        return None;
+                    }
+                    at = parts.len();
+                }
+            }
+        }
+        if at != parts.len() {
+            return None;
+        }
+        starts.push(at);
+        Some(
+            self.variables
+                .iter()
+                .map(|v| {
+                    let value = parts[starts[v.start]..starts[v.end]].join("/");
+                    (v.field_path.clone(), value)
+                })
+                .collect(),
+        )
+    }
+
     /// Whether one request path can match both templates (same verb, segments that can all be
     /// the same). Literals match only themselves; `*` matches any one segment; `**` one or more.
     pub fn overlaps(&self, other: &PathTemplate) -> bool {
@@ -372,6 +430,59 @@ mod tests {
         ] {
             assert!(PathTemplate::parse(bad).is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn a_request_path_sets_the_fields_its_template_names() {
+        let get = t("/v1/{name=enterprises/*/annualFigures/*}");
+        assert_eq!(
+            get.match_path("/v1/enterprises/91350100M000100Y43/annualFigures/2023"),
+            Some(vec![(
+                "name".to_string(),
+                "enterprises/91350100M000100Y43/annualFigures/2023".to_string()
+            )])
+        );
+        assert_eq!(get.match_path("/v1/enterprises/x/annualFigures"), None);
+        assert_eq!(
+            get.match_path("/v1/enterprises/x/annualFigures/2023:revoke"),
+            None
+        );
+        assert_eq!(get.match_path("/v1/enterprises//annualFigures/2023"), None);
+
+        let revoke = t("/v1/{name=enterprises/*}:revoke");
+        assert_eq!(
+            revoke.match_path("/v1/enterprises/x:revoke"),
+            Some(vec![("name".to_string(), "enterprises/x".to_string())])
+        );
+        assert_eq!(revoke.match_path("/v1/enterprises/x"), None);
+        assert_eq!(
+            t("/v1/{name=enterprises/*}").match_path("/v1/enterprises/x:revoke"),
+            None
+        );
+
+        let update = t("/v1/{enterprise.name=enterprises/*}");
+        assert_eq!(
+            update.match_path("/v1/enterprises/x"),
+            Some(vec![(
+                "enterprise.name".to_string(),
+                "enterprises/x".to_string()
+            )])
+        );
+        let op = t("/v1/{name=operations/**}:cancel");
+        assert_eq!(
+            op.match_path("/v1/operations/a/b:cancel"),
+            Some(vec![("name".to_string(), "operations/a/b".to_string())])
+        );
+        assert_eq!(op.match_path("/v1/operations:cancel"), None);
+        assert_eq!(
+            t("/v1/{name=operations}").match_path("/v1/operations"),
+            Some(vec![("name".to_string(), "operations".to_string())])
+        );
+        assert_eq!(
+            t("/v1/enterprises:batchGet").match_path("/v1/enterprises:batchGet"),
+            Some(vec![])
+        );
+        assert_eq!(t("/v1/enterprises").match_path("v1/enterprises"), None);
     }
 
     #[test]

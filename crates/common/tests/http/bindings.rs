@@ -3,7 +3,7 @@
 //! `/openapi.json`) can match the same request. Each failure names the RPC and what to change.
 
 use prost_reflect::{Kind, MessageDescriptor, MethodDescriptor};
-use qilu_common::http_rule::{self, Binding, PathTemplate};
+use qilu_common::http_rule::{self, Binding, PathTemplate, Segment};
 use qilu_common::openapi::{OPERATIONS, SERVED_PATH};
 use qilu_proto::service_names::{AWARDS, REGISTRY, REVIEW};
 
@@ -267,4 +267,46 @@ fn the_overlap_check_catches_a_collision() {
     let get = PathTemplate::parse("/v1/{name=enterprises/*}").unwrap();
     let other = PathTemplate::parse("/v1/enterprises/{uscc}").unwrap();
     assert!(get.overlaps(&other));
+}
+
+#[test]
+fn a_sample_request_of_each_binding_matches_that_binding_alone() {
+    // The router's view of the overlap check: fill each template's wildcards, then match the
+    // path against every binding of the same method.
+    let pool = pool();
+    let mut all: Vec<Binding> = bindings().into_iter().map(|(_, b)| b).collect();
+    all.extend(http_rule::service_bindings(&pool, OPERATIONS).unwrap());
+    let mut problems = Vec::new();
+    for binding in &all {
+        let mut path = String::new();
+        for segment in &binding.template.segments {
+            path.push('/');
+            path.push_str(match segment {
+                Segment::Literal(l) => l,
+                Segment::Single => "x1",
+                Segment::Multi => "x1/x2",
+            });
+        }
+        if let Some(verb) = &binding.template.verb {
+            path.push(':');
+            path.push_str(verb);
+        }
+        let matching: Vec<String> = all
+            .iter()
+            .filter(|b| b.http_method == binding.http_method)
+            .filter(|b| b.template.match_path(&path).is_some())
+            .map(Binding::rpc)
+            .collect();
+        if matching != [binding.rpc()] {
+            problems.push(format!(
+                "{} {path} (from {}) is matched by {matching:?}",
+                binding.http_method,
+                binding.rpc()
+            ));
+        }
+    }
+    fail_if_any(
+        problems,
+        "sample requests that do not reach exactly their own binding",
+    );
 }
