@@ -24,6 +24,7 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod feed;
 pub mod filter;
+pub mod http_rule;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
@@ -32,6 +33,7 @@ pub mod input;
 pub mod limits;
 #[cfg(feature = "server")]
 pub mod migration;
+pub mod openapi;
 #[cfg(feature = "server")]
 pub mod operations;
 pub mod pagination;

@@ -102,6 +102,11 @@ pub(crate) mod tests {
             "REQUEST_STREAM_FAILED",
             "ApiError::Inbound's reason(): never sent, the caller gets tonic's status unchanged",
         ),
+        // The OpenAPI document (openapi.rs): a security scheme's token format, and the gRPC codes
+        // of an RPC comment's "Errors:" line that give its operation a 404 or 409 response.
+        ("JWT", "bearer token format"),
+        ("ALREADY_EXISTS", "gRPC code name, read from RPC comments"),
+        ("NOT_FOUND", "gRPC code name, read from RPC comments"),
     ];
 
     /// The descriptor set every test reads.
