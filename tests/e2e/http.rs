@@ -469,7 +469,26 @@ async fn one_scenario_three_ways_gives_equal_results(backend: Backend) {
     }
     assert_eq!(by_grpc.len(), by_http.len());
 
-    // Every way reached the same middleware: the metrics say by which protocol.
+    // The OpenAPI document of what the address serves, without a token: the committed one.
+    let a = http
+        .send("GET", "/openapi.json", None, Bytes::new(), false)
+        .await;
+    assert_eq!(a.status, 200);
+    let document = a.json();
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+    );
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../openapi/qilu.openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(document, committed);
     suite.stop().await;
 }
 

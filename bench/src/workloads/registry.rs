@@ -199,11 +199,9 @@ pub(super) async fn get_enterprise(args: &Args, registry: &Running) -> Result<St
 /// time per caller, as a gateway would send them.
 pub(super) async fn get_enterprise_http(args: &Args, registry: &Running) -> Result<Stats> {
     use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .pool_max_idle_per_host(args.callers)
-    .build_http::<Empty<bytes::Bytes>>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(args.callers)
+        .build_http::<Empty<bytes::Bytes>>();
     let bearer = registry.bearer(&[Role::Officer], None, None)?;
     let base = format!("http://{}", registry.addr);
     let seed = args.seed.max(1);
@@ -211,36 +209,31 @@ pub(super) async fn get_enterprise_http(args: &Args, registry: &Running) -> Resu
         let client = client.clone();
         let bearer = bearer.clone();
         let base = base.clone();
-        load::run(
-            args.callers,
-            args.warmup(),
-            args.measure(),
-            move |_, n| {
-                let client = client.clone();
-                let request = http::Request::get(format!(
-                    "{base}/v1/enterprises/{}",
-                    uscc("MC", n.wrapping_mul(7919) % seed)
-                ))
-                .header("authorization", bearer.as_str())
-                .body(Empty::new());
-                async move {
-                    let request = request.map_err(|e| e.to_string())?;
-                    let response = client.request(request).await.map_err(|e| e.to_string())?;
-                    let status = response.status();
-                    let body = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .to_bytes();
-                    if status != http::StatusCode::OK {
-                        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
-                    }
-                    std::hint::black_box(body);
-                    Ok(())
+        load::run(args.callers, args.warmup(), args.measure(), move |_, n| {
+            let client = client.clone();
+            let request = http::Request::get(format!(
+                "{base}/v1/enterprises/{}",
+                uscc("MC", n.wrapping_mul(7919) % seed)
+            ))
+            .header("authorization", bearer.as_str())
+            .body(Empty::new());
+            async move {
+                let request = request.map_err(|e| e.to_string())?;
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                if status != http::StatusCode::OK {
+                    return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
                 }
-            },
-        )
+                std::hint::black_box(body);
+                Ok(())
+            }
+        })
     })
     .await)
 }

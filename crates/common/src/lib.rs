@@ -24,9 +24,9 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod feed;
 pub mod filter;
-pub mod http_rule;
 #[cfg(feature = "server")]
 pub mod http;
+pub mod http_rule;
 #[cfg(feature = "server")]
 pub mod idempotency;
 pub mod input;

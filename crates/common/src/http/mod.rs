@@ -65,8 +65,16 @@ pub(crate) fn layer(options: &HttpOptions, services: &[&str]) -> Result<Dispatch
             format!("server.cors_allowed_origins: {origin:?} is not a valid origin")
         })?);
     }
+    // The OpenAPI document of what this server serves, made once; served without a token.
+    let openapi = if options.http_json {
+        let text = crate::openapi::document_json(services).map_err(|e| e.to_string())?;
+        Some(Bytes::from(text))
+    } else {
+        None
+    };
     Ok(DispatchLayer {
         transcoder,
+        openapi,
         grpc_web: options.grpc_web,
         origins: Arc::new(origins),
     })
@@ -76,6 +84,8 @@ pub(crate) fn layer(options: &HttpOptions, services: &[&str]) -> Result<Dispatch
 #[derive(Clone)]
 pub(crate) struct DispatchLayer {
     transcoder: Option<Arc<Transcoder>>,
+    /// `/openapi.json`.
+    openapi: Option<Bytes>,
     grpc_web: bool,
     origins: Arc<Vec<HeaderValue>>,
 }
@@ -95,12 +105,26 @@ where
 
     fn layer(&self, grpc: S) -> Dispatch<S> {
         let transcoder = self.transcoder.clone();
+        let openapi = self.openapi.clone();
         let grpc_web = self.grpc_web;
         let inner = grpc.clone();
         let browser = tower::service_fn(move |mut request: Request<Body>| {
             let inner = inner.clone();
             let transcoder = transcoder.clone();
+            let openapi = openapi.clone();
             async move {
+                if request.uri().path() == crate::openapi::SERVED_PATH
+                    && request.method() == http::Method::GET
+                    && let Some(document) = openapi
+                {
+                    let mut response =
+                        Response::new(Body::new(http_body_util::Full::new(document)));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    return Ok(response);
+                }
                 if is_grpc_web(&request) {
                     if !grpc_web {
                         return Ok::<_, Infallible>(not_served("grpc-web", "server.grpc_web"));

@@ -89,7 +89,7 @@ impl Transcoder {
     fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let mut allowed = Vec::new();
         for route in &self.routes {
-            if let Some(bound) = route.template.matches(path) {
+            if let Some(bound) = route.matches(path) {
                 if route.http_method == *method {
                     return Found::Route(route, bound);
                 }
@@ -274,7 +274,7 @@ impl Transcoder {
                 "UNSUPPORTED_MEDIA_TYPE",
                 format!(
                     "{} takes newline-delimited JSON ({NDJSON}), one request message per line; got {media:?}",
-                    route.pattern
+                    route.pattern()
                 ),
             ));
         }
