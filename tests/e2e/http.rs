@@ -627,6 +627,21 @@ async fn streams_go_in_and_out_as_ndjson(backend: Backend) {
     assert_eq!(answer["receivedCount"], "3", "{answer}");
     assert_eq!(answer["createdCount"], "3", "{answer}");
 
+    // One request as plain JSON, pretty-printed, options as query parameters.
+    let one = serde_json::to_vec_pretty(&json!({"rows": [row(1, USCCS[0])]})).unwrap();
+    let a = http
+        .send(
+            "POST",
+            "/v1/enterprises:import?validateOnly=true",
+            Some("application/json"),
+            one,
+            true,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["validateOnly"], true);
+    assert_eq!(a.json()["unchangedCount"], "1");
+
     // A line that is not the message: 400 naming the line and the field.
     let bad = format!(
         "{}\n{}\n",
@@ -723,7 +738,107 @@ async fn streams_go_in_and_out_as_ndjson(backend: Backend) {
     suite.stop().await;
 }
 
+/// CORS: pages of the configured origins may call (grpc-web and HTTP/JSON), others get no CORS
+/// headers, and with no origin configured (the default) no page of another origin may.
+async fn cors_allows_only_the_configured_origins(backend: Backend) {
+    let Some(server) = qilu_suite::testing::TestSuite::start(
+        backend,
+        &[(
+            "QILU__SERVER__CORS_ALLOWED_ORIGINS",
+            "https://portal.example.gov.cn,https://other.example.gov.cn".to_string(),
+        )],
+    )
+    .await
+    else {
+        return;
+    };
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let preflight = |origin: &str, headers: &str| {
+        http::Request::builder()
+            .method("OPTIONS")
+            .uri(format!("http://{}/v1/enterprises", server.addr))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", headers)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    for headers in ["authorization,content-type", "x-grpc-web,content-type"] {
+        let ok = client
+            .request(preflight("https://portal.example.gov.cn", headers))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(
+            ok.headers()["access-control-allow-origin"],
+            "https://portal.example.gov.cn"
+        );
+        let refused = client
+            .request(preflight("https://evil.example.com", headers))
+            .await
+            .unwrap();
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
+    }
+    // A simple cross-origin GET: the answer carries the header for an allowed origin only.
+    let get = |origin: &str| {
+        http::Request::builder()
+            .uri(format!("http://{}/openapi.json", server.addr))
+            .header("origin", origin)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let ok = client
+        .request(get("https://other.example.gov.cn"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://other.example.gov.cn"
+    );
+    let refused = client
+        .request(get("https://evil.example.com"))
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    server.stop().await;
+
+    // The default: no origin is allowed.
+    let Some(server) = qilu_suite::testing::TestSuite::start(backend, &[]).await else {
+        return;
+    };
+    let answer = client
+        .request(
+            http::Request::builder()
+                .uri(format!("http://{}/openapi.json", server.addr))
+                .header("origin", "https://portal.example.gov.cn")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    server.stop().await;
+}
+
 on_both_backends!(
+    cors_allows_only_the_configured_origins,
     one_scenario_three_ways_gives_equal_results,
     http_refuses_what_is_not_the_message_with_400s,
     streams_go_in_and_out_as_ndjson

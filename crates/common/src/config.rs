@@ -294,6 +294,7 @@ impl Config {
             .list_separator(",")
             .with_list_parse_key("auth.public_key_paths")
             .with_list_parse_key("registry.known_exception_usccs")
+            .with_list_parse_key("server.cors_allowed_origins")
             .try_parsing(true)
             .source(sources.environment.clone());
         builder = builder.add_source(environment);

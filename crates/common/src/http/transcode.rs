@@ -268,12 +268,13 @@ impl Transcoder {
         S::Future: Send + 'static,
     {
         let media = content_type(&parts.headers);
-        if !(media == NDJSON || media == "application/jsonl" || media.is_empty()) {
+        let single = media == "application/json" || media.ends_with("+json");
+        if !(single || media == NDJSON || media == "application/jsonl" || media.is_empty()) {
             return self.refuse(ApiError::invalid(
                 "content-type",
                 "UNSUPPORTED_MEDIA_TYPE",
                 format!(
-                    "{} takes newline-delimited JSON ({NDJSON}), one request message per line; got {media:?}",
+                    "{} takes newline-delimited JSON ({NDJSON}), one request message per line, or one request as application/json; got {media:?}",
                     route.pattern()
                 ),
             ));
@@ -288,6 +289,31 @@ impl Transcoder {
         }
         for (field, value) in bound {
             set_path(&mut first, field, Value::String(value.clone()), false);
+        }
+        if single {
+            // One request message: the whole body, as a unary call's.
+            let message = async {
+                let bytes = read_limited(body, self.max_body_bytes).await?;
+                let Value::Object(mut object) = parse_json(&bytes, "body")? else {
+                    return Err(ApiError::invalid(
+                        "body",
+                        "MALFORMED_REQUEST",
+                        "the body must be a JSON object: the request message",
+                    ));
+                };
+                object.extend(first);
+                to_message(input.clone(), Value::Object(object), None)
+            };
+            let frame = match message.await {
+                Ok(m) => frame(&m.encode_to_vec()),
+                Err(e) => return self.refuse(e),
+            };
+            let grpc_request = Request::from_parts(grpc_parts, Body::new(Full::new(frame)));
+            let response = match inner.oneshot(grpc_request).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            return self.answer(route, response).await;
         }
         let failure: Arc<Mutex<Option<ApiError>>> = Arc::new(Mutex::new(None));
         let lines = ndjson_messages(body, input, first, self.max_body_bytes, failure.clone());
