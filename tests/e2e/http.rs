@@ -242,7 +242,8 @@ fn http_outcome(answer: &Answer, uscc: &str) -> Outcome {
 fn enterprise(uscc: &str) -> Enterprise {
     Enterprise {
         uscc: uscc.into(),
-        display_name: "山东绿氢科技有限公司".into(),
+        // The code in the name, so that a list filtered on it finds this enterprise alone.
+        display_name: format!("山东绿氢科技有限公司（{uscc}）"),
         legal_representative: "王建国".into(),
         established_date: "2016-04-12".into(),
         ..Default::default()
@@ -294,7 +295,7 @@ where
                     enterprise: Some(Enterprise {
                         name: name.clone(),
                         etag,
-                        display_name: "山东绿氢能源科技有限公司".into(),
+                        display_name: format!("山东绿氢能源科技有限公司（{uscc}）"),
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask {
@@ -311,7 +312,7 @@ where
             .list_enterprises(suite.request(
                 Role::Officer,
                 ListEnterprisesRequest {
-                    filter: format!("uscc = \"{uscc}\""),
+                    filter: format!("display_name:\"{uscc}\""),
                     page_size: 10,
                     ..Default::default()
                 },
@@ -364,7 +365,7 @@ async fn through_http(http: &Http, uscc: &str) -> Vec<Outcome> {
     let mut out = Vec::new();
     let body = json!({
         "uscc": uscc,
-        "displayName": "山东绿氢科技有限公司",
+        "displayName": format!("山东绿氢科技有限公司（{uscc}）"),
         "legalRepresentative": "王建国",
         "establishedDate": "2016-04-12",
     });
@@ -384,13 +385,13 @@ async fn through_http(http: &Http, uscc: &str) -> Vec<Outcome> {
             .json(
                 "PATCH",
                 &format!("/v1/enterprises/{uscc}?updateMask=displayName"),
-                Some(json!({"etag": etag, "displayName": "山东绿氢能源科技有限公司"})),
+                Some(json!({"etag": etag, "displayName": format!("山东绿氢能源科技有限公司（{uscc}）")})),
             )
             .await,
         uscc,
     ));
     let filter: String =
-        form_urlencoded::byte_serialize(format!("uscc = \"{uscc}\"").as_bytes()).collect();
+        form_urlencoded::byte_serialize(format!("display_name:\"{uscc}\"").as_bytes()).collect();
     out.push(http_outcome(
         &http
             .json(
@@ -837,7 +838,108 @@ async fn cors_allows_only_the_configured_origins(backend: Backend) {
     server.stop().await;
 }
 
+/// CSV uploads take the files `qilu … import` takes and answer what the CLI reports for them:
+/// the sample enterprises (12 created, one wrong check character rejected by the server), then
+/// the migration's certificates with their report history (5 created, one report filed before
+/// its year ended) and figures (3 created, one negative figure); a cell this side cannot read
+/// is a rejected row in the answer, the others go on.
+async fn csv_uploads_import_what_the_cli_imports(backend: Backend) {
+    let Some(suite) = Suite::start(backend).await else {
+        return;
+    };
+    let http = Http::new(&suite, Role::Officer);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let upload = |path: &'static str, file: &'static str| {
+        let http = &http;
+        async move {
+            let body = std::fs::read(format!("{root}/{file}")).unwrap();
+            let a = http.send("POST", path, Some("text/csv"), body, true).await;
+            assert_eq!(
+                a.status,
+                200,
+                "{file}: {}",
+                String::from_utf8_lossy(&a.body)
+            );
+            a.json()
+        }
+    };
+    let counts = |j: &Value| {
+        (
+            j["receivedCount"].as_str().unwrap_or("0").to_string(),
+            j["createdCount"].as_str().unwrap_or("0").to_string(),
+            j["rejectedCount"].as_str().unwrap_or("0").to_string(),
+        )
+    };
+    let enterprises = upload(
+        "/v1/enterprises:import",
+        "crates/cli/samples/enterprises.csv",
+    )
+    .await;
+    assert_eq!(counts(&enterprises), ("13".into(), "12".into(), "1".into()));
+    let certificates = upload(
+        "/v1/highTechCertificates:import",
+        "examples/migration/certificates.csv",
+    )
+    .await;
+    assert_eq!(counts(&certificates), ("6".into(), "5".into(), "1".into()));
+    let figures = upload("/v1/annualFigures:import", "examples/migration/figures.csv").await;
+    assert_eq!(counts(&figures), ("4".into(), "3".into(), "1".into()));
+
+    // A cell this side cannot read: that row is rejected with its problem, the rest imported.
+    let csv = format!(
+        "uscc,display_name,established_date,green_category\n\
+         {},企业甲,2019-03-01,PURPLE\n\
+         {},企业乙,2019-03-02,CLEAN_ENERGY\n",
+        USCCS[0], "91370212MA940004XE"
+    );
+    let a = http
+        .send(
+            "POST",
+            "/v1/enterprises:import",
+            Some("text/csv"),
+            csv,
+            true,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let answer = a.json();
+    assert_eq!(answer["receivedCount"], "2", "{answer}");
+    assert_eq!(answer["rejectedCount"], "1", "{answer}");
+    let rejected = answer["rowResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "IMPORT_ROW_OUTCOME_REJECTED")
+        .unwrap()
+        .clone();
+    assert_eq!(rejected["rowNumber"], "2");
+    assert_eq!(
+        rejected["problems"][0]["field"],
+        "enterprise.green_category"
+    );
+
+    // A header that is not this import's: 400, nothing sent.
+    let a = http
+        .send(
+            "POST",
+            "/v1/enterprises:import",
+            Some("text/csv"),
+            "uscc,colour\nX,green\n",
+            true,
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.json()["message"].as_str().unwrap().contains("colour"));
+    // CSV where no import is bound: 400 UNSUPPORTED_MEDIA_TYPE.
+    let a = http
+        .send("POST", "/v1/enterprises", Some("text/csv"), "uscc\n", true)
+        .await;
+    assert_eq!(a.status, 400);
+    suite.stop().await;
+}
+
 on_both_backends!(
+    csv_uploads_import_what_the_cli_imports,
     cors_allows_only_the_configured_origins,
     one_scenario_three_ways_gives_equal_results,
     http_refuses_what_is_not_the_message_with_400s,

@@ -17,36 +17,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use qilu_proto::common::{GreenCategory, HighTechField};
+use qilu_common::import_csv::{
+    CsvRow, CsvRows, Header, ImportKind, ImportRow, Problem, REPORT_COLUMNS,
+};
 use qilu_proto::registry::enterprise_registry_service_client::EnterpriseRegistryServiceClient;
 use qilu_proto::registry::{
-    Enterprise, ImportEnterpriseRow, ImportEnterprisesRequest, ImportEnterprisesResponse,
-    ImportRowOutcome,
+    ImportEnterpriseRow, ImportEnterprisesRequest, ImportEnterprisesResponse, ImportRowOutcome,
 };
 use serde_json::json;
 use tokio_stream::StreamExt;
 
-use crate::client::{Conn, fail, resource_name};
+use crate::client::{Conn, fail};
 use crate::output::{self, Format};
 
 /// Most rows one stream message may carry (import.proto).
 pub const MAX_BATCH: usize = 1000;
-
-/// The columns this command reads.
-const COLUMNS: [&str; 8] = [
-    "uscc",
-    "display_name",
-    "legal_representative",
-    "established_date",
-    "address",
-    "zone",
-    "technology_fields",
-    "green_category",
-];
-/// Columns every file must have.
-const REQUIRED: [&str; 3] = ["uscc", "display_name", "established_date"];
-/// Columns a report adds; ignored on import.
-const REPORT_COLUMNS: [&str; 2] = ["line", "problems"];
 
 /// Options of `qilu enterprises import`.
 #[derive(Debug, Clone)]
@@ -61,224 +46,16 @@ pub struct ImportOptions {
     pub batch: usize,
 }
 
-/// A problem with a row: the field path and what is wrong.
-type Problem = (String, String);
-
-/// One data row of the file.
-#[derive(Debug)]
-struct Row {
-    line: u64,
-    /// The fields as read (lossy UTF-8), aligned with the header, for the report.
-    raw: Vec<String>,
-    parsed: Result<Enterprise, Vec<Problem>>,
-}
-
-/// The file's header: each column's name and, for known columns, what it is.
-#[derive(Debug)]
-struct Header {
-    names: Vec<String>,
-    index: HashMap<&'static str, usize>,
-}
-
-impl Header {
-    fn read(names: Vec<String>, file: &Path) -> Result<Header, String> {
-        let mut index = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            let key = name.trim().to_ascii_lowercase();
-            if let Some(known) = COLUMNS.iter().find(|c| **c == key) {
-                if index.insert(*known, i).is_some() {
-                    return Err(format!("{}: column {key} appears twice", file.display()));
-                }
-            } else if !REPORT_COLUMNS.contains(&key.as_str()) {
-                return Err(format!(
-                    "{}: unknown column {name:?} in the header row (known: {})",
-                    file.display(),
-                    COLUMNS.join(", ")
-                ));
-            }
-        }
-        let missing: Vec<&str> = REQUIRED
-            .iter()
-            .copied()
-            .filter(|c| !index.contains_key(c))
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "{}: the header row lacks the required column(s) {}",
-                file.display(),
-                missing.join(", ")
-            ));
-        }
-        Ok(Header { names, index })
-    }
-
-    fn get<'a>(&self, fields: &'a [String], column: &str) -> &'a str {
-        self.index
-            .get(column)
-            .and_then(|i| fields.get(*i))
-            .map(|s| s.trim())
-            .unwrap_or("")
-    }
-}
-
-fn parse_high_tech_field(text: &str) -> Option<i32> {
-    let upper = text.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("HIGH_TECH_FIELD_") {
-        upper
-    } else {
-        format!("HIGH_TECH_FIELD_{upper}")
-    };
-    HighTechField::from_str_name(&full)
-        .filter(|f| *f != HighTechField::Unspecified)
-        .map(|f| f as i32)
-}
-
-fn parse_green_category(text: &str) -> Option<i32> {
-    let upper = text.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("GREEN_CATEGORY_") {
-        upper
-    } else {
-        format!("GREEN_CATEGORY_{upper}")
-    };
-    GreenCategory::from_str_name(&full).map(|c| c as i32)
-}
-
-/// The enterprise a row describes, or every problem this side can see.
-fn parse_row(header: &Header, fields: &[String]) -> Result<Enterprise, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut technology_fields = Vec::new();
-    for part in header
-        .get(fields, "technology_fields")
-        .split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        match parse_high_tech_field(part) {
-            Some(f) => technology_fields.push(f),
-            None => problems.push((
-                "enterprise.technology_fields".to_string(),
-                format!(
-                    "unknown high-tech field {part:?} (e.g. NEW_MATERIALS, ELECTRONIC_INFORMATION)"
-                ),
-            )),
-        }
-    }
-    let green = header.get(fields, "green_category");
-    let green_category = if green.is_empty() {
-        0
-    } else {
-        parse_green_category(green).unwrap_or_else(|| {
-            problems.push((
-                "enterprise.green_category".to_string(),
-                format!("unknown green category {green:?} (e.g. CLEAN_ENERGY)"),
-            ));
-            0
-        })
-    };
-    let zone = header.get(fields, "zone");
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Enterprise {
-        uscc: header.get(fields, "uscc").to_string(),
-        display_name: header.get(fields, "display_name").to_string(),
-        legal_representative: header.get(fields, "legal_representative").to_string(),
-        established_date: header.get(fields, "established_date").to_string(),
-        address: header.get(fields, "address").to_string(),
-        zone: if zone.is_empty() {
-            String::new()
-        } else {
-            resource_name("zones", zone)
-        },
-        technology_fields,
-        green_category,
-        ..Default::default()
-    })
-}
-
 /// Reads every row of `file`; a line that cannot be read becomes a rejected row.
-fn read_rows(file: &Path) -> Result<(Header, Vec<Row>), String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_path(file)
+fn read_rows(file: &Path) -> Result<(Header, Vec<CsvRow>), String> {
+    let source =
+        std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let reader = CsvRows::new(ImportKind::Enterprises, std::io::BufReader::new(source))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let header = reader.header().clone();
+    let rows = reader
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mut record = csv::ByteRecord::new();
-    let has_header = reader
-        .read_byte_record(&mut record)
-        .map_err(|e| format!("{}: header row: {e}", file.display()))?;
-    if !has_header {
-        return Err(format!("{}: empty file (no header row)", file.display()));
-    }
-    let names: Vec<String> = record
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let s = String::from_utf8_lossy(f).into_owned();
-            if i == 0 {
-                s.trim_start_matches('\u{feff}').to_string()
-            } else {
-                s
-            }
-        })
-        .collect();
-    let header = Header::read(names, file)?;
-    let width = header.names.len();
-    let mut rows = Vec::new();
-    let mut last_line = 1;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(last_line + 1);
-                last_line = line;
-                let raw: Vec<String> = record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect();
-                let mut problems = Vec::new();
-                if record.len() != width {
-                    problems.push((
-                        "row".to_string(),
-                        format!(
-                            "malformed line: {} fields where the header has {width}",
-                            record.len()
-                        ),
-                    ));
-                }
-                for (i, f) in record.iter().enumerate() {
-                    if std::str::from_utf8(f).is_err() {
-                        let column = header.names.get(i).map_or("?", String::as_str);
-                        let key = column.trim().to_ascii_lowercase();
-                        let field = if COLUMNS.contains(&key.as_str()) {
-                            format!("enterprise.{key}")
-                        } else {
-                            column.to_string()
-                        };
-                        problems.push((field, "not valid UTF-8".to_string()));
-                    }
-                }
-                let parsed = if problems.is_empty() {
-                    parse_row(&header, &raw)
-                } else {
-                    Err(problems)
-                };
-                rows.push(Row { line, raw, parsed });
-            }
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(last_line + 1);
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(format!("cannot read {}: {e}", file.display()));
-                }
-                last_line = line;
-                rows.push(Row {
-                    line,
-                    raw: Vec::new(),
-                    parsed: Err(vec![("row".to_string(), format!("malformed line: {e}"))]),
-                });
-            }
-        }
-    }
     Ok((header, rows))
 }
 
@@ -302,11 +79,9 @@ pub async fn import(
     let (header, rows) = read_rows(&options.file)?;
     let sendable: Vec<ImportEnterpriseRow> = rows
         .iter()
-        .filter_map(|r| {
-            r.parsed.as_ref().ok().map(|e| ImportEnterpriseRow {
-                row_number: r.line as i64,
-                enterprise: Some(e.clone()),
-            })
+        .filter_map(|r| match &r.parsed {
+            Ok(ImportRow::Enterprise(row)) => Some(ImportEnterpriseRow::clone(row)),
+            _ => None,
         })
         .collect();
     let total = sendable.len() as u64;
@@ -372,7 +147,7 @@ struct Summary {
 
 fn summarize(
     header: &Header,
-    rows: &[Row],
+    rows: &[CsvRow],
     response: &ImportEnterprisesResponse,
     options: &ImportOptions,
 ) -> Result<Summary, String> {
@@ -434,7 +209,7 @@ fn summarize(
 fn write_report(
     path: &Path,
     header: &Header,
-    rows: &[Row],
+    rows: &[CsvRow],
     rejected: &[(u64, Vec<Problem>)],
 ) -> Result<(), String> {
     let keep: Vec<usize> = header
@@ -444,7 +219,7 @@ fn write_report(
         .filter(|(_, n)| !REPORT_COLUMNS.contains(&n.trim().to_ascii_lowercase().as_str()))
         .map(|(i, _)| i)
         .collect();
-    let by_line: HashMap<u64, &Row> = rows.iter().map(|r| (r.line, r)).collect();
+    let by_line: HashMap<u64, &CsvRow> = rows.iter().map(|r| (r.line, r)).collect();
     let mut writer = csv::WriterBuilder::new()
         .flexible(false)
         .from_path(path)
@@ -481,21 +256,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn field_and_category_names_take_short_or_full_forms() {
-        assert_eq!(
-            parse_high_tech_field("new_materials"),
-            Some(HighTechField::NewMaterials as i32)
-        );
-        assert_eq!(
-            parse_high_tech_field("HIGH_TECH_FIELD_AEROSPACE"),
-            Some(HighTechField::Aerospace as i32)
-        );
-        assert_eq!(parse_high_tech_field("UNSPECIFIED"), None);
-        assert_eq!(parse_high_tech_field("steel"), None);
-        assert_eq!(
-            parse_green_category("CLEAN_ENERGY"),
-            Some(GreenCategory::CleanEnergy as i32)
-        );
+    fn the_report_sits_beside_the_file() {
         assert_eq!(
             default_report(Path::new("dir/ents.csv")),
             PathBuf::from("dir/ents.rejected.csv")

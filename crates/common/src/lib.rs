@@ -29,6 +29,7 @@ pub mod http;
 pub mod http_rule;
 #[cfg(feature = "server")]
 pub mod idempotency;
+pub mod import_csv;
 pub mod input;
 pub mod limits;
 #[cfg(feature = "server")]

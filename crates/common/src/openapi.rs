@@ -584,10 +584,11 @@ impl Generator {
                 "required": true,
                 "description": format!(
                     "{what} A stream of requests: one JSON object, or newline-delimited JSON \
-                    (`application/x-ndjson`, one request per line), or CSV (`text/csv`): a \
-                    header row naming fields of `rows` (proto field names, as `qilu` imports \
-                    read them), one row per line, repeated values joined by `;`, enums by value \
-                    name; the other request fields as query parameters of the same names."
+                    (`application/x-ndjson`, one request per line), or CSV (`text/csv`) in the \
+                    columns the `qilu … import` commands read (a header row, then one row per \
+                    line; lists joined by `;`, enums by value name with or without their \
+                    prefix; see docs/http.md): a row the CSV reader cannot read is REJECTED in \
+                    the answer with its problems; the other request fields as query parameters."
                 ),
                 "content": {
                     "application/json": { "schema": schema.clone() },

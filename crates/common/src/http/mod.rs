@@ -20,6 +20,7 @@
 //! directly, skipping the middleware (g2h), or proxy to an upstream over the network
 //! (structured-proxy); neither calls the same tower service in process.
 
+mod csv_upload;
 mod routes;
 mod status;
 mod transcode;

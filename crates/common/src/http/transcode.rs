@@ -24,6 +24,7 @@ use tower::{Service, ServiceExt};
 use super::routes::{BodySpec, Route};
 use super::status::{error_response, status_json};
 use crate::error::{ApiError, FieldViolation};
+use crate::import_csv::ImportKind;
 
 /// How a request reached the server; the middleware labels metrics with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ impl Protocol {
         }
     }
 }
+
+/// Rewrites a unary answer's message bytes before they become JSON.
+type Patch<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Sync + 'a;
 
 /// Media type of newline-delimited JSON (server streams out, client streams in).
 pub(crate) const NDJSON: &str = "application/x-ndjson";
@@ -182,7 +186,7 @@ impl Transcoder {
             Ok(r) => r,
             Err(never) => match never {},
         };
-        self.answer(&route, response).await
+        self.answer(&route, response, None).await
     }
 
     /// A refusal made here (before any RPC ran), as the middleware would log it.
@@ -269,12 +273,20 @@ impl Transcoder {
     {
         let media = content_type(&parts.headers);
         let single = media == "application/json" || media.ends_with("+json");
-        if !(single || media == NDJSON || media == "application/jsonl" || media.is_empty()) {
+        let csv = (media == "text/csv")
+            .then(|| ImportKind::of_request(route.rpc.input().full_name()))
+            .flatten();
+        if !(single
+            || csv.is_some()
+            || media == NDJSON
+            || media == "application/jsonl"
+            || media.is_empty())
+        {
             return self.refuse(ApiError::invalid(
                 "content-type",
                 "UNSUPPORTED_MEDIA_TYPE",
                 format!(
-                    "{} takes newline-delimited JSON ({NDJSON}), one request message per line, or one request as application/json; got {media:?}",
+                    "{} takes newline-delimited JSON ({NDJSON}), one request message per line, one request as application/json, or (imports) text/csv; got {media:?}",
                     route.pattern()
                 ),
             ));
@@ -289,6 +301,30 @@ impl Transcoder {
         }
         for (field, value) in bound {
             set_path(&mut first, field, Value::String(value.clone()), false);
+        }
+        if let Some(kind) = csv {
+            let first = match to_message(input.clone(), Value::Object(first), None) {
+                Ok(m) => m.encode_to_vec(),
+                Err(e) => return self.refuse(e),
+            };
+            let outcome = Arc::new(Mutex::new(super::csv_upload::Outcome::default()));
+            let frames = super::csv_upload::messages(body, kind, first, outcome.clone());
+            let grpc_request = Request::from_parts(grpc_parts, Body::new(StreamBody::new(frames)));
+            let response = match inner.oneshot(grpc_request).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            let (refusal, rejected) = match outcome.lock() {
+                Ok(mut o) => (o.refusal.take(), std::mem::take(&mut o.rejected)),
+                Err(_) => (None, Vec::new()),
+            };
+            if let Some(e) = refusal {
+                return self.refuse(e);
+            }
+            let output = route.rpc.output();
+            let patch =
+                move |bytes: &[u8]| super::csv_upload::add_rejections(&output, bytes, &rejected);
+            return self.answer(route, response, Some(&patch)).await;
         }
         if single {
             // One request message: the whole body, as a unary call's.
@@ -313,7 +349,7 @@ impl Transcoder {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
-            return self.answer(route, response).await;
+            return self.answer(route, response, None).await;
         }
         let failure: Arc<Mutex<Option<ApiError>>> = Arc::new(Mutex::new(None));
         let lines = ndjson_messages(body, input, first, self.max_body_bytes, failure.clone());
@@ -322,7 +358,7 @@ impl Transcoder {
             Ok(r) => r,
             Err(never) => match never {},
         };
-        let answer = self.answer(route, response).await;
+        let answer = self.answer(route, response, None).await;
         let failed = failure.lock().map(|mut f| f.take()).unwrap_or(None);
         match failed {
             Some(e) => self.refuse(e),
@@ -332,7 +368,12 @@ impl Transcoder {
 
     /// The HTTP answer of a gRPC response: the message as JSON, each message of a stream as a
     /// line of NDJSON, or the error.
-    async fn answer(&self, route: &Route, response: Response<Body>) -> Response<Body> {
+    async fn answer(
+        &self,
+        route: &Route,
+        response: Response<Body>,
+        patch: Option<&Patch<'_>>,
+    ) -> Response<Body> {
         let (parts, body) = response.into_parts();
         let mut headers = HeaderMap::new();
         if let Some(id) = parts.headers.get("x-request-id") {
@@ -374,7 +415,10 @@ impl Transcoder {
         }
         let mut data = collected.to_bytes();
         let json = match next_frame(&mut data) {
-            Some(Ok(bytes)) => message_json(&output, &bytes, route.response_body.as_deref()),
+            Some(Ok(bytes)) => match patch.map_or_else(|| Ok(bytes.to_vec()), |p| p(&bytes)) {
+                Ok(bytes) => message_json(&output, &bytes, route.response_body.as_deref()),
+                Err(e) => Err(e),
+            },
             Some(Err(e)) => Err(e),
             None => Err("the call answered no message".to_string()),
         };
@@ -670,7 +714,7 @@ fn to_message(
 }
 
 /// A gRPC message frame: uncompressed flag, length, message.
-fn frame(message: &[u8]) -> Bytes {
+pub(super) fn frame(message: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + message.len());
     out.extend_from_slice(&[0]);
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
