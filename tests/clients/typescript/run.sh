@@ -39,8 +39,11 @@ fi
 rm -rf "$here/gen"
 (cd "$root" && PATH="$bin:$PATH" "$buf" generate --template tests/clients/typescript/buf.gen.yaml -o "$here")
 echo "generated $(find "$here/gen" -name '*_pb.ts' | wc -l) files into $here/gen/ts (protoc-gen-es $("$bin/protoc-gen-es" --version | awk '{print $NF}'))"
+# README's TypeScript example (the ```ts block) is type-checked too, next to the generated code.
+sed -n '/^```ts$/,/^```$/p' "$root/README.md" | sed '1d;$d' | sed 's|"\./gen/ts/|"./ts/|' >"$here/gen/readme_example.ts"
+[ -s "$here/gen/readme_example.ts" ] || { echo "README.md has no \`\`\`ts block" >&2; exit 1; }
 "$bin/tsc" -p "$here"
-echo "tsc --noEmit: the scenario and the generated code type-check"
+echo "tsc --noEmit: the scenario, README's example and the generated code type-check"
 
 if [ -z "${QILU_BIN:-}" ]; then
   (cd "$root" && cargo build --quiet --locked -p qilu-cli)
