@@ -24,6 +24,9 @@ packages=(golang-go protoc-gen-go protoc-gen-go-grpc golang-google-protobuf-dev 
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "check.sh: apt-get install ${packages[*]} needs root" >&2; exit 1; }
   apt-get update -qq
+  # First the APIv2-backed github.com/golang/protobuf (1.5): Debian's grpc and genproto accept it
+  # or 1.3, whose table unmarshaller panics on messages from protoc-gen-go 1.28.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-github-golang-protobuf-1-5-dev >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 echo "$(go version); protoc-gen-go $(protoc-gen-go --version | awk '{print $NF}'); protoc-gen-go-grpc $(protoc-gen-go-grpc --version | awk '{print $NF}')"
