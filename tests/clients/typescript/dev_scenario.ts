@@ -56,7 +56,7 @@ function qilu(...args: string[]): [string, string[]] {
 function mint(role: string): string {
   const [cmd, args] = qilu("token", "--role", role);
   const out = spawnSync(cmd, args, { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
-  check(out.status === 0, `qilu token --role ${role} exited ${out.status}: ${out.stderr}`);
+  check(out.status === 0, `qilu token --role ${role} failed: ${out.error ?? `exit ${out.status}`}: ${out.stderr}`);
   return out.stdout.trim();
 }
 
@@ -75,10 +75,18 @@ async function freePort(): Promise<number> {
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /** Waits until the registry answers an HTTP/JSON call (the suite has migrated and is serving). */
-async function waitServing(base: string, token: string, proc: ChildProcess, deadlineS: number) {
+async function waitServing(
+  base: string,
+  token: string,
+  proc: ChildProcess,
+  deadlineS: number,
+  spawnError: () => Error | undefined,
+) {
   const until = Date.now() + deadlineS * 1000;
   let last = "";
   while (Date.now() < until) {
+    const e = spawnError();
+    check(e === undefined, `could not start qilu dev: ${e}`);
     check(proc.exitCode === null, `qilu dev exited early (${proc.exitCode})`);
     try {
       const r = await fetch(`${base}/v1/enterprises:validateUscc?uscc=${VALID_USCC}`, {
@@ -166,13 +174,13 @@ async function scenario(base: string, officer: string): Promise<void> {
 }
 
 async function stop(proc: ChildProcess): Promise<number | null> {
-  if (proc.exitCode !== null) return proc.exitCode;
+  if (proc.exitCode !== null || proc.pid === undefined) return proc.exitCode;
   const exited = new Promise<number | null>((ok) => proc.once("exit", (code) => ok(code)));
   proc.kill("SIGTERM");
   const code = await Promise.race([exited, sleep(30_000).then(() => "timeout" as const)]);
   if (code !== "timeout") return code;
   proc.kill("SIGKILL");
-  return exited;
+  return Promise.race([exited, sleep(5_000).then(() => null)]);
 }
 
 async function main(): Promise<number> {
@@ -184,20 +192,25 @@ async function main(): Promise<number> {
   const log = openSync(logPath, "w");
   const [cmd, args] = qilu("dev", "--addr", addr, "--data-dir", data);
   const proc = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", log, log] });
+  let spawnError: Error | undefined;
+  proc.on("error", (e) => (spawnError = e));
   closeSync(log);
   let ok = false;
   try {
     console.log(`typescript client (grpc-web + HTTP/JSON) vs qilu dev on ${addr}`);
     const officer = mint("officer");
     step("minted an officer token with `qilu token`");
-    await waitServing(base, officer, proc, 300);
+    await waitServing(base, officer, proc, 300, () => spawnError);
     await scenario(base, officer);
     ok = true;
   } catch (e) {
     console.error(`FAILED: ${e instanceof CheckFailed ? e.message : e instanceof Error ? e.stack : e}`);
   } finally {
     const code = await stop(proc);
-    if (code !== 0) {
+    if (proc.pid === undefined) {
+      console.error(`FAILED: qilu dev did not start (${cmd}: ${spawnError ?? "no process"})`);
+      ok = false;
+    } else if (code !== 0) {
       console.error(`FAILED: qilu dev exited ${code} after SIGTERM`);
       ok = false;
     }
