@@ -11,9 +11,16 @@
 #   4. the compose-equivalent smoke test (tests/clients/python/compose_smoke.py): the three
 #      service binaries as processes with exactly the compose environment, against PostgreSQL
 #   5. the generated Python client against `qilu dev` (tests/clients/python/run.sh)
-# Tools go into cached virtualenvs under ${QILU_TOOLS_DIR:-$HOME/.cache/qilu-tools}; a fresh
-# machine needs only python3 (venv), the Rust toolchain, psql and a PostgreSQL server at
-# QILU_TEST_POSTGRES_URL (trust auth), which .ci/run starts.
+#   6. the generated TypeScript client (grpc-web) and HTTP/JSON against `qilu dev`
+#      (tests/clients/typescript/run.sh: pinned npm packages, buf generate, tsc, the scenario)
+#   7. README's `curl` examples run as written against `qilu dev`
+#      (tests/clients/http/curl_examples.sh)
+#   8. the Go template: buf generate, go vet, and a Go client against `qilu dev`, with Debian's
+#      Go packages, which it installs with apt-get when missing (tests/clients/go/check.sh)
+# Tools go into cached virtualenvs and npm folders under ${QILU_TOOLS_DIR:-$HOME/.cache/qilu-tools};
+# a fresh machine needs only python3 (venv), Node 20+ with npm, curl, root for apt-get (step 8),
+# the Rust toolchain, psql and a PostgreSQL server at QILU_TEST_POSTGRES_URL (trust auth), which
+# .ci/run starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -168,6 +175,21 @@ step "generated Python client against qilu dev"
 s=$SECONDS
 QILU_PY_VENV="$PY_VENV" QILU_PY_GEN="$GEN" "$PY_VENV/bin/python" tests/clients/python/dev_scenario.py
 lap "python client" $s
+
+step "generated TypeScript client (grpc-web, Connect-ES) and HTTP/JSON against qilu dev"
+s=$SECONDS
+QILU_BIN="$BIN/qilu" tests/clients/typescript/run.sh
+lap "typescript client" $s
+
+step "README's curl examples (HTTP/JSON) against qilu dev"
+s=$SECONDS
+QILU_BIN="$BIN/qilu" tests/clients/http/curl_examples.sh
+lap "curl examples" $s
+
+step "Go template (Debian's Go 1.19 and plugins): buf generate, go vet, a Go client against qilu dev"
+s=$SECONDS
+QILU_BIN="$BIN/qilu" tests/clients/go/check.sh
+lap "go client" $s
 
 echo
 echo "deploy checks: all green in $((SECONDS - t0))s"
