@@ -65,12 +65,15 @@ pub fn sweeper(
 /// `high_tech_certified`, the current programme year) instead of waiting for it.
 pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock) -> ServiceDef {
     let sweeper = sweeper(db.clone(), clock.clone(), config.time_zone());
+    let operations = qilu_common::operations::Operations::new(db.clone(), "registry");
     let api = api::RegistryApi::new(
         db,
         KnownExceptions::new(&config.registry.known_exception_usccs),
         config.time_zone(),
         clock,
+        operations.clone(),
     );
+    operations.register(api::START_IMPORT, api::ImportRunner::new(api.clone()));
     let limit = config.server.max_message_bytes;
     let server = EnterpriseRegistryServiceServer::new(api)
         .max_decoding_message_size(limit)
@@ -87,4 +90,5 @@ pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock)
         &config.database,
     ))
     .with_sweeper(sweeper)
+    .with_operations(operations)
 }

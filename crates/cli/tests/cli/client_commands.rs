@@ -478,6 +478,7 @@ fn the_readme_walkthrough_works_as_written() {
         "qilu import certificates examples/migration/certificates.csv",
         "qilu import figures examples/migration/figures.csv",
         "qilu enterprises get 91370102MA9400015C",
+        "qilu import figures examples/migration/figures.csv --operation",
     ];
     for line in walkthrough {
         assert!(
@@ -573,5 +574,29 @@ fn the_readme_walkthrough_works_as_written() {
     let enterprise: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(enterprise["high_tech_certified"], true, "{enterprise}");
     assert!(readme.contains("5 accepted (created 5, updated 0, unchanged"));
+    // The figures again, as an import operation: every row judged as the stream judged it.
+    std::fs::remove_file(migration.join("figures.rejected.csv")).unwrap();
+    let out = dev.run(
+        &token,
+        &[
+            "import",
+            "figures",
+            "examples/migration/figures.csv",
+            "--operation",
+        ],
+    );
+    assert_eq!(
+        ok(&out),
+        "3 accepted (created 0, updated 0, unchanged 3), 1 rejected\n\
+         rejected rows and their reasons: examples/migration/figures.rejected.csv\n"
+    );
+    assert!(
+        stderr(&out).contains("operation operations/registry-"),
+        "{}",
+        stderr(&out)
+    );
+    let report = std::fs::read_to_string(migration.join("figures.rejected.csv")).unwrap();
+    assert!(report.contains("rd_expense_fen"), "{report}");
+    assert!(readme.contains("(created 0, updated 0, unchanged 3), 1 rejected"));
     dev.stop();
 }
