@@ -28,6 +28,7 @@ on_both_backends!(
     a_validate_only_import_writes_nothing_but_verdicts,
     bad_chunks_and_starts_are_refused_with_their_reasons,
     row_results_page_in_row_order_and_filter_by_outcome,
+    certificate_imports_as_operations_give_the_streaming_verdicts,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -896,4 +897,108 @@ async fn row_results_page_in_row_order_and_filter_by_outcome(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(bad_filter.code(), Code::InvalidArgument);
+}
+
+fn certificate_row(
+    n: i64,
+    code: &str,
+    number: &str,
+    reports: &[(i32, &str)],
+) -> pb::ImportHighTechCertificateRow {
+    pb::ImportHighTechCertificateRow {
+        row_number: n,
+        enterprise: ent(code),
+        high_tech_certificate: Some(pb::HighTechCertificate {
+            certificate_number: number.into(),
+            issue_date: "2025-03-01".into(),
+            technology_field: qilu_proto::common::HighTechField::NewMaterials as i32,
+            ..Default::default()
+        }),
+        annual_reports: reports
+            .iter()
+            .map(|(year, filed)| pb::ImportedAnnualReport {
+                report_year: *year,
+                filed_date: (*filed).into(),
+            })
+            .collect(),
+    }
+}
+
+/// Certificates with their history, streamed to one server and imported as an operation on
+/// another, validating only and then for real: the same verdicts row for row (the history
+/// rows' validation is a write rolled back, so this also pins that path).
+async fn certificate_imports_as_operations_give_the_streaming_verdicts(backend: Backend) {
+    let Some(streamed) = start(backend).await else {
+        return;
+    };
+    let Some(operated) = start(backend).await else {
+        return;
+    };
+    let codes: Vec<String> = (1..=3).map(|n| shandong("3703", n)).collect();
+    let seed: Vec<pb::ImportEnterpriseRow> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| code_row(i as i64 + 1, c))
+        .collect();
+    stream(&streamed, &seed, false).await;
+    stream(&operated, &seed, false).await;
+    let rows = vec![
+        certificate_row(1, &codes[0], "GR202537000001", &[(2025, "2026-05-10")]),
+        certificate_row(2, &codes[1], "GR202537000001", &[]), // the number of row 1 again
+        certificate_row(3, &shandong("3799", 9), "GR202537000003", &[]), // not registered
+        certificate_row(4, &codes[1], "GR202537000004", &[(2025, "2099-01-01")]), // future
+        certificate_row(5, &codes[2], "GR202537000005", &[]),
+        certificate_row(5, &codes[2], "GR202537000006", &[]), // row number 5 again
+    ];
+    let streamed_run = |validate_only: bool| {
+        let mut c = client(&streamed);
+        let req = streamed.request(
+            Role::Officer,
+            tokio_stream::iter([pb::ImportHighTechCertificatesRequest {
+                rows: rows.clone(),
+                validate_only,
+                ..Default::default()
+            }]),
+        );
+        async move {
+            c.import_high_tech_certificates(req)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let operated_run = |validate_only: bool| {
+        let server = &operated;
+        let rows = rows.clone();
+        async move {
+            let import = create(server, pb::ImportKind::HighTechCertificates, validate_only).await;
+            client(server)
+                .append_import_rows(server.request(
+                    Role::Officer,
+                    pb::AppendImportRowsRequest {
+                        name: import.name.clone(),
+                        first_row_offset: 0,
+                        high_tech_certificate_rows: rows,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap();
+            let op = start_import(server, &import.name).await;
+            let done = response(&wait_done(server, &op.name, Duration::from_secs(60)).await);
+            (done.clone(), results(server, &done.name, "", 50).await)
+        }
+    };
+    for validate_only in [true, false] {
+        let expected = streamed_run(validate_only).await;
+        let (done, got) = operated_run(validate_only).await;
+        assert_eq!(got, expected.row_results, "validate_only = {validate_only}");
+        assert_eq!(
+            (done.created_count, done.rejected_count),
+            (expected.created_count, expected.rejected_count)
+        );
+        assert_eq!(done.created_count, 2);
+        let stored = count(&operated, "SELECT COUNT(*) FROM high_tech_certificate").await;
+        assert_eq!(stored, if validate_only { 0 } else { 2 });
+    }
 }
