@@ -150,6 +150,33 @@ fn import_reports_every_bad_row_and_list_shows_the_rest() {
         std::fs::read_to_string(dir.path().join("again.csv")).unwrap(),
         expected
     );
+    // The same file as an import operation: the same summary and, from ListImportRowResults,
+    // the same report.
+    let out = dev.run(
+        &officer,
+        &[
+            "enterprises",
+            "import",
+            "enterprises.csv",
+            "--operation",
+            "--report",
+            "operation.csv",
+        ],
+    );
+    assert_eq!(
+        ok(&out),
+        "300 accepted (created 0, updated 0, unchanged 300), 7 rejected\n\
+         rejected rows and their reasons: operation.csv\n"
+    );
+    assert!(
+        stderr(&out).starts_with("import imports/"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("operation.csv")).unwrap(),
+        expected
+    );
     // Validate only, as JSON.
     let out = dev.run(
         &officer,
