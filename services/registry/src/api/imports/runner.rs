@@ -108,16 +108,18 @@ impl Stage for Enterprises {
         valid: Vec<(usize, Pending)>,
     ) -> Vec<(usize, Pending)> {
         let pending: Vec<Pending> = valid.into_iter().map(|(_, p)| p).collect();
-        let reject = |result: &mut pb::ImportRowResult, problem: pb::RowProblem| {
-            result.outcome = pb::ImportRowOutcome::Rejected as i32;
-            result.problems = vec![problem];
+        let reject = |results: &mut [pb::ImportRowResult], index: usize, problem| {
+            if let Some(result) = results.get_mut(index) {
+                result.outcome = pb::ImportRowOutcome::Rejected as i32;
+                result.problems = vec![problem];
+            }
         };
         let unknown = match enterprise_import::unknown_zones(&self.api.db, &pending).await {
             Ok(unknown) => unknown,
             Err(e) => {
                 tracing::warn!(error = %e, "import zone check failed");
                 for p in &pending {
-                    reject(&mut results[p.index], not_saved("the zone check failed"));
+                    reject(results, p.index, not_saved("the zone check failed"));
                 }
                 return Vec::new();
             }
@@ -126,7 +128,7 @@ impl Stage for Enterprises {
         for p in pending {
             match &p.fields.zone {
                 Some(zone) if unknown.contains(zone) => {
-                    reject(&mut results[p.index], enterprise_import::unknown_zone(zone));
+                    reject(results, p.index, enterprise_import::unknown_zone(zone));
                 }
                 _ => kept.push((p.index, p)),
             }
