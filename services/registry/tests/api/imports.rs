@@ -29,6 +29,7 @@ on_both_backends!(
     bad_chunks_and_starts_are_refused_with_their_reasons,
     row_results_page_in_row_order_and_filter_by_outcome,
     certificate_imports_as_operations_give_the_streaming_verdicts,
+    imports_list_newest_first_in_pages_and_filter,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1001,4 +1002,64 @@ async fn certificate_imports_as_operations_give_the_streaming_verdicts(backend: 
         let stored = count(&operated, "SELECT COUNT(*) FROM high_tech_certificate").await;
         assert_eq!(stored, if validate_only { 0 } else { 2 });
     }
+}
+
+/// `ListImports`: newest first, in pages whose token is bound to the filter; filtered by kind,
+/// state and creator.
+async fn imports_list_newest_first_in_pages_and_filter(backend: Backend) {
+    let Some(server) = start(backend).await else {
+        return;
+    };
+    let mut made = Vec::new();
+    for kind in [
+        pb::ImportKind::Enterprises,
+        pb::ImportKind::AnnualFigures,
+        pb::ImportKind::Enterprises,
+    ] {
+        made.push(create(&server, kind, false).await.name);
+    }
+    let list = |page_size: i32, page_token: String, filter: &str| {
+        let mut c = client(&server);
+        let req = server.request(
+            Role::Admin,
+            pb::ListImportsRequest {
+                page_size,
+                page_token,
+                filter: filter.into(),
+            },
+        );
+        async move { c.list_imports(req).await.map(|r| r.into_inner()) }
+    };
+    let first = list(2, String::new(), "").await.unwrap();
+    let names = |r: &pb::ListImportsResponse| -> Vec<String> {
+        r.imports.iter().map(|i| i.name.clone()).collect()
+    };
+    assert_eq!(names(&first), vec![made[2].clone(), made[1].clone()]);
+    let second = list(2, first.next_page_token.clone(), "").await.unwrap();
+    assert_eq!(names(&second), vec![made[0].clone()]);
+    assert!(second.next_page_token.is_empty());
+    let enterprises = list(0, String::new(), "kind = IMPORT_KIND_ENTERPRISES")
+        .await
+        .unwrap();
+    assert_eq!(names(&enterprises), vec![made[2].clone(), made[0].clone()]);
+    let mine = list(
+        0,
+        String::new(),
+        "creator = \"test-officer\" AND state = IMPORT_STATE_STAGING",
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine.imports.len(), 3);
+    let nobody = list(0, String::new(), "creator = \"someone-else\"")
+        .await
+        .unwrap();
+    assert!(nobody.imports.is_empty());
+    let mismatch = list(2, first.next_page_token, "kind = IMPORT_KIND_ENTERPRISES")
+        .await
+        .unwrap_err();
+    assert!(
+        violations(&mismatch).contains(&("page_token".into(), "PAGE_TOKEN_QUERY_MISMATCH".into()))
+    );
+    let unknown = list(0, String::new(), "owner = \"x\"").await.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
 }
