@@ -49,6 +49,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// Check every row, write nothing.
     pub validate_only: bool,
+    /// Import as an import resource and its operation (`--operation`) instead of one stream.
+    pub operation: bool,
 }
 
 /// Reads every row of `file`; a line that cannot be read becomes a rejected row.
@@ -111,90 +113,129 @@ pub async fn import(
             ticker.set_message("committing");
         }
     };
-    let answer = match kind {
-        Kind::Enterprises => {
-            return Err("enterprises are imported with `qilu enterprises import`".into());
+    let answer = if options.operation {
+        bar.finish_and_clear();
+        let rows = match kind {
+            Kind::Enterprises => {
+                return Err("enterprises are imported with `qilu enterprises import`".into());
+            }
+            Kind::Certificates => crate::import_operation::Rows::Certificates(
+                sendable
+                    .iter()
+                    .filter_map(|p| match p {
+                        ImportRow::Certificate(r) => Some(pb::ImportHighTechCertificateRow::clone(r)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Kind::Figures => crate::import_operation::Rows::Figures(
+                sendable
+                    .iter()
+                    .filter_map(|p| match p {
+                        ImportRow::Figures(r) => Some(pb::ImportAnnualFiguresRow::clone(r)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
+        let finished = crate::import_operation::run(conn, rows, options.validate_only).await?;
+        let i = finished.import;
+        Answer {
+            created: i.created_count,
+            updated: i.updated_count,
+            unchanged: i.unchanged_count,
+            rejected: i.rejected_count,
+            received: i.rows_total,
+            validate_only: i.validate_only,
+            last_change_cursor: i.last_change_cursor,
+            results: finished.rejected,
         }
-        Kind::Certificates => {
-            let rows: Vec<pb::ImportHighTechCertificateRow> = sendable
-                .iter()
-                .filter_map(|p| match p {
-                    ImportRow::Certificate(r) => Some(pb::ImportHighTechCertificateRow::clone(r)),
-                    _ => None,
-                })
-                .collect();
-            let mut messages: Vec<pb::ImportHighTechCertificatesRequest> = rows
-                .chunks(batch)
-                .map(|c| pb::ImportHighTechCertificatesRequest {
-                    rows: c.to_vec(),
-                    ..Default::default()
-                })
-                .collect();
-            if messages.is_empty() {
-                messages.push(Default::default());
+    } else {
+        match kind {
+            Kind::Enterprises => {
+                return Err("enterprises are imported with `qilu enterprises import`".into());
             }
-            if let Some(first) = messages.first_mut() {
-                first.request_id = request_id;
-                first.validate_only = options.validate_only;
-                first.rejected_rows_only = true;
+            Kind::Certificates => {
+                let rows: Vec<pb::ImportHighTechCertificateRow> = sendable
+                    .iter()
+                    .filter_map(|p| match p {
+                        ImportRow::Certificate(r) => Some(pb::ImportHighTechCertificateRow::clone(r)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut messages: Vec<pb::ImportHighTechCertificatesRequest> = rows
+                    .chunks(batch)
+                    .map(|c| pb::ImportHighTechCertificatesRequest {
+                        rows: c.to_vec(),
+                        ..Default::default()
+                    })
+                    .collect();
+                if messages.is_empty() {
+                    messages.push(Default::default());
+                }
+                if let Some(first) = messages.first_mut() {
+                    first.request_id = request_id;
+                    first.validate_only = options.validate_only;
+                    first.rejected_rows_only = true;
+                }
+                let stream = tokio_stream::iter(messages).map(move |m| {
+                    tick(m.rows.len());
+                    m
+                });
+                let result = client.import_high_tech_certificates(conn.req(stream)).await;
+                bar.finish_and_clear();
+                let r = result.map_err(|s| fail(conn, s))?.into_inner();
+                Answer {
+                    created: r.created_count,
+                    updated: r.updated_count,
+                    unchanged: r.unchanged_count,
+                    rejected: r.rejected_count,
+                    received: r.received_count,
+                    validate_only: r.validate_only,
+                    last_change_cursor: r.last_change_cursor,
+                    results: r.row_results,
+                }
             }
-            let stream = tokio_stream::iter(messages).map(move |m| {
-                tick(m.rows.len());
-                m
-            });
-            let result = client.import_high_tech_certificates(conn.req(stream)).await;
-            bar.finish_and_clear();
-            let r = result.map_err(|s| fail(conn, s))?.into_inner();
-            Answer {
-                created: r.created_count,
-                updated: r.updated_count,
-                unchanged: r.unchanged_count,
-                rejected: r.rejected_count,
-                received: r.received_count,
-                validate_only: r.validate_only,
-                last_change_cursor: r.last_change_cursor,
-                results: r.row_results,
-            }
-        }
-        Kind::Figures => {
-            let rows: Vec<pb::ImportAnnualFiguresRow> = sendable
-                .iter()
-                .filter_map(|p| match p {
-                    ImportRow::Figures(r) => Some(pb::ImportAnnualFiguresRow::clone(r)),
-                    _ => None,
-                })
-                .collect();
-            let mut messages: Vec<pb::ImportAnnualFiguresRequest> = rows
-                .chunks(batch)
-                .map(|c| pb::ImportAnnualFiguresRequest {
-                    rows: c.to_vec(),
-                    ..Default::default()
-                })
-                .collect();
-            if messages.is_empty() {
-                messages.push(Default::default());
-            }
-            if let Some(first) = messages.first_mut() {
-                first.request_id = request_id;
-                first.validate_only = options.validate_only;
-                first.rejected_rows_only = true;
-            }
-            let stream = tokio_stream::iter(messages).map(move |m| {
-                tick(m.rows.len());
-                m
-            });
-            let result = client.import_annual_figures(conn.req(stream)).await;
-            bar.finish_and_clear();
-            let r = result.map_err(|s| fail(conn, s))?.into_inner();
-            Answer {
-                created: r.created_count,
-                updated: r.updated_count,
-                unchanged: r.unchanged_count,
-                rejected: r.rejected_count,
-                received: r.received_count,
-                validate_only: r.validate_only,
-                last_change_cursor: r.last_change_cursor,
-                results: r.row_results,
+            Kind::Figures => {
+                let rows: Vec<pb::ImportAnnualFiguresRow> = sendable
+                    .iter()
+                    .filter_map(|p| match p {
+                        ImportRow::Figures(r) => Some(pb::ImportAnnualFiguresRow::clone(r)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut messages: Vec<pb::ImportAnnualFiguresRequest> = rows
+                    .chunks(batch)
+                    .map(|c| pb::ImportAnnualFiguresRequest {
+                        rows: c.to_vec(),
+                        ..Default::default()
+                    })
+                    .collect();
+                if messages.is_empty() {
+                    messages.push(Default::default());
+                }
+                if let Some(first) = messages.first_mut() {
+                    first.request_id = request_id;
+                    first.validate_only = options.validate_only;
+                    first.rejected_rows_only = true;
+                }
+                let stream = tokio_stream::iter(messages).map(move |m| {
+                    tick(m.rows.len());
+                    m
+                });
+                let result = client.import_annual_figures(conn.req(stream)).await;
+                bar.finish_and_clear();
+                let r = result.map_err(|s| fail(conn, s))?.into_inner();
+                Answer {
+                    created: r.created_count,
+                    updated: r.updated_count,
+                    unchanged: r.unchanged_count,
+                    rejected: r.rejected_count,
+                    received: r.received_count,
+                    validate_only: r.validate_only,
+                    last_change_cursor: r.last_change_cursor,
+                    results: r.row_results,
+                }
             }
         }
     };

@@ -44,6 +44,8 @@ pub struct ImportOptions {
     pub validate_only: bool,
     /// Rows per stream message.
     pub batch: usize,
+    /// Import as an import resource and its operation (`--operation`) instead of one stream.
+    pub operation: bool,
 }
 
 /// Reads every row of `file`; a line that cannot be read becomes a rejected row.
@@ -85,6 +87,27 @@ pub async fn import(
         })
         .collect();
     let total = sendable.len() as u64;
+    if options.operation {
+        let finished = crate::import_operation::run(
+            conn,
+            crate::import_operation::Rows::Enterprises(sendable),
+            options.validate_only,
+        )
+        .await?;
+        let i = &finished.import;
+        let response = ImportEnterprisesResponse {
+            received_count: i.rows_total,
+            accepted_count: i.created_count + i.updated_count,
+            created_count: i.created_count,
+            updated_count: i.updated_count,
+            unchanged_count: i.unchanged_count,
+            rejected_count: i.rejected_count,
+            row_results: finished.rejected,
+            validate_only: i.validate_only,
+            last_change_cursor: i.last_change_cursor.clone(),
+        };
+        return answer(format, &header, &rows, &response, &options);
+    }
 
     let mut messages: Vec<ImportEnterprisesRequest> = Vec::new();
     let mut chunks = sendable.chunks(options.batch).peekable();
@@ -125,8 +148,18 @@ pub async fn import(
     let result = client.import_enterprises(conn.req(stream)).await;
     bar.finish_and_clear();
     let response = result.map_err(|s| fail(conn, s))?.into_inner();
+    answer(format, &header, &rows, &response, &options)
+}
 
-    let summary = summarize(&header, &rows, &response, &options)?;
+/// Prints the summary and writes the report of rejected rows.
+fn answer(
+    format: Format,
+    header: &Header,
+    rows: &[CsvRow],
+    response: &ImportEnterprisesResponse,
+    options: &ImportOptions,
+) -> Result<ExitCode, String> {
+    let summary = summarize(header, rows, response, options)?;
     match format {
         Format::Json => output::print_json(&summary.json)?,
         Format::Table => {

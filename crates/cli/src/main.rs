@@ -19,6 +19,7 @@ mod demo;
 mod enterprises;
 mod history_import;
 mod import;
+mod import_operation;
 mod output;
 mod resources;
 #[cfg(feature = "server")]
@@ -174,6 +175,12 @@ enum EnterprisesCommand {
         /// Rows per stream message (1-1000).
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Import as an import resource and its long-running operation (CreateImport,
+        /// AppendImportRows, StartImport, the rejected rows from ListImportRowResults) instead
+        /// of one client stream: progress as the server processes rows, nothing lost if the
+        /// connection drops.
+        #[arg(long)]
+        operation: bool,
     },
 }
 
@@ -189,6 +196,12 @@ enum ImportCommand {
         /// Check every row and report, but write nothing.
         #[arg(long)]
         validate_only: bool,
+        /// Import as an import resource and its long-running operation (CreateImport,
+        /// AppendImportRows, StartImport, the rejected rows from ListImportRowResults) instead
+        /// of one client stream: progress as the server processes rows, nothing lost if the
+        /// connection drops.
+        #[arg(long)]
+        operation: bool,
     },
     /// Import annual figures (one enterprise-year per row) from a CSV file.
     Figures {
@@ -200,6 +213,12 @@ enum ImportCommand {
         /// Check every row and report, but write nothing.
         #[arg(long)]
         validate_only: bool,
+        /// Import as an import resource and its long-running operation (CreateImport,
+        /// AppendImportRows, StartImport, the rejected rows from ListImportRowResults) instead
+        /// of one client stream: progress as the server processes rows, nothing lost if the
+        /// connection drops.
+        #[arg(long)]
+        operation: bool,
     },
 }
 
@@ -382,12 +401,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     report,
                     validate_only,
                     batch,
+                    operation,
                 } => {
                     let options = import::ImportOptions {
                         file,
                         report,
                         validate_only,
                         batch,
+                        operation,
                     };
                     import::import(&conn, format, options).await
                 }
@@ -395,27 +416,37 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Import { command } => {
             let conn = conn().await?;
-            let (kind, file, report, validate_only) = match command {
+            let (kind, file, report, validate_only, operation) = match command {
                 ImportCommand::Certificates {
                     file,
                     report,
                     validate_only,
+                    operation,
                 } => (
                     history_import::Kind::Certificates,
                     file,
                     report,
                     validate_only,
+                    operation,
                 ),
                 ImportCommand::Figures {
                     file,
                     report,
                     validate_only,
-                } => (history_import::Kind::Figures, file, report, validate_only),
+                    operation,
+                } => (
+                    history_import::Kind::Figures,
+                    file,
+                    report,
+                    validate_only,
+                    operation,
+                ),
             };
             let options = history_import::Options {
                 file,
                 report,
                 validate_only,
+                operation,
             };
             return history_import::import(&conn, format, kind, options).await;
         }

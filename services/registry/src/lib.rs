@@ -65,12 +65,21 @@ pub fn sweeper(
 /// `high_tech_certified`, the current programme year) instead of waiting for it.
 pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock) -> ServiceDef {
     let sweeper = sweeper(db.clone(), clock.clone(), config.time_zone());
-    let api = api::RegistryApi::new(
-        db,
-        KnownExceptions::new(&config.registry.known_exception_usccs),
+    let operations = qilu_common::operations::Operations::new(db.clone(), "registry");
+    let known = KnownExceptions::new(&config.registry.known_exception_usccs);
+    // The runner gets handlers of its own, not a clone of the served ones: the operations hold
+    // the runner, so a clone would keep the served handlers (and the connection GetEnterprise's
+    // shared reads keep out of the pool) alive past shutdown, and closing the pool would wait
+    // for that connection forever. The runner's handlers never read through `SharedReads`.
+    let runner = api::ImportRunner::new(api::RegistryApi::new(
+        db.clone(),
+        known.clone(),
         config.time_zone(),
-        clock,
-    );
+        clock.clone(),
+        operations.clone(),
+    ));
+    operations.register(api::START_IMPORT, runner);
+    let api = api::RegistryApi::new(db, known, config.time_zone(), clock, operations.clone());
     let limit = config.server.max_message_bytes;
     let server = EnterpriseRegistryServiceServer::new(api)
         .max_decoding_message_size(limit)
@@ -87,4 +96,5 @@ pub fn service_with_clock(config: &Config, db: DatabaseConnection, clock: Clock)
         &config.database,
     ))
     .with_sweeper(sweeper)
+    .with_operations(operations)
 }

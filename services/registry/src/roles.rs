@@ -68,6 +68,36 @@ pub const ROLE_TABLE: RoleTable = &[
         method: "ImportAnnualFigures",
         roles: &[Role::Admin, Role::Officer],
     },
+    // admin, officer.
+    MethodRoles {
+        method: "CreateImport",
+        roles: &[Role::Admin, Role::Officer],
+    },
+    // admin, officer.
+    MethodRoles {
+        method: "GetImport",
+        roles: &[Role::Admin, Role::Officer],
+    },
+    // admin, officer.
+    MethodRoles {
+        method: "ListImports",
+        roles: &[Role::Admin, Role::Officer],
+    },
+    // admin, officer.
+    MethodRoles {
+        method: "AppendImportRows",
+        roles: &[Role::Admin, Role::Officer],
+    },
+    // admin, officer.
+    MethodRoles {
+        method: "StartImport",
+        roles: &[Role::Admin, Role::Officer],
+    },
+    // admin, officer.
+    MethodRoles {
+        method: "ListImportRowResults",
+        roles: &[Role::Admin, Role::Officer],
+    },
     // admin, officer, auditor, service; enterprise (own only).
     MethodRoles {
         method: "GetAnnualFigures",

@@ -150,6 +150,33 @@ fn import_reports_every_bad_row_and_list_shows_the_rest() {
         std::fs::read_to_string(dir.path().join("again.csv")).unwrap(),
         expected
     );
+    // The same file as an import operation: the same summary and, from ListImportRowResults,
+    // the same report.
+    let out = dev.run(
+        &officer,
+        &[
+            "enterprises",
+            "import",
+            "enterprises.csv",
+            "--operation",
+            "--report",
+            "operation.csv",
+        ],
+    );
+    assert_eq!(
+        ok(&out),
+        "300 accepted (created 0, updated 0, unchanged 300), 7 rejected\n\
+         rejected rows and their reasons: operation.csv\n"
+    );
+    assert!(
+        stderr(&out).starts_with("import imports/"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("operation.csv")).unwrap(),
+        expected
+    );
     // Validate only, as JSON.
     let out = dev.run(
         &officer,
@@ -478,6 +505,7 @@ fn the_readme_walkthrough_works_as_written() {
         "qilu import certificates examples/migration/certificates.csv",
         "qilu import figures examples/migration/figures.csv",
         "qilu enterprises get 91370102MA9400015C",
+        "qilu import figures examples/migration/figures.csv --operation",
     ];
     for line in walkthrough {
         assert!(
@@ -573,5 +601,29 @@ fn the_readme_walkthrough_works_as_written() {
     let enterprise: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(enterprise["high_tech_certified"], true, "{enterprise}");
     assert!(readme.contains("5 accepted (created 5, updated 0, unchanged"));
+    // The figures again, as an import operation: every row judged as the stream judged it.
+    std::fs::remove_file(migration.join("figures.rejected.csv")).unwrap();
+    let out = dev.run(
+        &token,
+        &[
+            "import",
+            "figures",
+            "examples/migration/figures.csv",
+            "--operation",
+        ],
+    );
+    assert_eq!(
+        ok(&out),
+        "3 accepted (created 0, updated 0, unchanged 3), 1 rejected\n\
+         rejected rows and their reasons: examples/migration/figures.rejected.csv\n"
+    );
+    assert!(
+        stderr(&out).contains("operation operations/registry-"),
+        "{}",
+        stderr(&out)
+    );
+    let report = std::fs::read_to_string(migration.join("figures.rejected.csv")).unwrap();
+    assert!(report.contains("rd_expense_fen"), "{report}");
+    assert!(readme.contains("(created 0, updated 0, unchanged 3), 1 rejected"));
     dev.stop();
 }

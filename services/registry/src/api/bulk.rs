@@ -126,19 +126,9 @@ impl<F: Family> Run<'_, F> {
         }
         for row in rows {
             let index = self.results.len();
-            let mut result = pb::ImportRowResult {
-                row_number: F::row_number(&row),
-                ..Default::default()
-            };
-            let numbered = self.ledger.take_row_number(result.row_number);
-            let parsed = self.family.parse(row, &mut result);
-            match (numbered, parsed) {
-                (Ok(()), Ok(valid)) => self.pending.push((index, valid)),
-                (numbered, parsed) => {
-                    let mut problems: Vec<Problem> = numbered.err().into_iter().collect();
-                    problems.extend(parsed.err().unwrap_or_default());
-                    reject(&mut result, problems);
-                }
+            let (result, valid) = take_row(&mut self.family, &mut self.ledger, row);
+            if let Some(valid) = valid {
+                self.pending.push((index, valid));
             }
             self.results.push(result);
             if self.pending.len() >= BATCH_ROWS {
@@ -156,14 +146,8 @@ impl<F: Family> Run<'_, F> {
         }
         if let Err(e) = self.commit(&batch).await {
             tracing::warn!(error = %e, rows = batch.len(), "history import batch failed");
-            let why = why_not_saved(&e);
             for (index, _) in &batch {
-                let result = &mut self.results[*index];
-                result.name.clear();
-                result.outcome = pb::ImportRowOutcome::Rejected as i32;
-                let mut problem = not_saved(why);
-                problem.field = F::row_field().to_string();
-                result.problems = vec![problem];
+                not_saved_row::<F>(&mut self.results[*index], &e);
             }
         }
     }
@@ -182,10 +166,7 @@ impl<F: Family> Run<'_, F> {
                 return Err(ApiError::internal("a batch without request id replayed"));
             }
         };
-        let mut decided = Vec::with_capacity(batch.len());
-        for (index, row) in batch {
-            decided.push((*index, self.family.apply(&mut tx, row).await?));
-        }
+        let decided = apply_batch(&self.family, &mut tx, batch).await?;
         if self.validate_only || !tx.has_events() {
             // Nothing to keep: dropping the write rolls it back.
             drop(tx);
@@ -195,14 +176,7 @@ impl<F: Family> Run<'_, F> {
             self.last_sequence = Some(sequence);
         }
         for (index, verdict) in decided {
-            let result = &mut self.results[index];
-            match verdict {
-                Ok((effect, name)) => {
-                    result.outcome = outcome(effect) as i32;
-                    result.name = name;
-                }
-                Err(problems) => reject(result, problems),
-            }
+            settle(&mut self.results[index], verdict);
         }
         Ok(())
     }
@@ -236,6 +210,71 @@ impl<F: Family> Run<'_, F> {
         };
         s
     }
+}
+
+// What the streaming history imports and an import operation (`api::imports`) share: a row is
+// numbered and parsed, a batch applied and each row's verdict settled by these functions only,
+// so both give a row the same verdict.
+
+/// What a valid row did: its effect and the resource's name, or the problems that refused it.
+pub(super) type Verdict = Result<(Effect, String), Vec<Problem>>;
+
+/// Numbers (in the run's `ledger`) and parses one row: its result (REJECTED with every problem,
+/// or still UNSPECIFIED) and, when valid, the row for its batch.
+pub(super) fn take_row<F: Family>(
+    family: &mut F,
+    ledger: &mut Ledger,
+    row: F::Row,
+) -> (pb::ImportRowResult, Option<F::Valid>) {
+    let mut result = pb::ImportRowResult {
+        row_number: F::row_number(&row),
+        ..Default::default()
+    };
+    let numbered = ledger.take_row_number(result.row_number);
+    let parsed = family.parse(row, &mut result);
+    match (numbered, parsed) {
+        (Ok(()), Ok(valid)) => (result, Some(valid)),
+        (numbered, parsed) => {
+            let mut problems: Vec<Problem> = numbered.err().into_iter().collect();
+            problems.extend(parsed.err().unwrap_or_default());
+            reject(&mut result, problems);
+            (result, None)
+        }
+    }
+}
+
+/// Decides and writes the valid rows of one batch in `tx`, one after another (each sees the
+/// writes of the rows before it). The caller commits `tx`, or drops it to write nothing.
+pub(super) async fn apply_batch<F: Family, K: Copy>(
+    family: &F,
+    tx: &mut WriteTx,
+    batch: &[(K, F::Valid)],
+) -> Result<Vec<(K, Verdict)>, ApiError> {
+    let mut decided = Vec::with_capacity(batch.len());
+    for (key, row) in batch {
+        decided.push((*key, family.apply(tx, row).await?));
+    }
+    Ok(decided)
+}
+
+/// Writes a row's verdict into its result.
+pub(super) fn settle(result: &mut pb::ImportRowResult, verdict: Verdict) {
+    match verdict {
+        Ok((effect, name)) => {
+            result.outcome = outcome(effect) as i32;
+            result.name = name;
+        }
+        Err(problems) => reject(result, problems),
+    }
+}
+
+/// Marks a row of a batch that could not be committed as not saved, with why.
+pub(super) fn not_saved_row<F: Family>(result: &mut pb::ImportRowResult, e: &ApiError) {
+    result.name.clear();
+    result.outcome = pb::ImportRowOutcome::Rejected as i32;
+    let mut problem = not_saved(why_not_saved(e));
+    problem.field = F::row_field().to_string();
+    result.problems = vec![problem];
 }
 
 fn reject(result: &mut pb::ImportRowResult, problems: Vec<Problem>) {

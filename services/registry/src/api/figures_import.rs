@@ -36,6 +36,17 @@ pub(super) struct Figures {
     taken: HashMap<String, i64>,
 }
 
+impl Figures {
+    /// The figures rows of a new run.
+    pub(super) fn for_run(api: &RegistryApi) -> Figures {
+        Figures {
+            latest_year: api.today().year() + 1,
+            known: api.known_exceptions.clone(),
+            taken: HashMap::new(),
+        }
+    }
+}
+
 impl Family for Figures {
     type Message = pb::ImportAnnualFiguresRequest;
     type Row = pb::ImportAnnualFiguresRow;
@@ -222,10 +233,5 @@ pub(super) async fn import_annual_figures(
     ctx: &CallContext,
     req: Streaming<pb::ImportAnnualFiguresRequest>,
 ) -> Result<pb::ImportAnnualFiguresResponse, ApiError> {
-    let family = Figures {
-        latest_year: api.today().year() + 1,
-        known: api.known_exceptions.clone(),
-        taken: HashMap::new(),
-    };
-    bulk::run(api, ctx, req, family).await
+    bulk::run(api, ctx, req, Figures::for_run(api)).await
 }

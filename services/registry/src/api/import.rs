@@ -78,11 +78,11 @@ use super::RegistryApi;
 use qilu_common::feed::encode_cursor;
 
 /// A valid row waiting for its batch.
-struct Pending {
+pub(super) struct Pending {
     /// Index of the row's result.
-    index: usize,
-    uscc: Uscc,
-    fields: EnterpriseFields,
+    pub(super) index: usize,
+    pub(super) uscc: Uscc,
+    pub(super) fields: EnterpriseFields,
 }
 
 /// One import run as the handler sees it: what it has received and validated so far.
@@ -211,26 +211,16 @@ impl<'a> Run<'a> {
     /// the lookups stay off the write path (a handful of distinct zones per batch: one lookup
     /// each). If the check itself fails, every row of the batch is reported not saved.
     async fn reject_unknown_zones(&mut self, batch: Vec<Pending>) -> Vec<Pending> {
-        let zones: std::collections::BTreeSet<&str> = batch
-            .iter()
-            .filter_map(|p| p.fields.zone.as_deref())
-            .collect();
-        let mut unknown = std::collections::BTreeSet::new();
-        for zone in zones {
-            match crate::store::zones::zone_exists(&self.api.db, zone).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    unknown.insert(zone.to_string());
+        let unknown = match unknown_zones(&self.api.db, &batch).await {
+            Ok(unknown) => unknown,
+            Err(e) => {
+                tracing::warn!(error = %e, "import zone check failed");
+                for row in &batch {
+                    self.reject(row.index, vec![not_saved("the zone check failed")]);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %ApiError::from(e), "import zone check failed");
-                    for row in &batch {
-                        self.reject(row.index, vec![not_saved("the zone check failed")]);
-                    }
-                    return Vec::new();
-                }
+                return Vec::new();
             }
-        }
+        };
         if unknown.is_empty() {
             return batch;
         }
@@ -238,11 +228,7 @@ impl<'a> Run<'a> {
         for row in batch {
             match &row.fields.zone {
                 Some(zone) if unknown.contains(zone) => {
-                    let problem = pb::RowProblem {
-                        field: "enterprise.zone".into(),
-                        description: format!("{zone} is not a registered high-tech zone"),
-                    };
-                    self.reject(row.index, vec![problem]);
+                    self.reject(row.index, vec![unknown_zone(zone)]);
                 }
                 _ => kept.push(row),
             }
@@ -259,63 +245,13 @@ impl<'a> Run<'a> {
 
     fn take_row(&mut self, row: pb::ImportEnterpriseRow) {
         let index = self.results.len();
-        let mut problems = Vec::new();
-        if let Err(p) = self.ledger.take_row_number(row.row_number) {
-            problems.push(p);
-        }
-        let mut shown_uscc = String::new();
-        let parsed = match &row.enterprise {
-            None => {
-                problems.push(Problem::new("enterprise", "enterprise is required"));
-                None
-            }
-            Some(input) => {
-                shown_uscc = input.uscc.clone();
-                let uscc =
-                    convert::parse_uscc(&input.uscc, "enterprise.uscc", &self.api.known_exceptions)
-                        .map_err(|v| problems.push(Problem::new(v.field, v.description)))
-                        .ok();
-                let fields = convert::enterprise::parse_fields(input, "enterprise", self.today)
-                    .map_err(|vs| {
-                        problems
-                            .extend(vs.into_iter().map(|v| Problem::new(v.field, v.description)));
-                    })
-                    .ok();
-                if let Some(u) = &uscc {
-                    shown_uscc = u.as_str().to_string();
-                }
-                uscc.zip(fields)
-            }
-        };
-        let accepted = match parsed {
-            Some((uscc, fields)) if problems.is_empty() => {
-                match self.ledger.take_uscc(uscc.as_str(), row.row_number) {
-                    Ok(()) => Some((uscc, fields)),
-                    Err(p) => {
-                        problems.push(p);
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        let mut result = pb::ImportRowResult {
-            row_number: row.row_number,
-            uscc: shown_uscc,
-            outcome: pb::ImportRowOutcome::Unspecified as i32,
-            problems: Vec::new(),
-            name: String::new(),
-        };
-        match accepted {
-            Some((uscc, fields)) => self.pending.push(Pending {
+        let (result, valid) = parse_row(self.api, self.today, &mut self.ledger, row);
+        if let Some((uscc, fields)) = valid {
+            self.pending.push(Pending {
                 index,
                 uscc,
                 fields,
-            }),
-            None => {
-                result.outcome = pb::ImportRowOutcome::Rejected as i32;
-                result.problems = problems.into_iter().map(problem_to_proto).collect();
-            }
+            });
         }
         self.results.push(result);
     }
@@ -444,30 +380,8 @@ impl Committer {
         });
     }
 
-    /// The stored enterprises of a batch, by USCC.
-    async fn existing(
-        &self,
-        conn: &impl ConnectionTrait,
-        batch: &[Pending],
-    ) -> Result<HashMap<String, Enterprise>, ApiError> {
-        let codes: Vec<String> = batch.iter().map(|p| p.uscc.as_str().to_string()).collect();
-        store::get_many(conn, &codes)
-            .await?
-            .into_iter()
-            .map(|m| {
-                m.into_domain()
-                    .map(|e| (e.uscc.as_str().to_string(), e))
-                    .map_err(ApiError::internal)
-            })
-            .collect()
-    }
-
     async fn decide_only(&self, batch: &[Pending]) -> Result<Vec<Effect>, ApiError> {
-        let existing = self.existing(&self.api.db, batch).await?;
-        Ok(batch
-            .iter()
-            .map(|p| effect(existing.get(p.uscc.as_str()), &p.fields))
-            .collect())
+        judge_batch(&self.api.db, batch).await
     }
 
     /// Writes one batch in one write (a lease of the writer's batch transaction) and submits
@@ -486,82 +400,11 @@ impl Committer {
                 return Err(ApiError::internal("a batch without request id replayed"));
             }
         };
-        let existing = self.existing(tx.conn(), batch).await?;
-        let now = tx.now_us();
-        let mut effects = Vec::with_capacity(batch.len());
-        let mut inserts = Vec::new();
-        let mut changed = Vec::new();
-        for p in batch {
-            let current = existing.get(p.uscc.as_str());
-            let e = effect(current, &p.fields);
-            match (e, current) {
-                (Effect::Create, _) => {
-                    let created = Enterprise {
-                        uscc: p.uscc.clone(),
-                        fields: p.fields.clone(),
-                        state: EnterpriseState::Active,
-                        high_tech_certified: false,
-                        leading: false,
-                        create_time_us: now,
-                        update_time_us: now,
-                        version: 1,
-                        state_change: None,
-                    };
-                    inserts.push(created.clone());
-                    changed.push(created);
-                }
-                (Effect::Update, Some(current)) => {
-                    let mut updated = current.clone();
-                    updated.fields = p.fields.clone();
-                    updated.version = current.version + 1;
-                    updated.update_time_us = now;
-                    // Writers are serialised by the write transaction, so the version cannot
-                    // have moved since the read above; checked anyway.
-                    if !store::update_if_version(tx.conn(), &updated, current.version).await? {
-                        return Err(qilu_common::input::etag::concurrent(&updated.name()));
-                    }
-                    changed.push(updated);
-                }
-                _ => {}
-            }
-            effects.push(e);
-        }
-        if changed.is_empty() {
+        let effects = write_batch(&self.api, &mut tx, batch).await?;
+        if !tx.has_events() {
             // Nothing to write: the transaction rolls back when dropped.
             return Ok(Decided::Final(effects));
         }
-        // The audit events (state JSON and hash of each of up to 500 changes) are built on a
-        // blocking thread while PostgreSQL inserts the rows: on the import's critical path the
-        // two would otherwise take turns, each idling the other.
-        // Updated enterprises are published as read today (`high_tech_certified` derived from
-        // their certificates; the stored column can be stale). New ones hold no certificate.
-        let updated: Vec<String> = changed
-            .iter()
-            .filter(|e| e.version > 1)
-            .map(|e| e.uscc.as_str().to_string())
-            .collect();
-        let holders =
-            crate::store::certificate::valid_holders(tx.conn(), &updated, self.api.today()).await?;
-        let mut chain = tx.chain();
-        let events = tokio::task::spawn_blocking(move || {
-            for e in &mut changed {
-                e.high_tech_certified = holders.contains(e.uscc.as_str());
-                chain.record(&e.name(), e, &enterprise_to_proto(e))?;
-            }
-            Ok::<_, ApiError>(chain)
-        });
-        let inserted = changes_store::insert_enterprises(tx.conn(), &inserts).await;
-        let chain = events
-            .await
-            .map_err(|e| ApiError::internal(format!("building the audit events failed: {e}")))??;
-        if let Err(e) = inserted {
-            return Err(if is_unique_violation(&e) {
-                ApiError::Aborted("an enterprise of the batch was created concurrently".into())
-            } else {
-                e.into()
-            });
-        }
-        tx.extend(chain)?;
         // The head this lease chained from is the database's (read under the chain lock when
         // the batch transaction opened), so no extra read is needed for the feed cursor.
         let last_sequence = tx.head_sequence();
@@ -572,6 +415,213 @@ impl Committer {
             last_sequence,
         })
     }
+}
+
+// What the streaming import and an import operation (`api::imports`) share: a row is parsed,
+// its zone checked and its batch written by these functions only, so both give a row the same
+// verdict.
+
+/// Parses one row as `CreateEnterprise` parses its enterprise, and takes its row number and
+/// USCC in the run's `ledger`: the row's result (REJECTED with every problem, or still
+/// UNSPECIFIED) and, when valid, its code and fields.
+pub(super) fn parse_row(
+    api: &RegistryApi,
+    today: chrono::NaiveDate,
+    ledger: &mut Ledger,
+    row: pb::ImportEnterpriseRow,
+) -> (pb::ImportRowResult, Option<(Uscc, EnterpriseFields)>) {
+    let mut problems = Vec::new();
+    if let Err(p) = ledger.take_row_number(row.row_number) {
+        problems.push(p);
+    }
+    let mut shown_uscc = String::new();
+    let parsed = match &row.enterprise {
+        None => {
+            problems.push(Problem::new("enterprise", "enterprise is required"));
+            None
+        }
+        Some(input) => {
+            shown_uscc = input.uscc.clone();
+            let uscc = convert::parse_uscc(&input.uscc, "enterprise.uscc", &api.known_exceptions)
+                .map_err(|v| problems.push(Problem::new(v.field, v.description)))
+                .ok();
+            let fields = convert::enterprise::parse_fields(input, "enterprise", today)
+                .map_err(|vs| {
+                    problems.extend(vs.into_iter().map(|v| Problem::new(v.field, v.description)));
+                })
+                .ok();
+            if let Some(u) = &uscc {
+                shown_uscc = u.as_str().to_string();
+            }
+            uscc.zip(fields)
+        }
+    };
+    let accepted = match parsed {
+        Some((uscc, fields)) if problems.is_empty() => {
+            match ledger.take_uscc(uscc.as_str(), row.row_number) {
+                Ok(()) => Some((uscc, fields)),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let mut result = pb::ImportRowResult {
+        row_number: row.row_number,
+        uscc: shown_uscc,
+        outcome: pb::ImportRowOutcome::Unspecified as i32,
+        problems: Vec::new(),
+        name: String::new(),
+    };
+    if accepted.is_none() {
+        result.outcome = pb::ImportRowOutcome::Rejected as i32;
+        result.problems = problems.into_iter().map(problem_to_proto).collect();
+    }
+    (result, accepted)
+}
+
+/// The zones named by rows of `batch` that are not registered (such rows are rejected, as
+/// CreateEnterprise rejects them). A handful of distinct zones per batch: one lookup each.
+pub(super) async fn unknown_zones(
+    db: &sea_orm::DatabaseConnection,
+    batch: &[Pending],
+) -> Result<std::collections::BTreeSet<String>, ApiError> {
+    let zones: std::collections::BTreeSet<&str> = batch
+        .iter()
+        .filter_map(|p| p.fields.zone.as_deref())
+        .collect();
+    let mut unknown = std::collections::BTreeSet::new();
+    for zone in zones {
+        if !crate::store::zones::zone_exists(db, zone).await? {
+            unknown.insert(zone.to_string());
+        }
+    }
+    Ok(unknown)
+}
+
+/// The problem of a row naming an unregistered zone.
+pub(super) fn unknown_zone(zone: &str) -> pb::RowProblem {
+    pb::RowProblem {
+        field: "enterprise.zone".into(),
+        description: format!("{zone} is not a registered high-tech zone"),
+    }
+}
+
+/// The stored enterprises of a batch, by USCC.
+async fn existing(
+    conn: &impl ConnectionTrait,
+    batch: &[Pending],
+) -> Result<HashMap<String, Enterprise>, ApiError> {
+    let codes: Vec<String> = batch.iter().map(|p| p.uscc.as_str().to_string()).collect();
+    store::get_many(conn, &codes)
+        .await?
+        .into_iter()
+        .map(|m| {
+            m.into_domain()
+                .map(|e| (e.uscc.as_str().to_string(), e))
+                .map_err(ApiError::internal)
+        })
+        .collect()
+}
+
+/// What each row of `batch` would do, writing nothing (`validate_only`).
+pub(super) async fn judge_batch(
+    conn: &impl ConnectionTrait,
+    batch: &[Pending],
+) -> Result<Vec<Effect>, ApiError> {
+    let existing = existing(conn, batch).await?;
+    Ok(batch
+        .iter()
+        .map(|p| effect(existing.get(p.uscc.as_str()), &p.fields))
+        .collect())
+}
+
+/// Writes `batch` in `tx`: new enterprises inserted (multi-row), changed ones updated, an audit
+/// event for each; each row's effect, in order. When nothing changed, `tx` has no event and the
+/// caller drops it. The caller commits (or submits) it.
+pub(super) async fn write_batch(
+    api: &RegistryApi,
+    tx: &mut WriteTx,
+    batch: &[Pending],
+) -> Result<Vec<Effect>, ApiError> {
+    let existing = existing(tx.conn(), batch).await?;
+    let now = tx.now_us();
+    let mut effects = Vec::with_capacity(batch.len());
+    let mut inserts = Vec::new();
+    let mut changed = Vec::new();
+    for p in batch {
+        let current = existing.get(p.uscc.as_str());
+        let e = effect(current, &p.fields);
+        match (e, current) {
+            (Effect::Create, _) => {
+                let created = Enterprise {
+                    uscc: p.uscc.clone(),
+                    fields: p.fields.clone(),
+                    state: EnterpriseState::Active,
+                    high_tech_certified: false,
+                    leading: false,
+                    create_time_us: now,
+                    update_time_us: now,
+                    version: 1,
+                    state_change: None,
+                };
+                inserts.push(created.clone());
+                changed.push(created);
+            }
+            (Effect::Update, Some(current)) => {
+                let mut updated = current.clone();
+                updated.fields = p.fields.clone();
+                updated.version = current.version + 1;
+                updated.update_time_us = now;
+                // Writers are serialised by the write transaction, so the version cannot
+                // have moved since the read above; checked anyway.
+                if !store::update_if_version(tx.conn(), &updated, current.version).await? {
+                    return Err(qilu_common::input::etag::concurrent(&updated.name()));
+                }
+                changed.push(updated);
+            }
+            _ => {}
+        }
+        effects.push(e);
+    }
+    if changed.is_empty() {
+        return Ok(effects);
+    }
+    // The audit events (state JSON and hash of each of up to 500 changes) are built on a
+    // blocking thread while PostgreSQL inserts the rows: on the import's critical path the
+    // two would otherwise take turns, each idling the other.
+    // Updated enterprises are published as read today (`high_tech_certified` derived from
+    // their certificates; the stored column can be stale). New ones hold no certificate.
+    let updated: Vec<String> = changed
+        .iter()
+        .filter(|e| e.version > 1)
+        .map(|e| e.uscc.as_str().to_string())
+        .collect();
+    let holders =
+        crate::store::certificate::valid_holders(tx.conn(), &updated, api.today()).await?;
+    let mut chain = tx.chain();
+    let events = tokio::task::spawn_blocking(move || {
+        for e in &mut changed {
+            e.high_tech_certified = holders.contains(e.uscc.as_str());
+            chain.record(&e.name(), e, &enterprise_to_proto(e))?;
+        }
+        Ok::<_, ApiError>(chain)
+    });
+    let inserted = changes_store::insert_enterprises(tx.conn(), &inserts).await;
+    let chain = events
+        .await
+        .map_err(|e| ApiError::internal(format!("building the audit events failed: {e}")))??;
+    if let Err(e) = inserted {
+        return Err(if is_unique_violation(&e) {
+            ApiError::Aborted("an enterprise of the batch was created concurrently".into())
+        } else {
+            e.into()
+        });
+    }
+    tx.extend(chain)?;
+    Ok(effects)
 }
 
 impl Run<'_> {

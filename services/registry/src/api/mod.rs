@@ -8,6 +8,7 @@
 //! | `status` | revoke and deregister an enterprise |
 //! | `import` | bulk import of enterprises (client streaming) |
 //! | `bulk` | the history imports' driver (client streaming): certificates, figures |
+//! | `imports/` | imports as resources: create, append rows, start (an operation: `runner`), row results |
 //! | `figures` | annual figures |
 //! | `figures_import` | bulk import of annual figures |
 //! | `certification/` | `certificates`, annual `reports`, `eligibility`, `import` (certificates with their report history) |
@@ -28,14 +29,18 @@ mod enterprises;
 mod figures;
 mod figures_import;
 mod import;
+mod imports;
 mod leading;
 mod policy;
 mod statistics;
 mod status;
 pub(crate) mod sweep;
+
+pub(crate) use imports::{ImportRunner, START_IMPORT};
 mod zones;
 
 use chrono::NaiveDate;
+use qilu_common::operations::Operations;
 use qilu_common::point_read::{PointReads, SharedReads};
 use qilu_common::{ApiError, Clock};
 use qilu_proto::common as cpb;
@@ -61,6 +66,8 @@ pub struct RegistryApi {
     /// "Now" for date-dependent decisions (certificate states, `high_tech_certified`, the
     /// current programme year); rows are stamped with the write transaction's commit time.
     clock: Clock,
+    /// The registry's long-running operations (`StartImport`).
+    operations: Operations,
 }
 
 impl RegistryApi {
@@ -70,8 +77,10 @@ impl RegistryApi {
         known_exceptions: KnownExceptions,
         time_zone: chrono_tz::Tz,
         clock: Clock,
+        operations: Operations,
     ) -> Self {
         RegistryApi {
+            operations,
             reads: std::sync::Arc::new(store::certified_reads(&PointReads::new(&db))),
             db,
             known_exceptions,
@@ -114,6 +123,12 @@ qilu_common::service_impl! {
         rpc import_enterprises(Streaming<pb::ImportEnterprisesRequest>) -> pb::ImportEnterprisesResponse = import::import_enterprises;
         rpc import_high_tech_certificates(Streaming<pb::ImportHighTechCertificatesRequest>) -> pb::ImportHighTechCertificatesResponse = certification::import::import_high_tech_certificates;
         rpc import_annual_figures(Streaming<pb::ImportAnnualFiguresRequest>) -> pb::ImportAnnualFiguresResponse = figures_import::import_annual_figures;
+        rpc create_import(pb::CreateImportRequest) -> pb::Import = imports::create_import;
+        rpc get_import(pb::GetImportRequest) -> pb::Import = imports::get_import;
+        rpc list_imports(pb::ListImportsRequest) -> pb::ListImportsResponse = imports::list_imports;
+        rpc append_import_rows(pb::AppendImportRowsRequest) -> pb::Import = imports::append_import_rows;
+        rpc start_import(pb::StartImportRequest) -> qilu_proto::longrunning::Operation = imports::start_import;
+        rpc list_import_row_results(pb::ListImportRowResultsRequest) -> pb::ListImportRowResultsResponse = imports::list_import_row_results;
         rpc get_annual_figures(pb::GetAnnualFiguresRequest) -> pb::AnnualFigures = figures::get_annual_figures;
         rpc list_annual_figures(pb::ListAnnualFiguresRequest) -> pb::ListAnnualFiguresResponse = figures::list_annual_figures;
         rpc update_annual_figures(pb::UpdateAnnualFiguresRequest) -> pb::AnnualFigures = figures::update_annual_figures;

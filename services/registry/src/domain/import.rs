@@ -103,6 +103,11 @@ impl Ledger {
     }
 }
 
+qilu_common::resource_id! {
+    /// An import (`api::imports`), `imports/{import}`: assigned by the server, a UUIDv7.
+    pub struct ImportId = "imports/{import}", qilu_common::input::name::IdRule::ServerAssigned;
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

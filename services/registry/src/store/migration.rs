@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
         all.extend(super::leading::migrations());
         all.extend(super::changes::migrations());
         all.extend(qilu_common::migration::later_common_migrations());
+        all.extend(super::import_job::migrations());
         all
     }
 }

@@ -5,6 +5,7 @@ pub mod certificate;
 pub mod changes;
 pub mod enterprise;
 pub mod figures;
+pub mod import_job;
 pub mod leading;
 pub mod migration;
 pub mod policy;

@@ -14,6 +14,7 @@ mod feeds;
 mod group_commit;
 mod history_import;
 mod import_changes;
+mod imports;
 mod leading;
 mod limits;
 mod replay_isolation;

@@ -37,6 +37,8 @@ isolation_cases!(
         import_enterprises => "ImportEnterprises",
         import_high_tech_certificates => "ImportHighTechCertificates",
         import_annual_figures => "ImportAnnualFigures",
+        create_import => "CreateImport",
+        start_import => "StartImport",
         update_annual_figures => "UpdateAnnualFigures",
         create_high_tech_certificate => "CreateHighTechCertificate",
         file_annual_report => "FileAnnualReport",
@@ -1138,4 +1140,72 @@ async fn migration_attributes_staff_records_and_retires_the_rest(backend: Backen
     .await
     .unwrap();
     db.close().await.unwrap();
+}
+
+async fn create_import(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
+    let x = request_id();
+    let req = pb::CreateImportRequest {
+        import: Some(pb::Import {
+            kind: pb::ImportKind::Enterprises as i32,
+            ..Default::default()
+        }),
+        request_id: x.clone(),
+    };
+    // B's own create is B's own import, never A's.
+    assert_isolated(
+        env.db(),
+        "CreateImport",
+        &x,
+        &a,
+        &b,
+        Expect::Fresh,
+        isolation_call!(env.client(), create_import, req),
+    )
+    .await;
+}
+
+/// `StartImport` keeps its request ids with its operations (`operation.request_key`, scoped to
+/// the caller), not in the idempotency table the other cases count: A's retry returns A's
+/// operation; B (another officer) with A's id gets its own treatment — refused, the import
+/// being run by A's operation — never A's operation.
+async fn start_import(backend: Backend) {
+    let Some(env) = Env::start(backend).await else {
+        return;
+    };
+    let mut c = env.client();
+    let import = c
+        .create_import(env.officer().request(pb::CreateImportRequest {
+            import: Some(pb::Import {
+                kind: pb::ImportKind::Enterprises as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let (a, b) = Principal::pair(&env.server, Role::Officer);
+    let req = pb::StartImportRequest {
+        name: import.name.clone(),
+        request_id: request_id(),
+    };
+    let first = c
+        .start_import(a.request(req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = c
+        .start_import(a.request(req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.name, first.name, "A's retry is A's operation");
+    let theirs = c.start_import(b.request(req.clone())).await.unwrap_err();
+    assert_eq!(theirs.code(), Code::FailedPrecondition, "{theirs:?}");
+    let last = c.start_import(a.request(req)).await.unwrap().into_inner();
+    assert_eq!(last.name, first.name, "A's record is untouched by B");
 }

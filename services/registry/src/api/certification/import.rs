@@ -44,6 +44,19 @@ pub(in crate::api) struct Certificates {
     numbers: HashMap<String, i64>,
 }
 
+impl Certificates {
+    /// The certificate rows of a new run by the caller of `ctx`.
+    pub(in crate::api) fn for_run(api: &RegistryApi, ctx: &CallContext) -> Certificates {
+        Certificates {
+            today: api.today(),
+            zone: api.time_zone,
+            known: api.known_exceptions.clone(),
+            subject: ctx.caller.subject.clone(),
+            numbers: HashMap::new(),
+        }
+    }
+}
+
 impl Family for Certificates {
     type Message = pb::ImportHighTechCertificatesRequest;
     type Row = pb::ImportHighTechCertificateRow;
@@ -328,12 +341,5 @@ pub(in crate::api) async fn import_high_tech_certificates(
     ctx: &CallContext,
     req: Streaming<pb::ImportHighTechCertificatesRequest>,
 ) -> Result<pb::ImportHighTechCertificatesResponse, ApiError> {
-    let family = Certificates {
-        today: api.today(),
-        zone: api.time_zone,
-        known: api.known_exceptions.clone(),
-        subject: ctx.caller.subject.clone(),
-        numbers: HashMap::new(),
-    };
-    bulk::run(api, ctx, req, family).await
+    bulk::run(api, ctx, req, Certificates::for_run(api, ctx)).await
 }
