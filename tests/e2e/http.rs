@@ -938,7 +938,85 @@ async fn csv_uploads_import_what_the_cli_imports(backend: Backend) {
     suite.stop().await;
 }
 
+/// An import as a browser runs it, without a client stream: create the import, append the rows
+/// in unary chunks (a repeat is a no-op), start it, follow the operation by its name until done,
+/// and page the verdicts.
+async fn an_import_runs_as_an_operation_over_http(backend: Backend) {
+    let Some(suite) = Suite::start(backend).await else {
+        return;
+    };
+    let http = Http::new(&suite, Role::Officer);
+    let a = http
+        .json(
+            "POST",
+            "/v1/imports",
+            Some(json!({"kind": "IMPORT_KIND_ENTERPRISES"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let name = a.json()["name"].as_str().unwrap().to_string();
+    let rows: Vec<Value> = USCCS
+        .iter()
+        .enumerate()
+        .map(|(i, uscc)| {
+            json!({"rowNumber": i + 2, "enterprise": {
+                "uscc": uscc, "displayName": format!("企业{i}"), "establishedDate": "2018-06-01"
+            }})
+        })
+        .chain(std::iter::once(json!({"rowNumber": 5, "enterprise": {
+            "uscc": "91370000MA0000000X", "displayName": "校验位错误", "establishedDate": "2018-06-01"
+        }})))
+        .collect();
+    for chunk in [(0, &rows[..2]), (0, &rows[..2]), (2, &rows[2..])] {
+        let a = http
+            .json(
+                "POST",
+                &format!("/v1/{name}:appendRows"),
+                Some(json!({"firstRowOffset": chunk.0, "enterpriseRows": chunk.1})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    }
+    let a = http
+        .json("POST", &format!("/v1/{name}:start"), Some(json!({})))
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let operation = a.json()["name"].as_str().unwrap().to_string();
+    assert!(operation.starts_with("operations/registry-"), "{operation}");
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        let a = http.json("GET", &format!("/v1/{operation}"), None).await;
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        let op = a.json();
+        if op["done"] == true {
+            done = op;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["response"]["createdCount"], "3", "{done}");
+    assert_eq!(done["response"]["rejectedCount"], "1", "{done}");
+    assert_eq!(
+        done["metadata"]["@type"],
+        "type.googleapis.com/qilu.registry.v1.ImportProgress"
+    );
+    let a = http
+        .json(
+            "GET",
+            &format!("/v1/{name}/rowResults?filter=outcome%20%3D%20IMPORT_ROW_OUTCOME_REJECTED"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let results = a.json();
+    let list = results["rowResults"].as_array().expect("row results");
+    assert_eq!(list.len(), 1, "{results}");
+    assert_eq!(list[0]["rowNumber"], "5");
+    suite.stop().await;
+}
+
 on_both_backends!(
+    an_import_runs_as_an_operation_over_http,
     csv_uploads_import_what_the_cli_imports,
     cors_allows_only_the_configured_origins,
     one_scenario_three_ways_gives_equal_results,

@@ -123,7 +123,9 @@ pub async fn import(
                 sendable
                     .iter()
                     .filter_map(|p| match p {
-                        ImportRow::Certificate(r) => Some(pb::ImportHighTechCertificateRow::clone(r)),
+                        ImportRow::Certificate(r) => {
+                            Some(pb::ImportHighTechCertificateRow::clone(r))
+                        }
                         _ => None,
                     })
                     .collect(),
@@ -159,7 +161,9 @@ pub async fn import(
                 let rows: Vec<pb::ImportHighTechCertificateRow> = sendable
                     .iter()
                     .filter_map(|p| match p {
-                        ImportRow::Certificate(r) => Some(pb::ImportHighTechCertificateRow::clone(r)),
+                        ImportRow::Certificate(r) => {
+                            Some(pb::ImportHighTechCertificateRow::clone(r))
+                        }
                         _ => None,
                     })
                     .collect();
