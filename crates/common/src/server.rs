@@ -410,15 +410,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Request durations in seconds: the boundaries OpenTelemetry's RPC and HTTP semantic
-/// conventions advise for call durations, so histograms from every replica aggregate (a summary's
-/// quantiles cannot be added across replicas).
-pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
-/// Keys answered by one shared point-read statement (powers of two up to its batch size).
-const SHARED_READ_KEY_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// Request durations in seconds (see [`crate::observe::DURATION_BUCKETS_SECONDS`]).
+pub use crate::observe::DURATION_BUCKETS_SECONDS;
 
 fn install_metrics(config: &Config) {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -427,20 +420,19 @@ fn install_metrics(config: &Config) {
         return;
     };
     INSTALLED.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .set_buckets_for_metric(
-                Matcher::Suffix("_duration_seconds".into()),
-                DURATION_BUCKETS_SECONDS,
-            )
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("qilu_shared_read_keys".into()),
-                    SHARED_READ_KEY_BUCKETS,
-                )
-            });
+        // Each histogram by its full name: two matchers that both match a name would leave its
+        // buckets to the exporter's map order.
+        let builder = crate::observe::HISTOGRAM_BUCKETS.iter().try_fold(
+            PrometheusBuilder::new().with_http_listener(addr),
+            |builder, (name, buckets)| {
+                builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)
+            },
+        );
         match builder.and_then(PrometheusBuilder::install) {
-            Ok(()) => tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics"),
+            Ok(()) => {
+                crate::observe::describe();
+                tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+            }
             Err(e) => tracing::warn!(%addr, error = %e, "metrics endpoint not started"),
         }
     });
@@ -594,8 +586,8 @@ where
                     .to_string();
                 let elapsed = started.elapsed();
                 let protocol = protocol.label();
-                metrics::counter!("qilu_grpc_server_requests_total", "method" => path.clone(), "code" => code.clone(), "protocol" => protocol).increment(1);
-                metrics::histogram!("qilu_grpc_server_request_duration_seconds", "method" => path.clone(), "protocol" => protocol).record(elapsed.as_secs_f64());
+                metrics::counter!(crate::observe::REQUESTS_TOTAL, "method" => path.clone(), "code" => code.clone(), "protocol" => protocol).increment(1);
+                metrics::histogram!(crate::observe::REQUEST_DURATION, "method" => path.clone(), "protocol" => protocol).record(elapsed.as_secs_f64());
                 tracing::debug!(code = %code, elapsed_ms = elapsed.as_millis() as u64, "call finished");
                 Ok(response)
             }
