@@ -1,14 +1,14 @@
 //! The Prometheus instruments every service exports: their names, help texts and histogram
-//! buckets in one place, and the sampler that reads a connection pool's state. The exporter
-//! itself is installed by [`crate::server`]; what the names mean and how they map to
-//! OpenTelemetry's semantic conventions is in README.md ("Metrics") and docs/operations.md.
+//! buckets in one place, the exporter's installation, and the sampler that reads a connection
+//! pool's state. What the names mean and how they map to OpenTelemetry's semantic conventions
+//! is in README.md ("Metrics"); the dashboard and alerts built on them in docs/operations.md.
 //!
 //! Must never: rename or relabel an exported metric (dashboards, alert rules and operators'
 //! recording rules depend on them; CHANGELOG.md says so when one is added), or put a caller's
 //! value (a resource name, a request id) in a label.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
@@ -64,6 +64,34 @@ pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
 
 /// How often a pool's state is sampled (and one acquisition timed).
 pub const POOL_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Serves the metrics at `metrics.addr` (once per process; nothing when unset) with every
+/// histogram's buckets and every help text. Called by [`crate::server::serve`], and by
+/// [`observe_pool`] before a pool's first sample, which comes before the server starts.
+pub fn install(config: &crate::config::Config) {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    let Some(addr) = config.metrics.addr else {
+        return;
+    };
+    INSTALLED.get_or_init(|| {
+        // Each histogram by its full name: two matchers that both match a name would leave its
+        // buckets to the exporter's map order.
+        let builder = HISTOGRAM_BUCKETS.iter().try_fold(
+            PrometheusBuilder::new().with_http_listener(addr),
+            |builder, (name, buckets)| {
+                builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)
+            },
+        );
+        match builder.and_then(PrometheusBuilder::install) {
+            Ok(()) => {
+                describe();
+                tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+            }
+            Err(e) => tracing::warn!(%addr, error = %e, "metrics endpoint not started"),
+        }
+    });
+}
 
 /// Registers the help texts (`# HELP`) with the installed recorder.
 pub fn describe() {
@@ -136,8 +164,8 @@ pub(crate) fn pool_name(key: usize) -> &'static str {
 }
 
 /// Names `db`'s pool `name` (the service's short name) for every metric about it, and, when
-/// `sample` is set (metrics are exported), samples its connections every
-/// [`POOL_SAMPLE_INTERVAL`] until the pool is closed or the runtime stops.
+/// `metrics.addr` is set, starts the exporter ([`install`]) and samples the pool's connections
+/// every [`POOL_SAMPLE_INTERVAL`] until the pool is closed or the runtime stops.
 ///
 /// sea-orm acquires a connection inside every statement and reports nothing about it, so the
 /// wait is measured by a probe: one acquisition per interval, timed and handed straight back.
@@ -145,7 +173,7 @@ pub(crate) fn pool_name(key: usize) -> &'static str {
 /// liveness ping a connection idle for over a second gets, as a call's acquisition does. The
 /// sampler holds a handle on the pool, so it starts only when metrics are exported (a process
 /// that serves, whose pool lives as long as it does).
-pub fn observe_pool(db: &DatabaseConnection, name: &'static str, sample: bool) {
+pub fn observe_pool(db: &DatabaseConnection, name: &'static str, config: &crate::config::Config) {
     let Some(key) = pool_key(db) else {
         return;
     };
@@ -153,9 +181,10 @@ pub fn observe_pool(db: &DatabaseConnection, name: &'static str, sample: bool) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(key, name);
-    if !sample {
+    if config.metrics.addr.is_none() {
         return;
     }
+    install(config);
     let db = db.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(POOL_SAMPLE_INTERVAL);
@@ -256,7 +285,7 @@ mod tests {
         let db = crate::db::connect(&url, &config.database).await.unwrap();
         let key = pool_key(&db).unwrap();
         assert_eq!(pool_name(key), "unnamed");
-        observe_pool(&db, "registry", false);
+        observe_pool(&db, "registry", &config);
         assert_eq!(pool_name(key), "registry");
         let pool = db.get_sqlite_connection_pool();
         assert!(sample_pool(pool, "registry").await);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -126,7 +126,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let authenticator = Authenticator::from_config(&config.auth).map_err(ServeError::Config)?;
-    install_metrics(config);
+    crate::observe::install(config);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -412,31 +412,6 @@ pub async fn shutdown_signal() {
 
 /// Request durations in seconds (see [`crate::observe::DURATION_BUCKETS_SECONDS`]).
 pub use crate::observe::DURATION_BUCKETS_SECONDS;
-
-fn install_metrics(config: &Config) {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    let Some(addr) = config.metrics.addr else {
-        return;
-    };
-    INSTALLED.get_or_init(|| {
-        // Each histogram by its full name: two matchers that both match a name would leave its
-        // buckets to the exporter's map order.
-        let builder = crate::observe::HISTOGRAM_BUCKETS.iter().try_fold(
-            PrometheusBuilder::new().with_http_listener(addr),
-            |builder, (name, buckets)| {
-                builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)
-            },
-        );
-        match builder.and_then(PrometheusBuilder::install) {
-            Ok(()) => {
-                crate::observe::describe();
-                tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
-            }
-            Err(e) => tracing::warn!(%addr, error = %e, "metrics endpoint not started"),
-        }
-    });
-}
 
 struct Shared {
     authenticator: Authenticator,
