@@ -23,7 +23,7 @@
 #      and HTTP/JSON calls passes `promtool check metrics`, and the dashboard and the rules query
 #      only metrics it exports
 # Tools go into cached virtualenvs and npm folders under ${QILU_TOOLS_DIR:-$HOME/.cache/qilu-tools};
-# a fresh machine needs only python3 (venv), Node 20+ with npm, curl, root for apt-get (step 8),
+# a fresh machine needs only python3 (venv), Node 20+ with npm, curl, root for apt-get (steps 8 and 9),
 # the Rust toolchain, psql and a PostgreSQL server at QILU_TEST_POSTGRES_URL (trust auth), which
 # .ci/run starts.
 set -euo pipefail
