@@ -17,8 +17,13 @@
 #      (tests/clients/http/curl_examples.sh)
 #   8. the Go template: buf generate, go vet, and a Go client against `qilu dev`, with Debian's
 #      Go packages, which it installs with apt-get when missing (tests/clients/go/check.sh)
+#   9. monitoring (.ci/monitoring.sh): promtool (Debian's prometheus package, installed with
+#      apt-get when missing) checks the alert rules, both Prometheus configurations and the rule
+#      unit tests; deploy/k8s/monitoring.yaml is up to date; a `qilu dev`'s /metrics after gRPC
+#      and HTTP/JSON calls passes `promtool check metrics`, and the dashboard and the rules query
+#      only metrics it exports
 # Tools go into cached virtualenvs and npm folders under ${QILU_TOOLS_DIR:-$HOME/.cache/qilu-tools};
-# a fresh machine needs only python3 (venv), Node 20+ with npm, curl, root for apt-get (step 8),
+# a fresh machine needs only python3 (venv), Node 20+ with npm, curl, root for apt-get (steps 8 and 9),
 # the Rust toolchain, psql and a PostgreSQL server at QILU_TEST_POSTGRES_URL (trust auth), which
 # .ci/run starts.
 set -euo pipefail
@@ -185,6 +190,11 @@ step "README's curl examples (HTTP/JSON) against qilu dev"
 s=$SECONDS
 QILU_BIN="$BIN/qilu" tests/clients/http/curl_examples.sh
 lap "curl examples" $s
+
+step "monitoring: promtool, dashboard and alert queries against qilu dev's /metrics"
+s=$SECONDS
+QILU_BIN="$BIN/qilu" .ci/monitoring.sh
+lap monitoring $s
 
 step "Go template (Debian's Go 1.19 and plugins): buf generate, go vet, a Go client against qilu dev"
 s=$SECONDS

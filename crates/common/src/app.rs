@@ -81,6 +81,7 @@ pub async fn open_database<A: ServiceApp>(
                 crate::config::redact_url(&url)
             )
         })?;
+    crate::observe::observe_pool(&db, A::NAME, config);
     if migrate {
         A::migrate(&db)
             .await

@@ -34,6 +34,8 @@ pub mod input;
 pub mod limits;
 #[cfg(feature = "server")]
 pub mod migration;
+#[cfg(feature = "server")]
+pub mod observe;
 pub mod openapi;
 #[cfg(feature = "server")]
 pub mod operations;

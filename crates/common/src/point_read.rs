@@ -561,7 +561,8 @@ impl<V: Clone + Send + Sync + 'static> Shared<V> {
                 .map(self.decode)
                 .collect::<Result<std::collections::HashMap<String, V>, DbErr>>()
         });
-        metrics::histogram!("qilu_shared_read_keys", "key" => self.key).record(keys.len() as f64);
+        metrics::histogram!(crate::observe::SHARED_READ_KEYS, "key" => self.key)
+            .record(keys.len() as f64);
         self.statements.fetch_add(1, Ordering::Relaxed);
         self.answered
             .fetch_add(batch.len() as u64, Ordering::Relaxed);

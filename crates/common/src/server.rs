@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -126,7 +126,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let authenticator = Authenticator::from_config(&config.auth).map_err(ServeError::Config)?;
-    install_metrics(config);
+    crate::observe::install(config);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -410,41 +410,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Request durations in seconds: the boundaries OpenTelemetry's RPC and HTTP semantic
-/// conventions advise for call durations, so histograms from every replica aggregate (a summary's
-/// quantiles cannot be added across replicas).
-pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
-/// Keys answered by one shared point-read statement (powers of two up to its batch size).
-const SHARED_READ_KEY_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
-
-fn install_metrics(config: &Config) {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    let Some(addr) = config.metrics.addr else {
-        return;
-    };
-    INSTALLED.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .set_buckets_for_metric(
-                Matcher::Suffix("_duration_seconds".into()),
-                DURATION_BUCKETS_SECONDS,
-            )
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("qilu_shared_read_keys".into()),
-                    SHARED_READ_KEY_BUCKETS,
-                )
-            });
-        match builder.and_then(PrometheusBuilder::install) {
-            Ok(()) => tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics"),
-            Err(e) => tracing::warn!(%addr, error = %e, "metrics endpoint not started"),
-        }
-    });
-}
+/// Request durations in seconds (see [`crate::observe::DURATION_BUCKETS_SECONDS`]).
+pub use crate::observe::DURATION_BUCKETS_SECONDS;
 
 struct Shared {
     authenticator: Authenticator,
@@ -594,8 +561,8 @@ where
                     .to_string();
                 let elapsed = started.elapsed();
                 let protocol = protocol.label();
-                metrics::counter!("qilu_grpc_server_requests_total", "method" => path.clone(), "code" => code.clone(), "protocol" => protocol).increment(1);
-                metrics::histogram!("qilu_grpc_server_request_duration_seconds", "method" => path.clone(), "protocol" => protocol).record(elapsed.as_secs_f64());
+                metrics::counter!(crate::observe::REQUESTS_TOTAL, "method" => path.clone(), "code" => code.clone(), "protocol" => protocol).increment(1);
+                metrics::histogram!(crate::observe::REQUEST_DURATION, "method" => path.clone(), "protocol" => protocol).record(elapsed.as_secs_f64());
                 tracing::debug!(code = %code, elapsed_ms = elapsed.as_millis() as u64, "call finished");
                 Ok(response)
             }

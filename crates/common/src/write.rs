@@ -680,6 +680,7 @@ async fn lease_for(db: &DatabaseConnection, deadline: Duration) -> Result<Lease,
 /// One writer: batches, one after another, until idle.
 async fn run_writer(key: usize, generation: u64, mut requests: mpsc::UnboundedReceiver<Request>) {
     let mut last_time_us = 0i64;
+    let pool_name = crate::observe::pool_name(key);
     loop {
         let first = match tokio::time::timeout(WRITER_IDLE, requests.recv()).await {
             Ok(Some(request)) => request,
@@ -696,7 +697,8 @@ async fn run_writer(key: usize, generation: u64, mut requests: mpsc::UnboundedRe
                 continue;
             }
         };
-        run_batch(first, &mut requests, &mut last_time_us).await;
+        run_batch(first, &mut requests, &mut last_time_us, pool_name).await;
+        waiting(pool_name, &requests);
     }
 }
 
@@ -719,6 +721,7 @@ async fn run_batch(
     first: Request,
     requests: &mut mpsc::UnboundedReceiver<Request>,
     last_time_us: &mut i64,
+    pool_name: &'static str,
 ) {
     let db = first.db.clone();
     let backend = db.get_database_backend();
@@ -745,6 +748,7 @@ async fn run_batch(
     let mut broken: Option<DbErr> = None;
     let mut next = Some(first);
     while let Some(request) = next.take() {
+        waiting(pool_name, requests);
         leases += 1;
         let id = leases as u64;
         let commit_time_us = now_micros().max(*last_time_us);
@@ -815,8 +819,15 @@ async fn run_batch(
         }
     }
     let txn = slot.lock().await.txn.take();
+    metrics::histogram!(crate::observe::BATCH_SIZE, "pool_name" => pool_name).record(leases as f64);
     let result = match (txn, broken) {
-        (Some(txn), None) if writes > 0 => txn.commit().await,
+        (Some(txn), None) if writes > 0 => {
+            let committing = Instant::now();
+            let committed = txn.commit().await;
+            metrics::histogram!(crate::observe::COMMIT_DURATION, "pool_name" => pool_name)
+                .record(committing.elapsed().as_secs_f64());
+            committed
+        }
         // Only replays of records committed by earlier batches, or failures: nothing to keep.
         (Some(txn), None) => txn.rollback().await,
         (Some(txn), Some(e)) => {
@@ -831,6 +842,12 @@ async fn run_batch(
     for ack in acks {
         let _ = ack.send(result.clone().map_err(batch_error));
     }
+}
+
+/// Reports how many writes wait for a lease on the writer of `pool_name`.
+fn waiting(pool_name: &'static str, requests: &mpsc::UnboundedReceiver<Request>) {
+    metrics::gauge!(crate::observe::WRITES_WAITING, "pool_name" => pool_name)
+        .set(requests.len() as f64);
 }
 
 /// What each write of a batch that could not commit is told: nothing of it was stored.

@@ -162,6 +162,22 @@ async fn qilu_dev_serves_all_three_services_and_stops_cleanly_on_sigterm() {
             && metrics.contains("le=\"0.005\""),
         "{metrics}"
     );
+    // Every metric says what it is, and each service's pool is sampled under its own name.
+    assert!(
+        metrics.contains("# HELP qilu_grpc_server_requests_total ")
+            && metrics.contains("# HELP qilu_db_client_connections "),
+        "{metrics}"
+    );
+    for service in ["registry", "review", "awards"] {
+        assert!(
+            metrics.contains(&format!(
+                "qilu_db_client_connections_max{{pool_name=\"{service}\"}}"
+            )) && metrics.contains(&format!(
+                "qilu_db_client_connection_wait_time_seconds_bucket{{pool_name=\"{service}\",le=\"0.0005\"}}"
+            )),
+            "{service}: {metrics}"
+        );
+    }
 
     // The SQLite files are where the README says.
     for service in ["registry", "review", "awards"] {
