@@ -422,7 +422,9 @@ impl Generator {
                     "in": "path",
                     "required": true,
                     "description": description,
-                    "schema": { "type": "string" },
+                    // A wildcard matches one segment or more, never none: an empty value makes
+                    // another path (often another operation's), so it is not this parameter.
+                    "schema": { "type": "string", "minLength": 1 },
                 }));
             }
         }
@@ -583,16 +585,15 @@ impl Generator {
             json!({
                 "required": true,
                 "description": format!(
-                    "{what} A stream of requests: one JSON object, or newline-delimited JSON \
-                    (`application/x-ndjson`, one request per line), or CSV (`text/csv`): a \
-                    header row naming fields of `rows` (proto field names, as `qilu` imports \
-                    read them), one row per line, repeated values joined by `;`, enums by value \
-                    name; the other request fields as query parameters of the same names."
+                    "{what} A stream of requests: newline-delimited JSON \
+                    (`application/x-ndjson`, one request per line, each sent on as it is read), \
+                    or one request as `application/json`; the other request fields may also be \
+                    query parameters of the same names (they go into the first request)."
                 ),
+                // Only what the transcoder takes (crates/common/src/http/transcode.rs, `upload`).
                 "content": {
                     "application/json": { "schema": schema.clone() },
                     "application/x-ndjson": { "schema": schema },
-                    "text/csv": { "schema": { "type": "string" } },
                 },
             })
         } else {

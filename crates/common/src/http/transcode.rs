@@ -251,6 +251,8 @@ impl Transcoder {
     /// message per line, each sent as it is read; path variables and query parameters go into
     /// the first message. A line that is not the message ends the upload with a 400 naming the
     /// line (rows already committed stay committed, as when a gRPC client's stream breaks).
+    /// An `application/json` body is one request message (a stream of one, as the document
+    /// says), read whole like a unary call's body.
     async fn upload<S>(
         self: &Arc<Self>,
         inner: S,
@@ -268,12 +270,14 @@ impl Transcoder {
         S::Future: Send + 'static,
     {
         let media = content_type(&parts.headers);
-        if !(media == NDJSON || media == "application/jsonl" || media.is_empty()) {
+        let one_json = media == "application/json" || media.ends_with("+json");
+        if !(one_json || media == NDJSON || media == "application/jsonl" || media.is_empty()) {
             return self.refuse(ApiError::invalid(
                 "content-type",
                 "UNSUPPORTED_MEDIA_TYPE",
                 format!(
-                    "{} takes newline-delimited JSON ({NDJSON}), one request message per line; got {media:?}",
+                    "{} takes newline-delimited JSON ({NDJSON}), one request message per line, \
+                    or one request message as application/json; got {media:?}",
                     route.pattern()
                 ),
             ));
@@ -290,7 +294,19 @@ impl Transcoder {
             set_path(&mut first, field, Value::String(value.clone()), false);
         }
         let failure: Arc<Mutex<Option<ApiError>>> = Arc::new(Mutex::new(None));
-        let lines = ndjson_messages(body, input, first, self.max_body_bytes, failure.clone());
+        let lines = if one_json {
+            let message = match read_limited(body, self.max_body_bytes)
+                .await
+                .and_then(|bytes| json_upload(&input, &bytes, first))
+            {
+                Ok(m) => m,
+                Err(e) => return self.refuse(e),
+            };
+            let only: FrameResult = Ok(http_body::Frame::data(frame(&message)));
+            futures::stream::once(async move { only }).boxed()
+        } else {
+            ndjson_messages(body, input, first, self.max_body_bytes, failure.clone()).boxed()
+        };
         let grpc_request = Request::from_parts(grpc_parts, Body::new(StreamBody::new(lines)));
         let response = match inner.oneshot(grpc_request).await {
             Ok(r) => r,
@@ -890,6 +906,33 @@ fn ndjson_messages(
         }
     });
     stream.boxed()
+}
+
+/// An `application/json` upload: the body (empty: `{}`) is the one request message, with the
+/// path and query fields in `first`; field violations name the field, as in a unary body.
+fn json_upload(
+    input: &MessageDescriptor,
+    bytes: &[u8],
+    first: Map<String, Value>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut object = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match parse_json(bytes, "body")? {
+            Value::Object(object) => object,
+            _ => {
+                return Err(ApiError::invalid(
+                    "body",
+                    "MALFORMED_REQUEST",
+                    "the body must be a JSON object: the request message",
+                ));
+            }
+        }
+    };
+    for (k, v) in first {
+        object.insert(k, v);
+    }
+    Ok(to_message(input.clone(), Value::Object(object), None)?.encode_to_vec())
 }
 
 fn line_message(
