@@ -11,6 +11,9 @@
 #   4. the compose-equivalent smoke test (tests/clients/python/compose_smoke.py): the three
 #      service binaries as processes with exactly the compose environment, against PostgreSQL
 #   5. the generated Python client against `qilu dev` (tests/clients/python/run.sh)
+#   6. schemathesis (PyPI) against `qilu dev --demo` over HTTP/JSON with an officer token
+#      (tests/clients/http/schemathesis.sh): no 5xx, statuses, content types and bodies as
+#      openapi/qilu.openapi.json says
 # Tools go into cached virtualenvs under ${QILU_TOOLS_DIR:-$HOME/.cache/qilu-tools}; a fresh
 # machine needs only python3 (venv), the Rust toolchain, psql and a PostgreSQL server at
 # QILU_TEST_POSTGRES_URL (trust auth), which .ci/run starts.
@@ -168,6 +171,11 @@ step "generated Python client against qilu dev"
 s=$SECONDS
 QILU_PY_VENV="$PY_VENV" QILU_PY_GEN="$GEN" "$PY_VENV/bin/python" tests/clients/python/dev_scenario.py
 lap "python client" $s
+
+step "schemathesis against qilu dev --demo (HTTP/JSON, officer token)"
+s=$SECONDS
+bash tests/clients/http/schemathesis.sh
+lap schemathesis $s
 
 echo
 echo "deploy checks: all green in $((SECONDS - t0))s"
