@@ -79,7 +79,9 @@ TOKEN="$("$QILU" token --role officer)"
 report="$work/report"
 t_st=$SECONDS
 rc=0
-"$VENV/bin/st" --config-file tests/clients/http/schemathesis.toml run "http://$addr/openapi.json" \
+here="$PWD/tests/clients/http"
+(cd "$work" && SCHEMATHESIS_HOOKS="$here/schemathesis_hooks.py" \
+"$VENV/bin/st" --config-file "$here/schemathesis.toml" run "http://$addr/openapi.json" \
   --url "http://$addr" \
   -H "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -91,7 +93,7 @@ rc=0
   --request-timeout 20 \
   --generation-database none \
   --no-color \
-  --report json --report-json-path "$report.json" \
+  --report json --report-json-path "$report.json") \
   2>&1 | tee "$work/st.out" || rc=$?
 
 if ! kill -0 "$dev_pid" 2>/dev/null; then

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for the Qilu HTTP/JSON API (loaded by tests/clients/http/schemathesis.toml).
+"""Schemathesis hooks for the Qilu HTTP/JSON API (loaded by tests/clients/http/schemathesis.sh).
 
 Adds OpenAPI links for the stateful phase, derived from the document itself, so that a resource
 one call returns is the resource the next call names. Schemathesis's own link inference is turned
