@@ -13,7 +13,8 @@
 # negative) and stateful (links derived in schemathesis_hooks.py: Create/List -> Get, Update,
 # Delete, custom methods, child collections), with the checks
 #   not_a_server_error, status_code_conformance, content_type_conformance,
-#   response_schema_conformance.
+#   response_schema_conformance, and ndjson_schema_conformance (schemathesis_hooks.py: every
+#   line of an NDJSON 200 against the operation's schema, which schemathesis itself skips).
 # A 5xx, a status or content type the document does not list, or a body its schema refuses fails
 # the step. Last line: `schemathesis: N passed, N failed` (operations), after a summary line with
 # the figures (operations, test cases, stateful scenarios, failures, seed).
@@ -21,10 +22,6 @@
 # Excluded, because a request/response test cannot test them:
 #   - the three `…/changes:watch` feeds: a server stream that never ends while the server runs;
 #     a call only ends at the client's timeout, so every case would be an error, not a check.
-# Not schema-validated (schemathesis has no deserializer for it; the other checks still run):
-#   - the 200 of the three `…/changes:exportSnapshot`: NDJSON, one JSON document per line, not
-#     one JSON document. Its lines are `Change` messages, whose schema ListChanges exercises, and
-#     crates/common/tests/http/openapi.rs checks every message's schema against prost-reflect.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -84,7 +81,7 @@ here="$PWD/tests/clients/http"
 "$VENV/bin/st" --config-file "$here/schemathesis.toml" run "http://$addr/openapi.json" \
   --url "http://$addr" \
   -H "Authorization: Bearer $TOKEN" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,ndjson_schema_conformance \
   --exclude-path-regex ':watch$' \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$EXAMPLES" \

@@ -1,5 +1,8 @@
 """Schemathesis hooks for the Qilu HTTP/JSON API (loaded by tests/clients/http/schemathesis.sh).
 
+Two things: OpenAPI links for the stateful phase (below), and the `ndjson_schema_conformance`
+check (at the end), which validates every line of an NDJSON stream as schemathesis cannot.
+
 Adds OpenAPI links for the stateful phase, derived from the document itself, so that a resource
 one call returns is the resource the next call names. Schemathesis's own link inference is turned
 off in schemathesis.toml: it guesses from field names, and on an AIP-122 API it feeds a full
@@ -23,6 +26,7 @@ How a link is derived (the same for the three services, nothing named by hand):
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -123,3 +127,46 @@ def derive_links(raw: dict[str, Any]) -> int:
 @schemathesis.hook
 def before_load_schema(context: Any, raw_schema: dict[str, Any]) -> None:
     derive_links(raw_schema)
+    _DOCUMENT.clear()
+    _DOCUMENT.update(raw_schema)
+
+
+# The document as loaded, for the NDJSON check below (set by `before_load_schema`).
+_DOCUMENT: dict[str, Any] = {}
+_NDJSON_VALIDATORS: dict[tuple[str, str], Any] = {}
+
+
+def _ndjson_validator(path: str, method: str) -> Any:
+    key = (path, method.lower())
+    if key not in _NDJSON_VALIDATORS:
+        import jsonschema_rs  # schemathesis's own JSON Schema validator
+
+        op = _DOCUMENT["paths"][path][method.lower()]
+        schema = dict(op["responses"]["200"]["content"]["application/x-ndjson"]["schema"])
+        schema["components"] = _DOCUMENT["components"]  # `$ref`s resolve in the document
+        _NDJSON_VALIDATORS[key] = jsonschema_rs.Draft202012Validator(schema)
+    return _NDJSON_VALIDATORS[key]
+
+
+@schemathesis.check
+def ndjson_schema_conformance(ctx: Any, response: Any, case: Any) -> None:
+    """Every line of an NDJSON 200 (the snapshots) validates against the operation's schema.
+
+    Schemathesis's `response_schema_conformance` reads a body as one JSON document and skips
+    `application/x-ndjson`; a stream is one document per line (a response message, or the
+    `{"error": …}` line a failed stream ends with)."""
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    content_type = headers.get("content-type", "")
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    if response.status_code != 200 or not content_type.startswith("application/x-ndjson"):
+        return None
+    validator = _ndjson_validator(case.operation.path, case.operation.method)
+    for number, line in enumerate(response.content.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        value = json.loads(line)
+        errors = [e.message for e in validator.iter_errors(value)]
+        if errors:
+            raise AssertionError(f"NDJSON line {number} does not match the schema: {errors[:3]}")
+    return None
