@@ -77,6 +77,9 @@ report="$work/report"
 t_st=$SECONDS
 rc=0
 here="$PWD/tests/clients/http"
+# One worker: schemathesis's workers are threads, and Python 3.11.7's `ast` is not thread-safe
+# ("AST constructor recursion depth mismatch" from Hypothesis describing a filter, seen once
+# in an ad hoc run with two); a tool error would fail the step for nothing the API did.
 (cd "$work" && SCHEMATHESIS_HOOKS="$here/schemathesis_hooks.py" \
 "$VENV/bin/st" --config-file "$here/schemathesis.toml" run "http://$addr/openapi.json" \
   --url "http://$addr" \
@@ -86,7 +89,7 @@ here="$PWD/tests/clients/http"
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$EXAMPLES" \
   --seed "$SEED" \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 20 \
   --generation-database none \
   --no-color \
