@@ -136,6 +136,25 @@ fn operations_carry_path_query_and_body_as_the_bindings_say() {
     assert_eq!(media, ["application/json", "application/x-ndjson"]);
 }
 
+/// A wildcard matches one segment or more, never none: an empty path value makes another path,
+/// so no operation may admit one (schemathesis generated `""` for them until they said so).
+#[test]
+fn path_parameters_are_never_empty() {
+    let doc = document();
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "path" {
+                    assert_eq!(p["schema"]["minLength"], 1, "{method} {path} {}", p["name"]);
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert!(seen > 80, "{seen} path parameters");
+}
+
 #[test]
 fn every_reference_resolves_and_every_schema_is_used() {
     let doc = document();
