@@ -17,6 +17,9 @@
 #      (tests/clients/http/curl_examples.sh)
 #   8. the Go template: buf generate, go vet, and a Go client against `qilu dev`, with Debian's
 #      Go packages, which it installs with apt-get when missing (tests/clients/go/check.sh)
+#  10. schemathesis (PyPI) against `qilu dev --demo` over HTTP/JSON with an officer token
+#      (tests/clients/http/schemathesis.sh): no 5xx, statuses, content types and bodies as
+#      openapi/qilu.openapi.json says
 #   9. monitoring (.ci/monitoring.sh): promtool (Debian's prometheus package, installed with
 #      apt-get when missing) checks the alert rules, both Prometheus configurations and the rule
 #      unit tests; deploy/k8s/monitoring.yaml is up to date; a `qilu dev`'s /metrics after gRPC
@@ -200,6 +203,11 @@ step "Go template (Debian's Go 1.19 and plugins): buf generate, go vet, a Go cli
 s=$SECONDS
 QILU_BIN="$BIN/qilu" tests/clients/go/check.sh
 lap "go client" $s
+
+step "schemathesis against qilu dev --demo (HTTP/JSON, officer token)"
+s=$SECONDS
+bash tests/clients/http/schemathesis.sh
+lap schemathesis $s
 
 echo
 echo "deploy checks: all green in $((SECONDS - t0))s"

@@ -422,7 +422,9 @@ impl Generator {
                     "in": "path",
                     "required": true,
                     "description": description,
-                    "schema": { "type": "string" },
+                    // A wildcard matches one segment or more, never none: an empty value makes
+                    // another path (often another operation's), so it is not this parameter.
+                    "schema": { "type": "string", "minLength": 1 },
                 }));
             }
         }
@@ -590,6 +592,8 @@ impl Generator {
                     prefix; see docs/http.md): a row the CSV reader cannot read is REJECTED in \
                     the answer with its problems; the other request fields as query parameters."
                 ),
+                // Only what the transcoder takes (crates/common/src/http/transcode.rs, `upload`;
+                // CSV through crates/common/src/import_csv.rs, the imports' CSV reader).
                 "content": {
                     "application/json": { "schema": schema.clone() },
                     "application/x-ndjson": { "schema": schema },

@@ -255,6 +255,8 @@ impl Transcoder {
     /// message per line, each sent as it is read; path variables and query parameters go into
     /// the first message. A line that is not the message ends the upload with a 400 naming the
     /// line (rows already committed stay committed, as when a gRPC client's stream breaks).
+    /// An `application/json` body is one request message (a stream of one, as the document
+    /// says), read whole like a unary call's body.
     async fn upload<S>(
         self: &Arc<Self>,
         inner: S,
@@ -328,22 +330,14 @@ impl Transcoder {
         }
         if single {
             // One request message: the whole body, as a unary call's.
-            let message = async {
-                let bytes = read_limited(body, self.max_body_bytes).await?;
-                let Value::Object(mut object) = parse_json(&bytes, "body")? else {
-                    return Err(ApiError::invalid(
-                        "body",
-                        "MALFORMED_REQUEST",
-                        "the body must be a JSON object: the request message",
-                    ));
-                };
-                object.extend(first);
-                to_message(input.clone(), Value::Object(object), None)
-            };
-            let frame = match message.await {
-                Ok(m) => frame(&m.encode_to_vec()),
+            let message = match read_limited(body, self.max_body_bytes)
+                .await
+                .and_then(|bytes| json_upload(&input, &bytes, first))
+            {
+                Ok(m) => m,
                 Err(e) => return self.refuse(e),
             };
+            let frame = frame(&message);
             let grpc_request = Request::from_parts(grpc_parts, Body::new(Full::new(frame)));
             let response = match inner.oneshot(grpc_request).await {
                 Ok(r) => r,
@@ -960,6 +954,33 @@ fn ndjson_messages(
         }
     });
     stream.boxed()
+}
+
+/// An `application/json` upload: the body (empty: `{}`) is the one request message, with the
+/// path and query fields in `first`; field violations name the field, as in a unary body.
+fn json_upload(
+    input: &MessageDescriptor,
+    bytes: &[u8],
+    first: Map<String, Value>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut object = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match parse_json(bytes, "body")? {
+            Value::Object(object) => object,
+            _ => {
+                return Err(ApiError::invalid(
+                    "body",
+                    "MALFORMED_REQUEST",
+                    "the body must be a JSON object: the request message",
+                ));
+            }
+        }
+    };
+    for (k, v) in first {
+        object.insert(k, v);
+    }
+    Ok(to_message(input.clone(), Value::Object(object), None)?.encode_to_vec())
 }
 
 fn line_message(
