@@ -45,6 +45,24 @@ struct Answer {
 }
 
 impl Answer {
+    /// The first field violation of a `google.rpc.Status` answer: status, field, reason.
+    fn violation(&self) -> (u16, String, String) {
+        let json = self.json();
+        let v = json["details"]
+            .as_array()
+            .and_then(|d| {
+                d.iter()
+                    .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+            })
+            .map(|d| d["fieldViolations"][0].clone())
+            .unwrap_or(Value::Null);
+        (
+            self.status,
+            v["field"].as_str().unwrap_or("").to_string(),
+            v["reason"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -498,22 +516,6 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
         return;
     };
     let http = Http::new(&suite, Role::Officer);
-    let violation = |a: &Answer| -> (u16, String, String) {
-        let json = a.json();
-        let v = json["details"]
-            .as_array()
-            .and_then(|d| {
-                d.iter()
-                    .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
-            })
-            .map(|d| d["fieldViolations"][0].clone())
-            .unwrap_or(Value::Null);
-        (
-            a.status,
-            v["field"].as_str().unwrap_or("").to_string(),
-            v["reason"].as_str().unwrap_or("").to_string(),
-        )
-    };
     // Not JSON.
     let a = http
         .send(
@@ -525,7 +527,7 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
         )
         .await;
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (400, "body".into(), "MALFORMED_REQUEST".into())
     );
     // An unknown field, named.
@@ -538,7 +540,7 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
         .await;
     assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (400, "enterprise.colour".into(), "UNKNOWN_FIELD".into())
     );
     // A wrong type, named by its path.
@@ -550,7 +552,7 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
         )
         .await;
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (
             400,
             "enterprise.technologyFields[0]".into(),
@@ -560,14 +562,14 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
     // A query parameter that is no field.
     let a = http.json("GET", "/v1/enterprises?pageSise=3", None).await;
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (400, "pageSise".into(), "UNKNOWN_FIELD".into())
     );
     let a = http
         .json("GET", "/v1/enterprises?pageSize=many", None)
         .await;
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (400, "pageSize".into(), "MALFORMED_REQUEST".into())
     );
     // Not JSON at all.
@@ -575,14 +577,14 @@ async fn http_refuses_what_is_not_the_message_with_400s(backend: Backend) {
         .send("POST", "/v1/enterprises", Some("text/plain"), "uscc", true)
         .await;
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (400, "content-type".into(), "UNSUPPORTED_MEDIA_TYPE".into())
     );
     // Over server.max_message_bytes.
     let big = json!({"uscc": USCCS[0], "displayName": "x".repeat(9 << 20)});
     let a = http.json("POST", "/v1/enterprises", Some(big)).await;
     assert_eq!(
-        violation(&a),
+        a.violation(),
         (400, "body".into(), "REQUEST_BODY_TOO_LARGE".into())
     );
     // A path bound to another method, a path bound to nothing.
@@ -658,17 +660,14 @@ async fn streams_go_in_and_out_as_ndjson(backend: Backend) {
             true,
         )
         .await;
-    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
-    let json = a.json();
-    let violation = json["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
-        .map(|d| d["fieldViolations"][0].clone())
-        .unwrap();
-    assert_eq!(violation["field"], "line 2: rows[0].enterprise.shoeSize");
-    assert_eq!(violation["reason"], "UNKNOWN_FIELD");
+    assert_eq!(
+        a.violation(),
+        (
+            400,
+            "line 2: rows[0].enterprise.shoeSize".into(),
+            "UNKNOWN_FIELD".into()
+        )
+    );
 
     // The snapshot as NDJSON equals the gRPC stream, message for message.
     let a = http
@@ -1084,16 +1083,14 @@ async fn imports_take_every_media_type_the_document_lists(backend: Backend) {
     assert_eq!(a.json()["createdCount"], "1", "{}", a.json());
     let bad = json!({"rows": [{"rowNumber": 1, "enterprise": {"uscc": USCCS[1], "shoeSize": 42}}]});
     let a = http.json("POST", "/v1/enterprises:import", Some(bad)).await;
-    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
-    let violation = a.json()["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
-        .map(|d| d["fieldViolations"][0].clone())
-        .unwrap();
-    assert_eq!(violation["field"], "rows[0].enterprise.shoeSize");
-    assert_eq!(violation["reason"], "UNKNOWN_FIELD");
+    assert_eq!(
+        a.violation(),
+        (
+            400,
+            "rows[0].enterprise.shoeSize".into(),
+            "UNKNOWN_FIELD".into()
+        )
+    );
     // A media type the document does not list is refused by name.
     let a = http
         .send(

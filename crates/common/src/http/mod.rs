@@ -118,13 +118,7 @@ where
                     && request.method() == http::Method::GET
                     && let Some(document) = openapi
                 {
-                    let mut response =
-                        Response::new(Body::new(http_body_util::Full::new(document)));
-                    response.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    return Ok(response);
+                    return Ok(status::json_response(http::StatusCode::OK, document));
                 }
                 if is_grpc_web(&request) {
                     if !grpc_web {
@@ -231,13 +225,8 @@ fn not_served(what: &str, key: &str) -> Response<Body> {
         "message": format!("{what} is not served here ({key} = false)"),
         "details": [],
     });
-    let mut response = Response::new(Body::new(http_body_util::Full::new(Bytes::from(
-        serde_json::to_vec(&body).unwrap_or_default(),
-    ))));
-    *response.status_mut() = http::StatusCode::NOT_FOUND;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    status::json_response(
+        http::StatusCode::NOT_FOUND,
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+    )
 }

@@ -59,10 +59,16 @@ pub(crate) fn error_response(
     status: &tonic::Status,
 ) -> http::Response<tonic::body::Body> {
     let body = serde_json::to_vec(&status_json(pool, status)).unwrap_or_default();
-    let mut response = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(
-        Bytes::from(body),
-    )));
-    *response.status_mut() = http_status(status.code());
+    json_response(http_status(status.code()), Bytes::from(body))
+}
+
+/// An answer of `status` with a JSON body.
+pub(crate) fn json_response(
+    status: http::StatusCode,
+    body: Bytes,
+) -> http::Response<tonic::body::Body> {
+    let mut response = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(body)));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),

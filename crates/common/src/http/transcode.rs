@@ -182,10 +182,7 @@ impl Transcoder {
         };
         let frame = frame(&message.encode_to_vec());
         let grpc_request = Request::from_parts(grpc_parts, Body::new(Full::new(frame)));
-        let response = match inner.oneshot(grpc_request).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
+        let response = call(inner, grpc_request).await;
         self.answer(&route, response, None).await
     }
 
@@ -312,10 +309,7 @@ impl Transcoder {
             let outcome = Arc::new(Mutex::new(super::csv_upload::Outcome::default()));
             let frames = super::csv_upload::messages(body, kind, first, outcome.clone());
             let grpc_request = Request::from_parts(grpc_parts, Body::new(StreamBody::new(frames)));
-            let response = match inner.oneshot(grpc_request).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
+            let response = call(inner, grpc_request).await;
             let (refusal, rejected) = match outcome.lock() {
                 Ok(mut o) => (o.refusal.take(), std::mem::take(&mut o.rejected)),
                 Err(_) => (None, Vec::new()),
@@ -339,19 +333,13 @@ impl Transcoder {
             };
             let frame = frame(&message);
             let grpc_request = Request::from_parts(grpc_parts, Body::new(Full::new(frame)));
-            let response = match inner.oneshot(grpc_request).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
+            let response = call(inner, grpc_request).await;
             return self.answer(route, response, None).await;
         }
         let failure: Arc<Mutex<Option<ApiError>>> = Arc::new(Mutex::new(None));
         let lines = ndjson_messages(body, input, first, self.max_body_bytes, failure.clone());
         let grpc_request = Request::from_parts(grpc_parts, Body::new(StreamBody::new(lines)));
-        let response = match inner.oneshot(grpc_request).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
+        let response = call(inner, grpc_request).await;
         let answer = self.answer(route, response, None).await;
         let failed = failure.lock().map(|mut f| f.take()).unwrap_or(None);
         match failed {
@@ -431,6 +419,17 @@ impl Transcoder {
                 with_headers(error_response(&self.pool, &status), headers)
             }
         }
+    }
+}
+
+/// Sends the gRPC request through `inner` (the middleware and the services) and takes its answer.
+async fn call<S>(inner: S, request: Request<Body>) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    match inner.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
