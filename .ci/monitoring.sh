@@ -30,18 +30,13 @@ step "promtool check rules / check config / test rules"
 promtool check rules deploy/prometheus/alerts.yml
 promtool check config deploy/prometheus/prometheus.yml
 promtool test rules deploy/prometheus/alerts_test.yml
+# shellcheck source=../tests/clients/dev_server.sh
+source tests/clients/dev_server.sh
 work="$(mktemp -d "${TMPDIR:-/tmp}/qilu-monitoring-XXXXXX")"
-dev_pid=""
 cleanup() {
   local rc=$?
-  if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
-    kill -TERM "$dev_pid"
-    wait "$dev_pid" || { echo "FAILED: qilu dev exited $? after SIGTERM" >&2; rc=1; }
-  fi
-  if [ "$rc" -ne 0 ] && [ -f "$work/dev.log" ]; then
-    echo "--- qilu dev log (tail) ---" >&2
-    tail -n 40 "$work/dev.log" >&2
-  fi
+  dev_stop || rc=1
+  [ "$rc" -eq 0 ] || dev_log_tail
   rm -rf "$work"
   exit "$rc"
 }
@@ -66,29 +61,13 @@ step "deploy/k8s/monitoring.yaml carries the current files"
 python3 deploy/k8s/monitoring.py --check
 
 step "qilu dev /metrics: promtool check metrics, dashboard and rule queries"
-if [ -z "${QILU_BIN:-}" ]; then
-  cargo build --quiet --locked -p qilu-cli
-  QILU_BIN="$(cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/qilu"
-fi
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port="$(free_port)"
-mport="$(free_port)"
-QILU__METRICS__ADDR="127.0.0.1:$mport" "$QILU_BIN" dev --addr "127.0.0.1:$port" \
-  --data-dir "$work/data" >"$work/dev.log" 2>&1 &
-dev_pid=$!
+dev_bin "$PWD"
+mport="$(dev_free_port)"
+QILU__METRICS__ADDR="127.0.0.1:$mport" dev_start "$work"
 token="$("$QILU_BIN" token --role officer)"
-base="http://127.0.0.1:$port"
+base="$DEV_URL"
 auth="authorization: Bearer $token"
-code=""
-for _ in $(seq 1 600); do
-  kill -0 "$dev_pid" 2>/dev/null || fail "qilu dev exited before serving"
-  code="$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" \
-    "$base/v1/enterprises:validateUscc?uscc=91350100M000100Y43" || true)"
-  [ "$code" = 200 ] && break
-  sleep 0.5
-done
-[ "$code" = 200 ] || fail "qilu dev not serving HTTP/JSON after 300 s (last status $code)"
+dev_wait_http "$token"
 # HTTP/JSON: a write (group commit), a read, a refusal (NOT_FOUND).
 status() { curl -s -o /dev/null -w '%{http_code}' -H "$auth" "$@"; }
 [ "$(status -H 'content-type: application/json' \

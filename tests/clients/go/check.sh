@@ -36,15 +36,13 @@ if [ ! -x "$buf" ]; then
   buf="$tools/venv/bin/buf"
 fi
 
+# shellcheck source=../dev_server.sh
+source "$root/tests/clients/dev_server.sh"
 work="$(mktemp -d "${TMPDIR:-/tmp}/qilu-go-XXXXXX")"
-dev_pid=""
 cleanup() {
   local rc=$?
-  if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
-    kill -TERM "$dev_pid"
-    wait "$dev_pid" || { echo "FAILED: qilu dev exited $? after SIGTERM" >&2; rc=1; }
-  fi
-  [ "$rc" -eq 0 ] || { [ -f "$work/dev.log" ] && tail -n 40 "$work/dev.log" >&2; }
+  dev_stop || rc=1
+  [ "$rc" -eq 0 ] || dev_log_tail
   rm -rf "$work"
   echo "go client check: $([ "$rc" -eq 0 ] && echo "1 passed, 0 failed" || echo "0 passed, 1 failed")"
   exit "$rc"
@@ -66,13 +64,6 @@ export GOPATH="$work/gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS= GOCACHE=
 (cd "$module" && go vet ./... && go build -o "$work/smoke" ./cmd/smoke)
 echo "go vet ./... and go build: clean ($(cd "$module" && go list ./... | wc -l) packages)"
 
-if [ -z "${QILU_BIN:-}" ]; then
-  (cd "$root" && cargo build --quiet --locked -p qilu-cli)
-  target="$(cd "$root" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-  QILU_BIN="$target/debug/qilu"
-fi
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$QILU_BIN" dev --addr "127.0.0.1:$port" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
-dev_pid=$!
-QILU_TOKEN="$("$QILU_BIN" token --role officer)" "$work/smoke" -addr "127.0.0.1:$port"
+dev_bin "$root"
+dev_start "$work"
+QILU_TOKEN="$("$QILU_BIN" token --role officer)" "$work/smoke" -addr "$DEV_ADDR"

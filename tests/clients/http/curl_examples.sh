@@ -28,18 +28,13 @@ checks=(
 
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
+# shellcheck source=../dev_server.sh
+source "$root/tests/clients/dev_server.sh"
 work="$(mktemp -d "${TMPDIR:-/tmp}/qilu-curl-XXXXXX")"
-dev_pid=""
 cleanup() {
   local rc=$?
-  if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
-    kill -TERM "$dev_pid"
-    wait "$dev_pid" || { echo "FAILED: qilu dev exited $? after SIGTERM" >&2; rc=1; }
-  fi
-  if [ "$rc" -ne 0 ] && [ -f "$work/dev.log" ]; then
-    echo "--- qilu dev log (tail) ---" >&2
-    tail -n 40 "$work/dev.log" >&2
-  fi
+  dev_stop || rc=1
+  [ "$rc" -eq 0 ] || dev_log_tail
   rm -rf "$work"
   echo "curl examples: $([ "$rc" -eq 0 ] && echo "1 passed, 0 failed" || echo "0 passed, 1 failed")"
   exit "$rc"
@@ -69,28 +64,14 @@ for n, g in enumerate(groups, 1):
 print(f"README: {len(groups)} curl examples")
 PY
 
-if [ -z "${QILU_BIN:-}" ]; then
-  (cd "$root" && cargo build --quiet --locked -p qilu-cli)
-  target="$(cd "$root" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-  QILU_BIN="$target/debug/qilu"
-fi
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export QILU="http://127.0.0.1:$port"
-"$QILU_BIN" dev --addr "127.0.0.1:$port" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
-dev_pid=$!
+dev_bin "$root"
+dev_start "$work"
+export QILU="$DEV_URL"
 QILU_TOKEN="$("$QILU_BIN" token --role officer)"
 QILU_ADMIN_TOKEN="$("$QILU_BIN" token --role admin)"
 export QILU_TOKEN QILU_ADMIN_TOKEN
-echo "curl $(command curl --version | awk 'NR == 1 {print $2}') vs qilu dev on 127.0.0.1:$port"
-for _ in $(seq 1 600); do
-  kill -0 "$dev_pid" 2>/dev/null || fail "qilu dev exited before serving"
-  code="$(command curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $QILU_TOKEN" \
-    "$QILU/v1/enterprises:validateUscc?uscc=91350100M000100Y43" || true)"
-  [ "$code" = 200 ] && break
-  sleep 0.5
-done
-[ "$code" = 200 ] || fail "qilu dev not serving HTTP/JSON after 300 s (last status $code)"
+echo "curl $(command curl --version | awk 'NR == 1 {print $2}') vs qilu dev on $DEV_ADDR"
+dev_wait_http "$QILU_TOKEN"
 
 # Every call's HTTP status goes to stderr; the examples' own output is untouched.
 curl() { command curl --write-out '%{stderr}curl-http-status %{http_code}\n' "$@"; }

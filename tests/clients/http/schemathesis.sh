@@ -41,24 +41,17 @@ if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "schemathesis==$ST_VERSION" ]
 fi
 "$VENV/bin/st" --version
 
-cargo build --quiet --locked -p qilu-cli
-QILU="$CARGO_TARGET_DIR/debug/qilu"
+# shellcheck source=../dev_server.sh
+source tests/clients/dev_server.sh
+dev_bin "$PWD"
+QILU="$QILU_BIN"
 echo "schemathesis $ST_VERSION and qilu ready in $((SECONDS - t0)) s"
 
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-addr="127.0.0.1:$port"
 t_dev=$SECONDS
-"$QILU" dev --demo --addr "$addr" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
-dev_pid=$!
-stop_dev() {
-  if kill -0 "$dev_pid" 2>/dev/null; then
-    kill -TERM "$dev_pid"
-    wait "$dev_pid" || echo "qilu dev exited $? after SIGTERM" >&2
-  fi
-}
-trap 'stop_dev; rm -rf "$work"' EXIT
-dev_log_tail() { echo "--- qilu dev log (tail) ---" >&2; tail -n 40 "$work/dev.log" >&2; }
+dev_start "$work" --demo
+addr="$DEV_ADDR"
+trap 'dev_stop || true; rm -rf "$work"' EXIT
 
 # The demo year is loaded through the public RPCs after the server starts: wait for it, so that
 # the stateful phase has enterprises, programmes, achievements… to walk.
