@@ -100,9 +100,7 @@ pub(crate) fn messages(
             let mut message = first.take().unwrap_or_default();
             message.extend(encode_batch(kind, batch));
             frame_tx
-                .blocking_send(Ok(http_body::Frame::data(super::transcode::frame(
-                    &message,
-                ))))
+                .blocking_send(Ok(http_body::Frame::data(super::message::frame(&message))))
                 .is_ok()
         };
         for row in rows {

@@ -21,6 +21,8 @@
 //! (structured-proxy); neither calls the same tower service in process.
 
 mod csv_upload;
+mod message;
+mod ndjson;
 mod routes;
 mod status;
 mod transcode;
